@@ -1,0 +1,97 @@
+/* wf.h: the small interface the engine gives to bindings.
+ *
+ * Bindings (the C files under bindings/) know one library each; of runs they know only
+ * what is here: the loop, the mode, how to wait without blocking, logging,
+ * progress, redaction of secrets and which step is calling.
+ *
+ * Waiting. A binding function that must wait (a socket, a child process)
+ * starts the operation and ends with
+ *
+ *     return wf_await(L, &op->wait, (lua_KContext)op, op_continue);
+ *
+ * The engine suspends the step's coroutine and goes on with the loop. When
+ * the operation has finished, the binding's loop callback stores the outcome
+ * in C memory (never calling Lua from a libuv, libcurl or libpq callback) and
+ * calls wf_wake(&op->wait). The engine later resumes the coroutine from the
+ * loop and Lua continues in op_continue(L, status, ctx), which pushes the
+ * results or raises the error. Outside a coroutine (a workflow's top level,
+ * `check`) wf_await runs the loop itself until the wake, then calls the
+ * continuation: the same code serves both.
+ *
+ * Cancelling. When the engine abandons the attempt (step timeout, Ctrl-C, a
+ * failed sibling in a parallel group) it calls wait->cancel(wait) instead and
+ * never runs the continuation. The binding must stop the operation
+ * (PQcancel, curl_multi_remove_handle, uv_process_kill), release or detach
+ * what it owned, and must not call wf_wake for that wait afterwards. The
+ * coroutine is then closed, so its `<close>` variables and, later, __gc run.
+ *
+ * A wf_wait must stay at a fixed address from wf_await until the wake or the
+ * cancel: embed it in a userdata that the waiting Lua code references (the
+ * connection, the request), or in memory the binding frees itself.
+ */
+#ifndef WF_H
+#define WF_H
+
+#include <stddef.h>
+#include <lua.h>
+#include <uv.h>
+
+typedef enum { WF_MODE_RUN = 0, WF_MODE_DRY_RUN = 1, WF_MODE_SIMULATE = 2 } wf_mode;
+
+typedef struct wf_wait wf_wait;
+struct wf_wait {
+  /* Set by the binding before wf_await; NULL when there is nothing to stop. */
+  void (*cancel)(wf_wait *wait);
+  /* Owned by the engine. */
+  int woken;
+  wf_wait *next_woken;
+};
+
+/* The one event loop of the process. */
+uv_loop_t *wf_loop(lua_State *L);
+
+/* The mode of the run: real, dry-run (reads only, changes reported) or
+ * simulate (nothing outside the process is touched). */
+wf_mode wf_get_mode(lua_State *L);
+
+/* Suspends the calling coroutine until wf_wake(wait); see above. */
+int wf_await(lua_State *L, wf_wait *wait, lua_KContext ctx, lua_KFunction k);
+
+/* Marks the wait finished; the engine resumes its coroutine from the loop.
+ * Safe to call from any loop callback; calls no Lua. */
+void wf_wake(wf_wait *wait);
+
+/* Journals and shows a line for the calling step ("info", "warn" or "would":
+ * the dry-run report of a change not made). Secrets are redacted. */
+void wf_log(lua_State *L, const char *level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Drives the progress display of the calling step; total <= 0 is unknown. */
+void wf_progress(lua_State *L, double done, double total, const char *unit);
+
+/* Pushes a copy of text with every secret value replaced by "***". */
+void wf_push_redacted(lua_State *L, const char *text, size_t length);
+
+/* Registers a value to redact from everything printed or journaled from now
+ * on (a password found in a DSN, a bearer token). Values shorter than 4
+ * bytes are ignored. */
+void wf_add_secret(lua_State *L, const char *value);
+
+/* Which run and step is calling: fills the pointers (valid until the step
+ * ends) and returns 1, or returns 0 outside a step. */
+int wf_current_step(lua_State *L, const char **run_id, const char **step_id, int *attempt);
+
+/* Seconds on the engine's clock: real time, or the virtual clock of simulate. */
+double wf_now(lua_State *L);
+
+/* Raises a structured error table {message, kind, code, retryable} with a
+ * __tostring; code may be NULL. Never returns. Free what you own first. */
+int wf_raise(lua_State *L, const char *kind, const char *code, int retryable, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+/* Pushes the same structured error table as wf_raise without raising it,
+ * so a binding can add fields (detail, hint, retry_after) before lua_error. */
+void wf_push_error(lua_State *L, const char *kind, const char *code, int retryable,
+                   const char *message);
+
+#endif
