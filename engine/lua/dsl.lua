@@ -194,8 +194,9 @@ function dsl.workflow(def)
   if type(def.steps) ~= "table" or #def.steps == 0 then
     invalid(where, "workflow: field 'steps' must list at least one step")
   end
-  local wf = { kind = "workflow", where = where, units = {}, steps = {}, by_id = {} }
+  local wf = {}
   for k, v in pairs(def) do wf[k] = v end
+  wf.kind, wf.where, wf.units, wf.steps, wf.by_id = "workflow", where, {}, {}, {}
   wf.params = def.params or {}
   wf.on_failure = def.on_failure or "compensate"
   local function register(item)

@@ -268,7 +268,7 @@ function Run:settle_cancelled(group, cause)
     if rec and rec.status == "running" then
       self:emit("step_failed", { step = s.id, attempt = rec.attempt, will_retry = false,
         error = { kind = "cancelled", retryable = false,
-          message = "cancelled: step '" .. cause.step .. "' of the same parallel group failed" } })
+          message = "step '" .. cause.step .. "' of the same parallel group failed" } })
     end
   end
 end
