@@ -569,6 +569,15 @@ static int core_listdir(lua_State *L) {
   return 1;
 }
 
+/* core.realpath(path) -> absolute path, or nil, message */
+static int core_realpath(lua_State *L) {
+  char *resolved = realpath(luaL_checkstring(L, 1), NULL);
+  if (!resolved) return push_errno(L, lua_tostring(L, 1));
+  lua_pushstring(L, resolved);
+  free(resolved);
+  return 1;
+}
+
 static int error_tostring(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_getfield(L, 1, "kind");
@@ -606,6 +615,7 @@ static const luaL_Reg core_funcs[] = {
     {"interrupted", core_interrupted},
     {"error_meta", core_error_meta},
     {"listdir", core_listdir},
+    {"realpath", core_realpath},
     {NULL, NULL},
 };
 

@@ -18,7 +18,9 @@ end
 function journal.new_run_id()
   local now = core.time()
   math.randomseed(math.floor(now * 1000000) ~ core.getpid())
-  return os.date("!%Y%m%dT%H%M%SZ", math.floor(now)) .. string.format("-%04x", math.random(0, 0xffff))
+  -- Sorts by time as text; the random part tells apart runs of the same millisecond.
+  return os.date("!%Y%m%dT%H%M%S", math.floor(now))
+    .. string.format(".%03dZ-%04x", math.floor((now % 1) * 1000), math.random(0, 0xffff))
 end
 
 function journal.timestamp(seconds)

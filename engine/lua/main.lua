@@ -8,6 +8,7 @@ local journal = require "wfengine.journal"
 local runner = require "wfengine.runner"
 local sched = require "wfengine.sched"
 local view = require "wfengine.view"
+local json = require "wf.json"
 
 local EXIT_USAGE = 2
 
@@ -146,6 +147,49 @@ local function mode_of(args)
   return args.simulate and "simulate" or args.dry_run and "dry-run" or "run"
 end
 
+-- Opens the journal, takes the lock and drives the run to its exit code.
+-- spec: wf, mode, params, shown, config, options, state, run_id, args,
+-- events (when continuing), started (run_started or run_resumed fields).
+local function drive(spec, continuing)
+  core.set_mode(spec.mode)
+  sched.use_virtual_clock(spec.mode == "simulate")
+  local key, key_err = lock_key(spec.wf, spec.params)
+  if key_err then return fail("%s", key_err) end
+  local locks = require "wfengine.locks"
+  if key and spec.mode ~= "simulate" then
+    local held, holder = locks.acquire(spec.state, key, spec.run_id)
+    if not held then return fail("%s", holder) end
+  end
+  local writer, open_err = journal.open(spec.state, spec.run_id)
+  if not writer then return fail("cannot open the journal: %s", open_err) end
+  local args = spec.args
+  local v = view.new { json = args.json, quiet = args.quiet, verbose = args.verbose,
+    total = #spec.wf.steps, steps = spec.wf.by_id, run_id = spec.run_id }
+  local run = runner.new { wf = spec.wf, mode = spec.mode, params = spec.params,
+    config = spec.config, options = spec.options, writer = writer, view = v, run_id = spec.run_id,
+    events = spec.events }
+  v:start_ticker(spec.mode)
+  local code
+  if continuing then
+    code = runner.resume(run, spec.started)
+  else
+    spec.started.lock = key
+    code = runner.start(run, spec.started)
+  end
+  v:finish()
+  locks.release_if_done(spec.state, key, spec.run_id, code)
+  return code
+end
+
+local function plan_of(wf)
+  local steps = {}
+  for _, s in ipairs(wf.steps) do
+    steps[#steps + 1] = { id = s.id, fingerprint = s.fingerprint, group = s.group,
+      compensate = s.compensate ~= nil }
+  end
+  return json.array(steps)
+end
+
 function commands.run(args)
   local prepared, err = prepare(args)
   if not prepared then return fail("%s", err) end
@@ -158,37 +202,102 @@ function commands.run(args)
     return fail("step '%s' asks to confirm (%q) and there is no terminal: run with -y to answer yes",
       asking.id, asking.confirm)
   end
-  core.set_mode(mode)
-  sched.use_virtual_clock(mode == "simulate")
-  local state = journal.state_dir(args.state)
-  local key, key_err = lock_key(wf, prepared.params)
-  if key_err then return fail("%s", key_err) end
   local run_id = journal.new_run_id()
-  local locks = require "wfengine.locks"
-  if key and mode ~= "simulate" then
-    local held, holder = locks.acquire(state, key, run_id)
-    if not held then return fail("%s", holder) end
+  return drive({ wf = wf, mode = mode, params = prepared.params, shown = prepared.shown,
+    config = prepared.config, options = options, state = journal.state_dir(args.state),
+    run_id = run_id, args = args,
+    started = { run_id = run_id, workflow = wf.name, file = core.realpath(args.workflow) or args.workflow,
+      hash = wf.hash, mode = mode, params = prepared.shown, pid = core.getpid(), steps = plan_of(wf),
+      options = { fail_at = json.array(args.fail_at), only = args.only, skip = args.skip,
+        from = args.from, on_failure = args.on_failure } } })
+end
+
+-- What changed in the workflow file since the run started, as lines; or
+-- nil and why the run cannot go on with it.
+local function workflow_changes(rec, wf)
+  for id, s in pairs(rec.steps) do
+    if s.status == "succeeded" and not wf.by_id[id] then
+      return nil, string.format("step '%s' completed in this run but is no longer in %s", id, wf.file)
+    end
   end
-  local writer, open_err = journal.open(state, run_id)
-  if not writer then return fail("cannot create the journal: %s", open_err) end
-  local by_id = {}
-  for _, s in ipairs(wf.steps) do by_id[s.id] = s end
-  local v = view.new { json = args.json, quiet = args.quiet, verbose = args.verbose,
-    total = #wf.steps, steps = by_id, run_id = run_id }
-  local run = runner.new { wf = wf, mode = mode, params = prepared.params, config = prepared.config,
-    options = options, writer = writer, view = v, run_id = run_id }
-  local plan_steps = {}
+  if wf.hash == rec.hash then return {} end
+  local changes = { string.format("%s: file hash %s -> %s", wf.file, tostring(rec.hash), wf.hash) }
+  local before = {}
+  for _, s in ipairs(rec.plan or {}) do before[s.id] = s end
   for _, s in ipairs(wf.steps) do
-    plan_steps[#plan_steps + 1] = { id = s.id, fingerprint = s.fingerprint, group = s.group }
+    local old = before[s.id]
+    if not old then changes[#changes + 1] = "step added: " .. s.id
+    elseif old.fingerprint ~= s.fingerprint then changes[#changes + 1] = "step changed: " .. s.id end
+    before[s.id] = nil
   end
-  v:start_ticker(mode)
-  local code = runner.start(run, { run_id = run_id, workflow = wf.name, file = args.workflow,
-    hash = wf.hash, mode = mode, params = prepared.shown, lock = key, pid = core.getpid(),
-    steps = plan_steps, options = { fail_at = args.fail_at, only = args.only, skip = args.skip,
-      from = args.from, on_failure = args.on_failure } })
-  v:finish()
-  locks.release_if_done(state, key, run_id, code)
-  return code
+  for _, s in ipairs(rec.plan or {}) do
+    if before[s.id] then changes[#changes + 1] = "step removed: " .. s.id end
+  end
+  return changes
+end
+
+-- resume and rollback: the run's journal is replayed into its record and the
+-- same runner goes on from there.
+local function continue_run(args, rollback)
+  local history = require "wfengine.history"
+  local state = journal.state_dir(args.state)
+  local rec, events = history.load(state, args.run_id)
+  if not rec then return fail("%s", events) end
+  if rec.warning then io.stderr:write("warning: ", rec.warning, "\n") end
+  local verb = rollback and "roll back" or "resume"
+  if rec.mode == "dry-run" then
+    return fail("run %s is a dry-run: dry-runs are journaled but never resumed", args.run_id)
+  end
+  if rec.status == "succeeded" then
+    return fail("run %s already succeeded: nothing to %s", args.run_id, verb)
+  end
+  if rec.status == "compensated" then
+    return fail("run %s was already compensated: nothing to %s", args.run_id, verb)
+  end
+  if rec.live then
+    return fail("run %s is still running (pid %s)", args.run_id, tostring(rec.first and rec.first.pid))
+  end
+  local wf, err = dsl.load(rec.file)
+  if not wf then return fail("%s", err) end
+  local changes, refusal = workflow_changes(rec, wf)
+  if not changes then return fail("cannot %s run %s: %s", verb, args.run_id, refusal) end
+  local config, config_err = params.load_config(args.config)
+  if not config then return fail("%s", config_err) end
+  register_config_secrets(config, 0)
+  local given = {}
+  for name, value in pairs(rec.params or {}) do
+    local spec = wf.params[name]
+    if spec and not spec.secret then given[#given + 1] = name .. "=" .. tostring(value) end
+  end
+  for _, item in ipairs(args.params) do given[#given + 1] = item end
+  local values, shown, param_err = params.resolve(wf, given, config)
+  if not values then return fail("cannot %s run %s: %s", verb, args.run_id, param_err) end
+  local original = rec.first and rec.first.options or {}
+  local options, option_err = run_options({ workflow = rec.file, fail_at = args.fail_at,
+    only = original.only, skip = original.skip, from = original.from }, wf)
+  if not options then return fail("%s", option_err) end
+  options.yes = args.yes
+  options.on_failure = args.on_failure or original.on_failure
+  return drive({ wf = wf, mode = rec.mode, params = values, shown = shown, config = config,
+    options = options, state = state, run_id = args.run_id, args = args, events = events,
+    started = { run_id = args.run_id, workflow = wf.name, hash = wf.hash, rollback = rollback,
+      changes = json.array(changes), pid = core.getpid() } }, true)
+end
+
+function commands.resume(args)
+  return continue_run(args, false)
+end
+
+function commands.rollback(args)
+  return continue_run(args, true)
+end
+
+function commands.runs(args)
+  return require("wfengine.history").runs(journal.state_dir(args.state), args.json)
+end
+
+function commands.show(args)
+  return require("wfengine.history").show(journal.state_dir(args.state), args.run_id, args.json)
 end
 
 return function(args)

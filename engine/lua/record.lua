@@ -59,6 +59,7 @@ function apply.compensation_started(rec, ev)
   local s = step_of(rec, ev.step)
   s.compensation = "running"
   rec.status = "compensating"
+  rec.unwinding = true -- once a run compensates, resuming it goes on compensating
 end
 
 function apply.compensation_succeeded(rec, ev)
@@ -79,7 +80,9 @@ local function finished(status)
   end
 end
 
-apply.run_succeeded = finished("succeeded")
+function apply.run_succeeded(rec, ev)
+  rec.status, rec.finished, rec.failed_step, rec.error = "succeeded", ev.time, nil, nil
+end
 apply.run_failed = finished("failed")
 apply.run_compensated = finished("compensated")
 apply.run_paused = finished("paused")
@@ -100,11 +103,13 @@ end
 
 -- Completed steps whose compensation has not run to the end, in plan order.
 function record.owed(rec, wf)
-  local owed = {}
+  local owed, has_undo = {}, {}
+  for _, s in ipairs(rec.plan or {}) do has_undo[s.id] = s.compensate end
   for _, id in ipairs(rec.order) do
     local s = rec.steps[id]
     local def = wf and wf.by_id[id]
-    if s.status == "succeeded" and s.compensation ~= "done" and (not wf or (def and def.compensate)) then
+    local undoable = def and def.compensate ~= nil or (not wf and has_undo[id] ~= false)
+    if s.status == "succeeded" and s.compensation ~= "done" and undoable then
       owed[#owed + 1] = id
     end
   end

@@ -419,7 +419,18 @@ function runner.start(run, started_event)
   return run:drive(Run.forward)
 end
 
-Run.emit_event = Run.emit
-runner.Run = Run
+-- Continues a run read back from its journal: forward from the first step
+-- not completed, or on with the unwinding when it was compensating or when
+-- asked to roll back.
+function runner.resume(run, resumed_event)
+  local rec = run.record
+  local failure = rec.failed_step and { step = rec.failed_step, error = rec.error }
+  local unwinding = resumed_event.rollback or rec.unwinding
+  run:emit("run_resumed", resumed_event)
+  if unwinding then
+    return run:drive(function(r) return r:unwind(failure) end)
+  end
+  return run:drive(Run.forward)
+end
 
 return runner
