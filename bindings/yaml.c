@@ -378,8 +378,9 @@ static void count_nodes(struct load *ld, lua_Integer n, yaml_mark_t mark, const 
 static void load_node(struct load *ld, int depth, int is_key);
 
 /* Copies the keys of the merge sources (stack index merges, in order) that the
- * mapping at index map does not have: explicit keys win, then earlier sources. */
-static void apply_merges(struct load *ld, int map, int merges) {
+ * mapping at index map does not have: explicit keys win (also those set to a
+ * nil null, listed in the table at index nulls, or nil), then earlier sources. */
+static void apply_merges(struct load *ld, int map, int merges, int nulls) {
   lua_State *L = ld->L;
   lua_Integer n = (lua_Integer)lua_rawlen(L, merges);
   for (lua_Integer i = 1; i <= n; i++) {
@@ -387,7 +388,13 @@ static void apply_merges(struct load *ld, int map, int merges) {
     lua_pushnil(L);
     while (lua_next(L, -2)) { /* stack: ..., source, key, value */
       lua_pushvalue(L, -2);
-      if (lua_rawget(L, map) == LUA_TNIL) {
+      int present = lua_rawget(L, map) != LUA_TNIL;
+      if (!present && !lua_isnil(L, nulls)) {
+        lua_pop(L, 1);
+        lua_pushvalue(L, -2);
+        present = lua_rawget(L, nulls) != LUA_TNIL;
+      }
+      if (!present) {
         lua_pop(L, 1);
         lua_pushvalue(L, -2);
         lua_insert(L, -2);
@@ -433,6 +440,8 @@ static void add_merge(struct load *ld, int merges, yaml_mark_t mark) {
 static void load_mapping(struct load *ld, int depth, int map) {
   lua_State *L = ld->L;
   int merges = map + 1; /* nil until a '<<' appears */
+  int nulls = map + 2;  /* nil until a key's value is a nil null: its keys */
+  lua_pushnil(L);
   lua_pushnil(L);
   for (;;) {
     yaml_event_t *event = next_event(ld);
@@ -458,17 +467,32 @@ static void load_mapping(struct load *ld, int depth, int map) {
     if (lua_type(L, -1) == LUA_TNUMBER && isnan(lua_tonumber(L, -1)))
       load_error(ld, key_mark, "a mapping key cannot be NaN");
     lua_pushvalue(L, -1);
-    if (lua_rawget(L, map) != LUA_TNIL) {
-      const char *shown = luaL_tolstring(L, -2, NULL);
+    int duplicate = lua_rawget(L, map) != LUA_TNIL;
+    lua_pop(L, 1);
+    if (!duplicate && !lua_isnil(L, nulls)) {
+      lua_pushvalue(L, -1);
+      duplicate = lua_rawget(L, nulls) != LUA_TNIL;
+      lua_pop(L, 1);
+    }
+    if (duplicate) {
+      const char *shown = luaL_tolstring(L, -1, NULL);
       load_error(ld, key_mark, "duplicate key '%.60s'", shown);
     }
-    lua_pop(L, 1);
     next_event(ld);
     load_node(ld, depth, 0); /* stack: ..., key, value */
+    if (lua_isnil(L, -1)) {
+      if (lua_isnil(L, nulls)) {
+        lua_newtable(L);
+        lua_replace(L, nulls);
+      }
+      lua_pushvalue(L, -2);
+      lua_pushboolean(L, 1);
+      lua_rawset(L, nulls);
+    }
     lua_rawset(L, map);
   }
-  if (!lua_isnil(L, merges)) apply_merges(ld, map, merges);
-  lua_pop(L, 1);
+  if (!lua_isnil(L, merges)) apply_merges(ld, map, merges, nulls);
+  lua_pop(L, 2);
 }
 
 static void load_sequence(struct load *ld, int depth, int seq) {
@@ -499,7 +523,7 @@ static void load_node(struct load *ld, int depth, int is_key) {
   lua_Integer before = ld->nodes;
   int base;
 
-  luaL_checkstack(L, 8, "yaml: nested too deep");
+  luaL_checkstack(L, 12, "yaml: nested too deep");
   base = lua_gettop(L) + 1;
   switch (event->type) {
   case YAML_ALIAS_EVENT: {

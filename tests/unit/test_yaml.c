@@ -183,6 +183,10 @@ static void test_errors(lua_State *L) {
                  "a mapping key in flow style");
   lua_fails_with(L, "return yaml.load('s: &s [1]\\nm: {*s: 2}')",
                  "yaml:2:5: a mapping key must be a scalar", "an alias of a sequence as a key");
+  lua_fails_with(L, "return yaml.load('a: ~\\na: 1')", "yaml:2:1: duplicate key 'a'",
+                 "a duplicate of a key whose value is null");
+  is_lua(L, "return j('d: &d {a: 1, b: 2}\\ns:\\n  a: ~\\n  <<: *d\\n')",
+         "{\"d\":{\"a\":1,\"b\":2},\"s\":{\"b\":2}}", "an explicit null is not merged over");
   lua_fails_with(L, "return yaml.load('~: 1')", "yaml:1:1: a mapping key cannot be null",
                  "a null key");
   lua_fails_with(L, "return yaml.load('id: 12345678901234567890')",
