@@ -37,3 +37,28 @@ sql_run() {
   shift
   LUA_PATH_5_4="tests/lib/?.lua;;" "$WFENGINE" run -q "$file" --state "$SQL_TMP/state" "$@"
 }
+
+# TAP from several runs and from the shell, renumbered into one stream.
+SQL_TAP_COUNT=0
+SQL_TAP_FAILED=0
+sql_tap_merge() {
+  while IFS= read -r line; do
+    case "$line" in
+    "not ok "*)
+      SQL_TAP_COUNT=$((SQL_TAP_COUNT + 1)) SQL_TAP_FAILED=$((SQL_TAP_FAILED + 1))
+      echo "not ok $SQL_TAP_COUNT ${1:+[$1] }${line#not ok * }" ;;
+    "ok "*)
+      SQL_TAP_COUNT=$((SQL_TAP_COUNT + 1))
+      rest=${line#ok }
+      echo "ok $SQL_TAP_COUNT ${1:+[$1] }${rest#* }" ;;
+    1..*) ;;
+    *) echo "$line" ;;
+    esac
+  done
+}
+sql_ok() { # sql_ok CONDITION-EXIT-STATUS NAME
+  SQL_TAP_COUNT=$((SQL_TAP_COUNT + 1))
+  if [ "$1" = 0 ]; then echo "ok $SQL_TAP_COUNT - $2"
+  else echo "not ok $SQL_TAP_COUNT - $2"; SQL_TAP_FAILED=$((SQL_TAP_FAILED + 1)); fi
+}
+sql_tap_done() { echo "1..$SQL_TAP_COUNT"; }
