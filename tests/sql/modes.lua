@@ -87,7 +87,7 @@ return workflow {
         end
         local observer <close> = sql.connect(ctx.params.dsn)
         for _ = 1, 40 do
-          if shared:_status() ~= "transaction" then break end
+          if shared:_status() == "closed" then break end
           ctx:sleep(0.05)
         end
         tap.is(shared:_status(), "closed", "a cancelled transaction closes its connection")
