@@ -24,6 +24,7 @@ import socket
 import sys
 import threading
 import time
+import traceback
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -447,6 +448,9 @@ def routes_create(emu, m, q, body):
     rid = body.get("id") or emu.next_id("r")
     if rid in t["mail_routes"]:
         raise ApiError(409, "exists", "mail route %r exists" % rid)
+    # Re-creating a deleted route (a compensation holding the object) takes
+    # it out of the deleted list, so the state is exactly as before.
+    t["mail_routes_deleted"].pop(rid, None)
     r = {"id": rid, "address": body["address"], "destination": body.get("destination", "inbox"),
          "enabled": bool(body.get("enabled", True))}
     t["mail_routes"][rid] = r
@@ -459,7 +463,8 @@ def routes_delete(emu, m, q, body):
     r = t["mail_routes"].pop(m["r"], None)
     if r is None:
         raise ApiError(404, "not_found", "no mail route %r" % m["r"])
-    t["mail_routes_deleted"][r["id"]] = r
+    if q.get("purge") not in ("1", "true"):
+        t["mail_routes_deleted"][r["id"]] = r
     return 200, {"deleted": r}
 
 
@@ -698,7 +703,7 @@ def _container_routes(area, prefix, kinds, key):
     kind_rx = "{kind}" if len(kinds) > 1 else kinds[0]
 
     def kind_of(m):
-        k = m.groupdict().get("kind", kinds[0])
+        k = m.get("kind", kinds[0])
         if k not in kinds:
             raise ApiError(404, "not_found", "no container kind %r" % k)
         return k
@@ -923,6 +928,9 @@ class Handler(BaseHTTPRequestHandler):
                 res = fn(emu, mt.groupdict(), query, body)
             except ApiError as e:
                 return e.status, dict(e.extra, error=e.code, message=e.message), {}
+            except Exception as e:  # a bug here must not look like a dropped connection
+                traceback.print_exc()
+                return 500, {"error": "emulator_bug", "message": "%s: %s" % (type(e).__name__, e)}, {}
             return res if len(res) == 3 else (res[0], res[1], {})
         if allowed:
             return 405, {"error": "method_not_allowed", "message": "use " + ", ".join(sorted(set(allowed)))}, \
