@@ -28,9 +28,8 @@ static int tap_ok(int pass, const char *fmt, ...) {
 
 #define is_int(got, want, name)                                                                    \
   do {                                                                                             \
-    long long got_ = (long long)(got), want_ = (long long)(want);                                 \
-    if (!tap_ok(got_ == want_, "%s", name))                                                        \
-      printf("#   got %lld, want %lld\n", got_, want_);                                            \
+    long long got_ = (long long)(got), want_ = (long long)(want);                                  \
+    if (!tap_ok(got_ == want_, "%s", name)) printf("#   got %lld, want %lld\n", got_, want_);      \
   } while (0)
 
 #define is_str(got, want, name)                                                                    \
@@ -38,7 +37,7 @@ static int tap_ok(int pass, const char *fmt, ...) {
     const char *got_ = (got), *want_ = (want);                                                     \
     int same_ = (got_ && want_) ? strcmp(got_, want_) == 0 : got_ == want_;                        \
     if (!tap_ok(same_, "%s", name))                                                                \
-      printf("#   got '%s', want '%s'\n", got_ ? got_ : "(null)", want_ ? want_ : "(null)");     \
+      printf("#   got '%s', want '%s'\n", got_ ? got_ : "(null)", want_ ? want_ : "(null)");       \
   } while (0)
 
 static int tap_done(void) __attribute__((unused));
