@@ -1,6 +1,140 @@
-/* main.c: placeholder until the engine lands. */
+/* main.c: the command line. Parses argv (args.c), hands the result to the
+ * Lua side of the engine (engine/lua/main.lua) and exits with its code. */
 #include <stdio.h>
-int main(void) {
-  puts("wfengine");
-  return 0;
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <uv.h>
+#include <lauxlib.h>
+#include "engine.h"
+#include "host.h"
+
+#ifndef WFENGINE_VERSION
+#define WFENGINE_VERSION "0.1.0"
+#endif
+
+static const char usage[] =
+    "usage: wfengine WORKFLOW.lua [run options]       run a workflow (same as run)\n"
+    "       wfengine run WORKFLOW.lua [run options]\n"
+    "       wfengine check WORKFLOW.lua [-c FILE] [-p NAME=VALUE ...]\n"
+    "       wfengine plan WORKFLOW.lua [--format text|markdown|json|dot]\n"
+    "       wfengine resume RUN_ID [-y]\n"
+    "       wfengine rollback RUN_ID [-y]\n"
+    "       wfengine runs                             list runs, newest first\n"
+    "       wfengine show RUN_ID [--json]             one run, step by step\n"
+    "       wfengine --help | --version\n"
+    "\n"
+    "run options:\n"
+    "  -p, --param NAME=VALUE     a workflow parameter (repeatable)\n"
+    "  -c, --config FILE          YAML config: ctx.config; its params: are defaults\n"
+    "  -n, --dry-run              perform reads, report changes instead of making them\n"
+    "      --simulate             touch nothing outside the process (virtual time)\n"
+    "      --fail-at STEP[:N]     inject a failure into STEP (every attempt, or attempt N)\n"
+    "      --from STEP            start at STEP (earlier steps are skipped)\n"
+    "      --only STEP[,STEP]     run only these steps\n"
+    "      --skip STEP[,STEP]     skip these steps\n"
+    "      --on-failure compensate|pause   override the workflow's failure policy\n"
+    "  -y, --yes                  answer yes to every confirm prompt\n"
+    "      --state DIR            journal directory (default $WFENGINE_STATE, else ./.wfengine)\n"
+    "      --json                 print journal events as JSON lines instead of the view\n"
+    "  -q, --quiet                print only failures\n"
+    "  -v, --verbose              print logs and attempts as they happen\n"
+    "\n"
+    "exit codes: 0 succeeded, 1 failed and compensated, 2 usage or validation error,\n"
+    "3 compensation failed (see show), 4 interrupted (resumable), 5 paused (resume or rollback)\n";
+
+static void set_string(lua_State *L, const char *name, const char *value) {
+  if (!value) return;
+  lua_pushstring(L, value);
+  lua_setfield(L, -2, name);
+}
+
+static void set_list(lua_State *L, const char *name, const char *const *values, int count) {
+  lua_createtable(L, count, 0);
+  for (int i = 0; i < count; i++) {
+    lua_pushstring(L, values[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setfield(L, -2, name);
+}
+
+/* stack: -> args table */
+static void push_args(lua_State *L, const struct args *args) {
+  static const char *const names[] = {"",     "run",  "check", "plan",   "resume",
+                                      "rollback", "runs", "show",  "help", "version"};
+  lua_newtable(L);
+  set_string(L, "command", names[args->command]);
+  set_string(L, "workflow", args->workflow);
+  set_string(L, "run_id", args->run_id);
+  set_string(L, "config", args->config);
+  set_string(L, "from", args->from);
+  set_string(L, "only", args->only);
+  set_string(L, "skip", args->skip);
+  set_string(L, "on_failure", args->on_failure);
+  set_string(L, "state", args->state);
+  set_string(L, "format", args->format);
+  set_list(L, "params", args->params, args->param_count);
+  set_list(L, "fail_at", args->fail_at, args->fail_at_count);
+  const struct {
+    const char *name;
+    int value;
+  } flags[] = {{"dry_run", args->dry_run}, {"simulate", args->simulate}, {"yes", args->yes},
+               {"json", args->json},       {"quiet", args->quiet},       {"verbose", args->verbose}};
+  for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
+    lua_pushboolean(L, flags[i].value);
+    lua_setfield(L, -2, flags[i].name);
+  }
+  lua_pushstring(L, WFENGINE_VERSION);
+  lua_setfield(L, -2, "version");
+}
+
+static int run_lua(const struct args *args) {
+  lua_State *L = host_new();
+  if (!L) {
+    fprintf(stderr, "wfengine: out of memory\n");
+    return 3;
+  }
+  int code = 3;
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "wfengine.main");
+  if (host_pcall(L, 1, 1) == LUA_OK) {
+    push_args(L, args);
+    if (host_pcall(L, 1, 1) == LUA_OK) {
+      code = (int)luaL_optinteger(L, -1, 0);
+    } else {
+      /* The Lua side reports its own errors; reaching here is an engine bug. */
+      fprintf(stderr, "wfengine: internal error: %s\n", luaL_tolstring(L, -1, NULL));
+    }
+  } else {
+    fprintf(stderr, "wfengine: internal error: %s\n", lua_tostring(L, -1));
+  }
+  lua_close(L); /* runs __gc of every handle before the loop closes */
+  engine_shutdown();
+  return code;
+}
+
+int main(int argc, char **argv) {
+  struct args args;
+  char err[512];
+  if (args_parse(&args, argc, argv, err, sizeof err) < 0) {
+    fprintf(stderr, "wfengine: %s\n", err);
+    return 2;
+  }
+  if (args.command == COMMAND_HELP) {
+    fputs(usage, stdout);
+    return 0;
+  }
+  if (args.command == COMMAND_VERSION) {
+    printf("wfengine %s (%s, libuv %s, %s)\n", WFENGINE_VERSION, LUA_RELEASE, uv_version_string(),
+           curl_version());
+    return 0;
+  }
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+    fprintf(stderr, "wfengine: cannot initialise libcurl\n");
+    return 3;
+  }
+  int code = run_lua(&args);
+  curl_global_cleanup();
+  return code;
 }

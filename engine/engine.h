@@ -1,0 +1,73 @@
+/* engine.h: the engine's internal C pieces, shared by main.c, host.c and the
+ * unit tests. Bindings use wf.h only. */
+#ifndef WF_ENGINE_H
+#define WF_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <lua.h>
+
+/* backoff.c: the delay before the next attempt, in seconds. attempt is the
+ * 1-based number of the attempt that just failed; random01 in [0, 1) picks
+ * the jitter (with jitter the delay is uniform in [d/2, d]). */
+struct retry_policy {
+  int attempts;
+  double delay;
+  double backoff;
+  double max_delay;
+  int jitter;
+};
+double backoff_delay(const struct retry_policy *policy, int attempt, double random01);
+
+/* redact.c: copies text with every occurrence of each secret replaced by
+ * "***", longest secrets first. Returns a malloc'd string (caller frees) of
+ * *out_length bytes, or NULL when out of memory. */
+char *redact_text(const char *text, size_t length, const char *const *secrets, size_t count,
+                  size_t *out_length);
+
+/* args.c: the command line, parsed without side effects. */
+enum command {
+  COMMAND_NONE,
+  COMMAND_RUN,
+  COMMAND_CHECK,
+  COMMAND_PLAN,
+  COMMAND_RESUME,
+  COMMAND_ROLLBACK,
+  COMMAND_RUNS,
+  COMMAND_SHOW,
+  COMMAND_HELP,
+  COMMAND_VERSION
+};
+
+#define ARGS_MAX_LIST 64
+
+struct args {
+  enum command command;
+  const char *workflow; /* run, check, plan */
+  const char *run_id;   /* resume, rollback, show */
+  const char *params[ARGS_MAX_LIST];
+  int param_count;
+  const char *fail_at[ARGS_MAX_LIST];
+  int fail_at_count;
+  const char *config;
+  const char *from;
+  const char *only;
+  const char *skip;
+  const char *on_failure;
+  const char *state;
+  const char *format;
+  int dry_run, simulate, yes, json, quiet, verbose;
+};
+
+/* Fills args from argv; returns 0, or -1 with a one-line message in err. */
+int args_parse(struct args *args, int argc, char **argv, char *err, size_t errlen);
+
+/* hash.c: FNV-1a 64 of a byte string as 16 lower-case hex digits + NUL. */
+void hash_hex(const void *data, size_t length, char out[17]);
+
+/* loop.c */
+int engine_open_core(lua_State *L); /* the "wfengine.core" module */
+void engine_init(void);
+void engine_shutdown(void);
+
+#endif

@@ -1,0 +1,267 @@
+-- dsl.lua: the workflow language of DESIGN section 2: `workflow`, `step` and
+-- `parallel` as globals for workflow files, the validation that names the
+-- offending field, step or parameter, and loading a workflow file.
+local core = require "wfengine.core"
+
+local dsl = {}
+
+local ID_PATTERN = "^[a-z][a-z0-9_]*$"
+
+local STEP_FIELDS = {
+  title = "string", doc = "string", run = "function", compensate = "function",
+  retry = "table", timeout = "number", when = "function", confirm = "string",
+  irreversible = "boolean", simulate = "function",
+}
+local GROUP_FIELDS = { title = "string", doc = "string" }
+local WORKFLOW_FIELDS = {
+  name = "string", description = "string", params = "table", retry = "table",
+  timeout = "number", on_failure = "string", lock = { "function", "string" }, steps = "table",
+}
+local PARAM_FIELDS = {
+  required = "boolean", doc = "string", secret = "boolean", env = "string",
+  pattern = "string", check = "function",
+}
+local RETRY_FIELDS = {
+  attempts = "number", delay = "number", backoff = "number", max_delay = "number",
+  jitter = "boolean", retry_on = "function",
+}
+
+-- A validation error: "file:line: what". Raised with level 0 so Lua adds no
+-- position of its own.
+local function invalid(where, fmt, ...)
+  error((where and (where .. ": ") or "") .. string.format(fmt, ...), 0)
+end
+
+local function caller(level)
+  local info = debug.getinfo(level + 1, "Sl")
+  if info and info.currentline and info.currentline > 0 then
+    return (info.source:gsub("^@", "")) .. ":" .. info.currentline
+  end
+  return nil
+end
+
+local function type_matches(value, expected)
+  if type(expected) == "table" then
+    for _, t in ipairs(expected) do
+      if type(value) == t then return true end
+    end
+    return false
+  end
+  return type(value) == expected
+end
+
+local function describe(expected)
+  return type(expected) == "table" and table.concat(expected, " or ") or expected
+end
+
+local function nearest(name, fields)
+  local best, best_score
+  for field in pairs(fields) do
+    local score = 0
+    for i = 1, math.min(#name, #field) do
+      if name:sub(i, i) == field:sub(i, i) then score = score + 1 end
+    end
+    if (not best_score or score > best_score) and score >= math.min(#field, #name) - 2 then
+      best, best_score = field, score
+    end
+  end
+  return best
+end
+
+local function check_fields(where, what, t, fields, allow_array)
+  for key, value in pairs(t) do
+    if type(key) == "number" and allow_array then
+      -- array part: checked by the caller
+    elseif type(key) ~= "string" or fields[key] == nil then
+      local hint = type(key) == "string" and nearest(key, fields)
+      invalid(where, "%s: unknown field '%s'%s", what, tostring(key),
+        hint and (" (did you mean '" .. hint .. "'?)") or "")
+    elseif key ~= "default" and not type_matches(value, fields[key]) then
+      invalid(where, "%s: field '%s' must be a %s, not a %s", what, key, describe(fields[key]),
+        type(value))
+    end
+  end
+end
+
+local function check_retry(where, what, retry)
+  if retry == nil then return end
+  check_fields(where, what .. ": retry", retry, RETRY_FIELDS)
+  local attempts = retry.attempts
+  if attempts ~= nil and (math.type(attempts) ~= "integer" and attempts ~= math.floor(attempts)
+      or attempts < 1) then
+    invalid(where, "%s: retry.attempts must be a whole number >= 1", what)
+  end
+  for _, field in ipairs { "delay", "max_delay" } do
+    if retry[field] ~= nil and retry[field] < 0 then
+      invalid(where, "%s: retry.%s must be >= 0", what, field)
+    end
+  end
+  if retry.backoff ~= nil and retry.backoff < 1 then
+    invalid(where, "%s: retry.backoff must be >= 1", what)
+  end
+end
+
+local function check_timeout(where, what, timeout)
+  if timeout ~= nil and not (timeout > 0) then
+    invalid(where, "%s: timeout must be a number of seconds > 0", what)
+  end
+end
+
+local function default_title(id)
+  local text = id:gsub("_", " ")
+  return text:sub(1, 1):upper() .. text:sub(2)
+end
+
+function dsl.step(id)
+  local where = caller(2)
+  if type(id) ~= "string" or not id:find(ID_PATTERN) then
+    invalid(where, "step id %s: ids are made of [a-z][a-z0-9_]*", type(id) == "string"
+      and string.format("%q", id) or tostring(id))
+  end
+  return function(def)
+    where = caller(2) or where
+    if type(def) ~= "table" then invalid(where, "step '%s': expected a table { ... }", id) end
+    local what = "step '" .. id .. "'"
+    check_fields(where, what, def, STEP_FIELDS)
+    if def.run == nil then invalid(where, "%s: field 'run' (a function) is required", what) end
+    check_retry(where, what, def.retry)
+    check_timeout(where, what, def.timeout)
+    local s = { kind = "step", id = id, where = where }
+    for k, v in pairs(def) do s[k] = v end
+    s.title = s.title or default_title(id)
+    return s
+  end
+end
+
+function dsl.parallel(id)
+  local where = caller(2)
+  if type(id) ~= "string" or not id:find(ID_PATTERN) then
+    invalid(where, "parallel group id %s: ids are made of [a-z][a-z0-9_]*", tostring(id))
+  end
+  return function(def)
+    where = caller(2) or where
+    local what = "parallel '" .. id .. "'"
+    if type(def) ~= "table" then invalid(where, "%s: expected a table { step ..., }", what) end
+    check_fields(where, what, def, GROUP_FIELDS, true)
+    local group = { kind = "group", id = id, where = where, steps = {},
+      title = def.title or default_title(id), doc = def.doc }
+    for i, member in ipairs(def) do
+      if type(member) ~= "table" or member.kind ~= "step" then
+        invalid(where, "%s: item %d is not a step (groups hold steps only)", what, i)
+      end
+      member.group = id
+      group.steps[#group.steps + 1] = member
+    end
+    if #group.steps == 0 then invalid(where, "%s: holds no steps", what) end
+    return group
+  end
+end
+
+local function check_params(where, params)
+  for name, spec in pairs(params) do
+    if type(name) ~= "string" or not name:find("^[%a_][%w_]*$") then
+      invalid(where, "params: parameter name %s is not an identifier", tostring(name))
+    end
+    if type(spec) ~= "table" then
+      invalid(where, "parameter '%s': expected a table { ... }", name)
+    end
+    check_fields(where, "parameter '" .. name .. "'", spec, setmetatable({ default = true },
+      { __index = PARAM_FIELDS }))
+    for key in pairs(spec) do
+      if key ~= "default" and PARAM_FIELDS[key] == nil then
+        invalid(where, "parameter '%s': unknown field '%s'", name, tostring(key))
+      end
+    end
+    if spec.pattern and not pcall(string.find, "", spec.pattern) then
+      invalid(where, "parameter '%s': pattern %q is not a valid Lua pattern", name, spec.pattern)
+    end
+  end
+end
+
+function dsl.workflow(def)
+  local where = caller(2)
+  if type(def) ~= "table" then invalid(where, "workflow: expected a table { ... }") end
+  local fields = {}
+  for k, v in pairs(WORKFLOW_FIELDS) do fields[k] = v end
+  check_fields(where, "workflow", def, fields)
+  if def.on_failure ~= nil and def.on_failure ~= "compensate" and def.on_failure ~= "pause" then
+    invalid(where, "workflow: on_failure must be \"compensate\" or \"pause\", not %q",
+      def.on_failure)
+  end
+  check_retry(where, "workflow", def.retry)
+  check_timeout(where, "workflow", def.timeout)
+  check_params(where, def.params or {})
+  if type(def.steps) ~= "table" or #def.steps == 0 then
+    invalid(where, "workflow: field 'steps' must list at least one step")
+  end
+  local wf = {}
+  for k, v in pairs(def) do wf[k] = v end
+  wf.kind, wf.where, wf.units, wf.steps, wf.by_id = "workflow", where, {}, {}, {}
+  wf.params = def.params or {}
+  wf.on_failure = def.on_failure or "compensate"
+  local function register(item)
+    local previous = wf.by_id[item.id]
+    if previous then
+      invalid(item.where, "duplicate id '%s' (first defined at %s)", item.id, previous.where)
+    end
+    wf.by_id[item.id] = item
+  end
+  for i, unit in ipairs(def.steps) do
+    if type(unit) ~= "table" or (unit.kind ~= "step" and unit.kind ~= "group") then
+      invalid(where, "workflow: steps[%d] is not a step or parallel group", i)
+    end
+    register(unit)
+    wf.units[#wf.units + 1] = unit
+    for _, s in ipairs(unit.kind == "group" and unit.steps or { unit }) do
+      if unit.kind == "group" then register(s) end
+      wf.steps[#wf.steps + 1] = s
+      s.index = #wf.steps
+    end
+  end
+  return wf
+end
+
+-- The source text of a step's functions, so a resumed run can tell which
+-- steps were edited.
+local function step_fingerprint(s, lines)
+  local parts = {}
+  for _, field in ipairs { "run", "compensate", "simulate", "when" } do
+    local fn = s[field]
+    if fn then
+      local info = debug.getinfo(fn, "S")
+      for line = info.linedefined, info.lastlinedefined do parts[#parts + 1] = lines[line] or "" end
+    end
+  end
+  return core.hash(table.concat(parts, "\n"))
+end
+
+-- Loads a workflow file: returns the validated workflow, or nil and a
+-- one-line message naming file:line.
+function dsl.load(path)
+  local file, open_err = io.open(path, "rb")
+  if not file then return nil, open_err end
+  local text = file:read("a")
+  file:close()
+  local dir = path:match("^(.*)/[^/]*$") or "."
+  package.path = dir .. "/workflows/?.lua;" .. dir .. "/workflows/?/init.lua;" .. package.path
+  _G.workflow, _G.step, _G.parallel = dsl.workflow, dsl.step, dsl.parallel
+  local chunk, syntax_err = load(text, "@" .. path, "t")
+  if not chunk then return nil, syntax_err end
+  local ok, result = xpcall(chunk, function(e)
+    if type(e) == "table" then return tostring(e) end
+    return tostring(e)
+  end)
+  if not ok then return nil, result end
+  if type(result) ~= "table" or result.kind ~= "workflow" then
+    return nil, path .. ": does not return workflow { ... }"
+  end
+  result.file = path
+  result.hash = core.hash(text)
+  result.name = result.name or (path:match("([^/]+)%.lua$") or path)
+  local lines = {}
+  for line in (text .. "\n"):gmatch("(.-)\r?\n") do lines[#lines + 1] = line end
+  for _, s in ipairs(result.steps) do s.fingerprint = step_fingerprint(s, lines) end
+  return result
+end
+
+return dsl

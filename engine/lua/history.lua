@@ -1,0 +1,137 @@
+-- history.lua: `wfengine runs` and `wfengine show`, read from the journals.
+local core = require "wfengine.core"
+local json = require "wf.json"
+local journal = require "wfengine.journal"
+local record = require "wfengine.record"
+local view = require "wfengine.view"
+
+local history = {}
+
+local TERMINAL = { succeeded = true, failed = true, compensated = true, paused = true,
+  interrupted = true }
+
+-- The record of a run plus what the journal cannot say by itself: whether
+-- a run without a final event is still going or died (crashed).
+function history.load(state, run_id)
+  local events, problem = journal.read(state, run_id)
+  if not events then return nil, problem end
+  local rec = record.replay(events)
+  rec.warning = problem
+  rec.first = events[1]
+  if not TERMINAL[rec.status] and rec.status ~= "new" then
+    local pid = rec.first and rec.first.pid
+    for i = #events, 1, -1 do
+      if events[i].type == "run_resumed" then pid = events[i].pid break end
+    end
+    rec.live = pid ~= nil and core.alive(pid)
+    if not rec.live then rec.status = "crashed" end
+  end
+  return rec, events
+end
+
+local function parse_time(text)
+  if type(text) ~= "string" then return nil end
+  local y, mo, d, h, mi, s = text:match("^(%d+)-(%d+)-(%d+)T(%d+):(%d+):([%d.]+)Z$")
+  if not y then return nil end
+  local whole = os.time { year = y, month = mo, day = d, hour = h, min = mi, sec = 0, isdst = false }
+  local offset = os.time(os.date("!*t", 0)) -- os.time reads local time: undo the zone
+  return whole - offset + tonumber(s)
+end
+history.parse_time = parse_time
+
+local function params_text(params)
+  local names, parts = {}, {}
+  for k in pairs(params or {}) do names[#names + 1] = k end
+  table.sort(names)
+  for _, k in ipairs(names) do parts[#parts + 1] = k .. "=" .. tostring(params[k]) end
+  return table.concat(parts, " ")
+end
+
+function history.runs(state, as_json)
+  local ids = journal.list(state)
+  if #ids == 0 and not as_json then
+    print("no runs under " .. state .. "/runs")
+    return 0
+  end
+  for _, id in ipairs(ids) do
+    local rec = history.load(state, id)
+    if rec then
+      local started, finished = parse_time(rec.started), parse_time(rec.finished or rec.last_time)
+      local elapsed = started and finished and (finished - started) or 0
+      if as_json then
+        print(json.encode { run_id = id, workflow = rec.workflow, params = rec.params, mode = rec.mode,
+          status = rec.status, started = rec.started, seconds = elapsed })
+      else
+        print(string.format("%-22s %-16s %-10s %-12s %s %8s  %s", id, tostring(rec.workflow),
+          tostring(rec.mode), rec.status, tostring(rec.started), view.duration(elapsed),
+          params_text(rec.params)))
+      end
+    else
+      print(string.format("%-22s (unreadable journal)", id))
+    end
+  end
+  return 0
+end
+
+local function summary(value)
+  if value == nil then return "" end
+  local ok, text = pcall(json.encode, value)
+  text = ok and text or tostring(value)
+  if #text > 60 then text = text:sub(1, 57) .. "..." end
+  return text
+end
+
+function history.show(state, run_id, as_json)
+  local rec, events = history.load(state, run_id)
+  if not rec then
+    io.stderr:write("wfengine: ", tostring(events), "\n")
+    return 2
+  end
+  if rec.warning then io.stderr:write("warning: ", rec.warning, "\n") end
+  local owed = rec.status == "succeeded" and {} or record.owed(rec)
+  local plan = rec.plan or {}
+  local order = {}
+  for _, s in ipairs(plan) do order[#order + 1] = s.id end
+  if #order == 0 then order = rec.order end
+  if as_json then
+    local steps = {}
+    for i, id in ipairs(order) do
+      local s = rec.steps[id] or { status = "pending", attempts = 0 }
+      steps[#steps + 1] = { index = i, id = id, status = s.status, attempts = s.attempts,
+        seconds = s.elapsed, error = s.error, result = s.result, compensation = s.compensation,
+        compensation_error = s.compensation_error, reason = s.reason }
+    end
+    print(json.encode { run_id = run_id, workflow = rec.workflow, file = rec.file, mode = rec.mode,
+      status = rec.status, params = rec.params, started = rec.started, finished = rec.finished,
+      failed_step = rec.failed_step, error = rec.error, steps = json.array(steps),
+      owed = json.array(owed), state = rec.state })
+    return 0
+  end
+  print(string.format("run %s: %s (%s), %s", run_id, tostring(rec.workflow), tostring(rec.mode),
+    rec.status))
+  print(string.format("  file %s  started %s  params %s", tostring(rec.file), tostring(rec.started),
+    params_text(rec.params)))
+  for i, id in ipairs(order) do
+    local s = rec.steps[id] or { status = "pending", attempts = 0 }
+    local line = string.format("  %2d. %-28s %-10s %d attempt%s %7s", i, id, s.status, s.attempts,
+      s.attempts == 1 and " " or "s", s.elapsed and view.duration(s.elapsed) or "")
+    if s.compensation then line = line .. "  undo: " .. s.compensation end
+    if s.reason then line = line .. "  (" .. s.reason .. ")" end
+    if s.status == "succeeded" and s.result ~= nil then line = line .. "  -> " .. summary(s.result) end
+    print(line)
+    if s.error and s.status ~= "succeeded" then print("        error: " .. view.error_text(s.error)) end
+    if s.compensation_error then print("        undo error: " .. view.error_text(s.compensation_error)) end
+  end
+  if rec.error then print("  failed at " .. tostring(rec.failed_step) .. ": " .. view.error_text(rec.error)) end
+  if #owed > 0 then
+    print("  compensation owed (completed, not undone): " .. table.concat(owed, ", "))
+  end
+  local next_step = {
+    paused = "resume or rollback", interrupted = "resume or rollback", crashed = "resume or rollback",
+    failed = #owed > 0 and "fix the cause, then: wfengine rollback " .. run_id or nil,
+  }
+  if next_step[rec.status] then print("  next: " .. next_step[rec.status]) end
+  return 0
+end
+
+return history

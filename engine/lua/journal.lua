@@ -1,0 +1,99 @@
+-- journal.lua: runs on disk. Each run is <state>/runs/<RUN_ID>/events.jsonl,
+-- one JSON event per line, each fsync'd before the engine acts on it
+-- (journal:append in loop.c). Reading ignores a torn last line with a
+-- warning and refuses a garbled line in the middle, naming it.
+local core = require "wfengine.core"
+local json = require "wf.json"
+
+local journal = {}
+
+function journal.state_dir(option)
+  return option or os.getenv("WFENGINE_STATE") or "./.wfengine"
+end
+
+function journal.run_dir(state, run_id)
+  return state .. "/runs/" .. run_id
+end
+
+function journal.new_run_id()
+  local now = core.time()
+  math.randomseed(math.floor(now * 1000000) ~ core.getpid())
+  -- Sorts by time as text; the random part tells apart runs of the same millisecond.
+  return os.date("!%Y%m%dT%H%M%S", math.floor(now))
+    .. string.format(".%03dZ-%04x", math.floor((now % 1) * 1000), math.random(0, 0xffff))
+end
+
+function journal.timestamp(seconds)
+  local whole = math.floor(seconds)
+  return os.date("!%Y-%m-%dT%H:%M:%S", whole) .. string.format(".%03dZ", math.floor((seconds - whole) * 1000))
+end
+
+-- Secrets out of every string of a value, before it is encoded.
+local function redacted(value, depth)
+  local t = type(value)
+  if t == "string" then return core.redact(value) end
+  if t ~= "table" or value == json.null or depth > 64 then return value end
+  local copy = {}
+  for k, v in pairs(value) do copy[k] = redacted(v, depth + 1) end
+  return setmetatable(copy, getmetatable(value))
+end
+
+journal.redacted = function(value) return redacted(value, 0) end
+
+-- Opens a journal for appending. Returns the writer or nil, message.
+function journal.open(state, run_id)
+  local dir = journal.run_dir(state, run_id)
+  local ok, err = core.mkdir(dir)
+  if not ok then return nil, err end
+  local file, open_err = core.journal_open(dir .. "/events.jsonl")
+  if not file then return nil, open_err end
+  return { file = file, dir = dir, seq = 0 }
+end
+
+-- Encodes, writes and syncs one event; returns the encoded line.
+function journal.append(writer, event)
+  local line = json.encode(redacted(event, 0))
+  writer.file:append(line)
+  return line
+end
+
+-- Reads a run's events. Returns the list and a warning (torn tail), or nil
+-- and a message.
+function journal.read(state, run_id)
+  local path = journal.run_dir(state, run_id) .. "/events.jsonl"
+  local file = io.open(path, "rb")
+  if not file then return nil, "no run " .. run_id .. " under " .. state .. "/runs" end
+  local text = file:read("a")
+  file:close()
+  local events, warning = {}, nil
+  local number = 0
+  local lines = {}
+  for line in text:gmatch("([^\n]*)\n") do lines[#lines + 1] = line end
+  local tail = text:match("([^\n]*)$")
+  if tail ~= "" then lines[#lines + 1] = tail end
+  for i, line in ipairs(lines) do
+    number = number + 1
+    local ok, event = pcall(json.decode, line)
+    if not ok or type(event) ~= "table" or type(event.type) ~= "string" then
+      if i == #lines then
+        warning = string.format("%s:%d: ignoring a torn last line (the engine stopped while writing it)",
+          path, number)
+      else
+        return nil, string.format("%s:%d: garbled journal line: %s", path, number,
+          ok and "not an event" or tostring(event))
+      end
+    else
+      events[#events + 1] = event
+    end
+  end
+  return events, warning
+end
+
+-- Run ids under state, newest first.
+function journal.list(state)
+  local ids = core.listdir(state .. "/runs") or {}
+  table.sort(ids, function(a, b) return a > b end)
+  return ids
+end
+
+return journal

@@ -1,0 +1,116 @@
+-- params.lua: workflow parameters and the -c config file. Every parameter
+-- is resolved and validated before the first step starts; a rejected value
+-- is a usage error (exit 2). Precedence: -p, then the parameter's `env`
+-- variable, then `params:` in the config file, then the `default`.
+local core = require "wfengine.core"
+
+local params = {}
+
+-- Reads the YAML config with ${VAR} / ${VAR:-default} interpolation.
+function params.load_config(path)
+  if not path then return {} end
+  local yaml = require "wf.yaml"
+  local ok, config = pcall(yaml.load_file, path, { env = true })
+  if not ok then return nil, tostring(config) end
+  if config == nil then return {} end
+  if type(config) ~= "table" then return nil, path .. ": the config must be a mapping" end
+  return config
+end
+
+local function anchored(pattern)
+  if pattern:sub(1, 1) ~= "^" then pattern = "^" .. pattern end
+  if pattern:sub(-1) ~= "$" or pattern:sub(-2) == "%$" then pattern = pattern .. "$" end
+  return pattern
+end
+
+-- Returns the resolved values, the redacted copy for journals, or nil and
+-- a message naming the parameter.
+function params.resolve(wf, given_list, config, getenv)
+  getenv = getenv or os.getenv
+  local given = {}
+  for _, item in ipairs(given_list or {}) do
+    local name, value = item:match("^([^=]+)=(.*)$")
+    if not wf.params[name] then
+      return nil, nil, string.format("unknown parameter '%s' (this workflow takes: %s)", name,
+        params.names(wf))
+    end
+    given[name] = value
+  end
+  local from_config = type(config) == "table" and type(config.params) == "table" and config.params
+    or {}
+  local values, shown = {}, {}
+  for _, name in ipairs(params.sorted(wf)) do
+    local spec = wf.params[name]
+    local value = given[name]
+    if value == nil and spec.env then value = getenv(spec.env) end
+    if value == nil then value = from_config[name] end
+    if value == nil then value = spec.default end
+    if value == nil and spec.required then
+      return nil, nil, string.format("parameter '%s' is required%s", name,
+        spec.env and (" (-p " .. name .. "=... or $" .. spec.env .. ")") or
+        (" (-p " .. name .. "=...)"))
+    end
+    if value ~= nil and spec.pattern and not tostring(value):find(anchored(spec.pattern)) then
+      return nil, nil, string.format("parameter '%s': %s does not match the pattern %s", name,
+        spec.secret and "the value" or string.format("%q", tostring(value)), spec.pattern)
+    end
+    values[name] = value
+  end
+  for _, name in ipairs(params.sorted(wf)) do
+    local spec = wf.params[name]
+    if spec.check and values[name] ~= nil then
+      local ok, problem = pcall(spec.check, values[name], values)
+      if not ok then
+        return nil, nil, string.format("parameter '%s': its check failed: %s", name, tostring(problem))
+      elseif problem ~= nil and problem ~= true then
+        return nil, nil, string.format("parameter '%s': %s", name, tostring(problem))
+      end
+    end
+    if spec.secret and values[name] ~= nil then
+      core.add_secret(tostring(values[name]))
+      shown[name] = "***"
+    else
+      shown[name] = values[name]
+    end
+  end
+  return values, shown
+end
+
+function params.sorted(wf)
+  local names = {}
+  for name in pairs(wf.params) do names[#names + 1] = name end
+  table.sort(names)
+  return names
+end
+
+function params.names(wf)
+  local names = params.sorted(wf)
+  return #names > 0 and table.concat(names, ", ") or "no parameters"
+end
+
+-- A read-only view of t (and of the tables inside it).
+function params.readonly(t, what)
+  if type(t) ~= "table" then return t end
+  local cache = {}
+  return setmetatable({}, {
+    __index = function(_, k)
+      local v = t[k]
+      if type(v) == "table" then
+        cache[k] = cache[k] or params.readonly(v, what)
+        return cache[k]
+      end
+      return v
+    end,
+    __newindex = function(_, k) error(string.format("%s is read-only (setting '%s')", what, tostring(k)), 2) end,
+    __pairs = function()
+      return function(_, k)
+        local nk, nv = next(t, k)
+        if type(nv) == "table" then nv = params.readonly(nv, what) end
+        return nk, nv
+      end, nil, nil
+    end,
+    __len = function() return #t end,
+  })
+end
+
+return params

@@ -1,0 +1,436 @@
+-- runner.lua: runs a workflow as a state machine over journal events.
+-- Every change of state is an event that is journaled (fsync'd) first and
+-- then applied to the run's record (record.lua); the decisions read only the
+-- record. A fresh run starts from an empty record; resume and rollback
+-- start from the record replayed from the journal: the same code.
+local core = require "wfengine.core"
+local json = require "wf.json"
+local sched = require "wfengine.sched"
+local errors = require "wfengine.errors"
+local journal = require "wfengine.journal"
+local record = require "wfengine.record"
+local params = require "wfengine.params"
+
+local runner = {}
+
+local Run = {}
+Run.__index = Run
+
+local DEFAULT_RETRY = { attempts = 1, delay = 1, backoff = 2, max_delay = 60, jitter = true }
+
+-- opts: wf, mode, params, shown_params, config, options (command-line
+-- switches), writer (journal), view, run_id, events (to resume from).
+function runner.new(opts)
+  local run = setmetatable(opts, Run)
+  run.record = record.replay(opts.events or {})
+  run.seq = #(opts.events or {})
+  run.clock0, run.wall0 = core.now(), core.time()
+  run.ro_params = params.readonly(opts.params, "ctx.params")
+  run.ro_config = params.readonly(opts.config or {}, "ctx.config")
+  run.counters = {}
+  return run
+end
+
+function Run:time()
+  return journal.timestamp(self.wall0 + (core.now() - self.clock0))
+end
+
+function Run:emit(kind, event)
+  event = event or {}
+  self.seq = self.seq + 1
+  event.seq, event.time, event.type = self.seq, self:time(), kind
+  local line = journal.append(self.writer, event)
+  record.apply(self.record, event)
+  self.view:event(event, line)
+  return event
+end
+
+function Run:policy(s)
+  local policy = {}
+  for k, v in pairs(DEFAULT_RETRY) do policy[k] = v end
+  for _, source in ipairs { self.wf.retry or {}, s.retry or {} } do
+    for k, v in pairs(source) do policy[k] = v end
+  end
+  return policy
+end
+
+function Run:timeout(s)
+  return s.timeout or self.wf.timeout
+end
+
+-- ---- ctx ----
+
+local Ctx = {}
+Ctx.__index = Ctx
+
+local function format(fmt, ...)
+  if select("#", ...) == 0 then return tostring(fmt) end
+  return string.format(fmt, ...)
+end
+
+function Ctx:log(fmt, ...)
+  self._run:log(self, "info", format(fmt, ...))
+end
+
+function Ctx:warn(fmt, ...)
+  self._run:log(self, "warn", format(fmt, ...))
+end
+
+function Ctx:progress(done, total, unit)
+  self._run.view:progress(self.step, tonumber(done) or 0, tonumber(total) or 0, unit)
+end
+
+function Ctx:sleep(seconds)
+  sched.sleep(tonumber(seconds) or 0)
+end
+
+function Ctx:fail(message, opts)
+  opts = opts or {}
+  local err = { message = message, kind = opts.kind or "step", code = opts.code,
+    retryable = opts.retryable ~= false, retry_after = opts.retry_after }
+  error(errors.new(err), 2)
+end
+
+-- Polls fn until it returns a true value, which it returns. In simulate a
+-- step without its own `simulate` has every poll satisfied at once.
+function Ctx:wait_until(fn, opts)
+  opts = opts or {}
+  local timeout, interval = opts.timeout or 300, opts.interval or 1
+  local what = opts.what or "a condition"
+  if self.mode == "simulate" and not self._simulating then return true end
+  local deadline = sched.now() + timeout
+  while true do
+    local value = fn(self)
+    if value then return value end
+    if sched.now() + interval > deadline then
+      error(errors.new { kind = "timeout", retryable = true,
+        message = string.format("timed out after %gs waiting for %s", timeout, what) }, 2)
+    end
+    sched.sleep(interval)
+  end
+end
+
+function Run:ctx(s, attempt, simulating)
+  return setmetatable({
+    run_id = self.run_id, step = s.id, attempt = attempt, mode = self.mode,
+    params = self.ro_params, config = self.ro_config, state = self.record.state,
+    _run = self, _simulating = simulating,
+  }, Ctx)
+end
+
+function Run:log(ctx, level, message)
+  self:emit("log", { step = ctx and ctx.step, attempt = ctx and ctx.attempt, level = level,
+    message = core.redact(message) })
+end
+
+-- The hooks C bindings reach through wf.h (wf_log, wf_progress, wf_current_step).
+function Run:install_hooks()
+  local run = self
+  core.set_hooks {
+    log = function(level, message)
+      local task = sched.current()
+      run:log(task and task.ctx, level, message)
+    end,
+    progress = function(done, total, unit)
+      local task = sched.current()
+      if task and task.ctx then run.view:progress(task.ctx.step, done, total, unit) end
+    end,
+    current = function()
+      local task = sched.current()
+      if task and task.ctx then return run.run_id, task.ctx.step, task.ctx.attempt end
+    end,
+  }
+end
+
+-- ---- one attempt of a function, in its own task, with a timeout ----
+
+local function attempt_body(fn, ctx, ...)
+  return xpcall(fn, errors.handler, ctx, ...)
+end
+
+-- Returns true, result or false, err.
+function Run:attempt(fn, ctx, timeout, ...)
+  local task = sched.spawn(attempt_body, fn, ctx, ...)
+  task.ctx = ctx
+  local done = sched.join(task, timeout)
+  if not done then
+    local err = errors.new { kind = "timeout", retryable = true,
+      message = string.format("timed out after %gs", timeout) }
+    sched.cancel(task, err)
+    return false, err
+  end
+  if not task.ok then return false, errors.normalize(task.results[1]) end
+  if task.results[1] then return true, task.results[2] end
+  return false, errors.normalize(task.results[2])
+end
+
+local function encodable(value, what)
+  if value == nil then return true end
+  local ok, err = pcall(json.encode, value)
+  if ok then return true end
+  return false, errors.new { kind = "lua", retryable = false,
+    message = what .. " is not JSON-serialisable: " .. tostring(err) }
+end
+
+function Run:retry_decision(policy, attempt, err)
+  if attempt >= policy.attempts or err.kind == "cancelled" then return false end
+  local retry = err.retryable ~= false
+  if policy.retry_on then
+    local ok, answer = pcall(policy.retry_on, err)
+    retry = ok and answer and true or false
+  end
+  if not retry then return false end
+  local delay = tonumber(err.retry_after) or core.backoff(policy, attempt, math.random())
+  return true, delay
+end
+
+-- ---- steps ----
+
+function Run:skip_reason(s)
+  local o = self.options
+  if o.only and not (o.only[s.id] or (s.group and o.only[s.group])) then return "not in --only" end
+  if o.skip and (o.skip[s.id] or (s.group and o.skip[s.group])) then return "--skip" end
+  if o.from_index and s.index < o.from_index then return "before --from " .. o.from end
+  return nil
+end
+
+function Run:injected(s, attempt)
+  local rule = self.options.fail_at and self.options.fail_at[s.id]
+  if rule == true or (type(rule) == "table" and rule[attempt]) then
+    return errors.new { kind = "injected", retryable = true,
+      message = "failure injected by --fail-at " .. s.id }
+  end
+end
+
+function Run:confirmed(s)
+  if not s.confirm or self.mode ~= "run" or self.options.yes then return true end
+  return self.view:confirm(s)
+end
+
+function Run:run_step(s)
+  local rec = self.record.steps[s.id]
+  if rec and (rec.status == "succeeded" or rec.status == "skipped") then return true end
+  local reason = self:skip_reason(s)
+  if not reason and s.when then
+    local ok, wanted = self:attempt(s.when, self:ctx(s, 1), self:timeout(s))
+    if not ok then
+      self:emit("step_started", { step = s.id, attempt = 1, index = s.index })
+      wanted.message = "when: " .. wanted.message
+      self:emit("step_failed", { step = s.id, attempt = 1, error = errors.record(wanted),
+        will_retry = false })
+      return false, { step = s.id, error = wanted }
+    end
+    if not wanted then reason = "when" end
+  end
+  if reason then
+    self:emit("step_skipped", { step = s.id, reason = reason, index = s.index })
+    return true
+  end
+  if not self:confirmed(s) then
+    local err = errors.new { kind = "declined", retryable = false,
+      message = "not confirmed: " .. s.confirm }
+    self:emit("step_started", { step = s.id, attempt = 1, index = s.index })
+    self:emit("step_failed", { step = s.id, attempt = 1, error = errors.record(err), will_retry = false })
+    return false, { step = s.id, error = err }
+  end
+  local policy = self:policy(s)
+  local simulating = self.mode == "simulate" and s.simulate ~= nil
+  local fn = simulating and s.simulate or s.run
+  for attempt = 1, policy.attempts do
+    self:emit("step_started", { step = s.id, attempt = attempt, index = s.index })
+    local started = sched.now()
+    local ctx = self:ctx(s, attempt, simulating)
+    local ok, result = false, self:injected(s, attempt)
+    if not result then ok, result = self:attempt(fn, ctx, self:timeout(s)) end
+    if ok then
+      local fine, problem = encodable(result, "the result of step '" .. s.id .. "'")
+      if fine then fine, problem = encodable(self.record.state, "ctx.state") end
+      if fine then
+        self:emit("step_succeeded", { step = s.id, attempt = attempt, result = result,
+          state = self.record.state, elapsed = sched.now() - started, irreversible = s.irreversible })
+        return true
+      end
+      ok, result = false, problem
+    end
+    local err = errors.normalize(result)
+    local will_retry, delay = self:retry_decision(policy, attempt, err)
+    self:emit("step_failed", { step = s.id, attempt = attempt, error = errors.record(err),
+      will_retry = will_retry, delay = delay, elapsed = sched.now() - started })
+    if not will_retry then return false, { step = s.id, error = err } end
+    sched.sleep(delay)
+  end
+end
+
+-- Steps of a group still marked running after their task was cancelled.
+function Run:settle_cancelled(group, cause)
+  for _, s in ipairs(group.steps) do
+    local rec = self.record.steps[s.id]
+    if rec and rec.status == "running" then
+      self:emit("step_failed", { step = s.id, attempt = rec.attempt, will_retry = false,
+        error = { kind = "cancelled", retryable = false,
+          message = "step '" .. cause.step .. "' of the same parallel group failed" } })
+    end
+  end
+end
+
+-- Runs the steps of a group concurrently; the first to fail for good
+-- cancels the others.
+function Run:run_group(group)
+  local pending, step_of = {}, {}
+  for _, s in ipairs(group.steps) do
+    local task = sched.spawn(function() return self:run_step(s) end)
+    pending[#pending + 1], step_of[task] = task, s
+  end
+  local failure
+  while #pending > 0 do
+    local task = sched.join_any(pending)
+    for i, t in ipairs(pending) do
+      if t == task then table.remove(pending, i) break end
+    end
+    local ok, f = task.ok and task.results[1], task.results[2]
+    if not task.ok then f = { step = step_of[task].id, error = errors.normalize(task.results[1]) } end
+    if not ok and not failure then
+      failure = f
+      local cancelled = errors.new { kind = "cancelled", retryable = false, message = "cancelled" }
+      for _, other in ipairs(pending) do sched.cancel(other, cancelled) end
+      pending = {}
+      self:settle_cancelled(group, failure)
+    end
+  end
+  return failure == nil, failure
+end
+
+function Run:run_unit(unit)
+  if unit.kind == "group" then return self:run_group(unit) end
+  return self:run_step(unit)
+end
+
+-- ---- compensation ----
+
+function Run:compensate_step(s)
+  local rec = self.record.steps[s.id]
+  if not rec or rec.status ~= "succeeded" or rec.compensation == "done" or not s.compensate then
+    return true
+  end
+  local policy = self:policy(s)
+  for attempt = 1, policy.attempts do
+    self:emit("compensation_started", { step = s.id, attempt = attempt, index = s.index })
+    local started = sched.now()
+    local ctx = self:ctx(s, attempt, false)
+    local ok, err = self:attempt(s.compensate, ctx, self:timeout(s), rec.result)
+    if ok then
+      self:emit("compensation_succeeded", { step = s.id, attempt = attempt,
+        elapsed = sched.now() - started })
+      return true
+    end
+    err = errors.normalize(err)
+    local will_retry, delay = self:retry_decision(policy, attempt, err)
+    self:emit("compensation_failed", { step = s.id, attempt = attempt, error = errors.record(err),
+      will_retry = will_retry, delay = delay, elapsed = sched.now() - started })
+    if not will_retry then return false, err end
+    sched.sleep(delay)
+  end
+end
+
+function Run:compensate_unit(unit)
+  if unit.kind == "step" then
+    local ok, err = self:compensate_step(unit)
+    return ok, unit.id, err
+  end
+  local tasks = {}
+  for i = #unit.steps, 1, -1 do
+    local s = unit.steps[i]
+    tasks[#tasks + 1] = sched.spawn(function() return s.id, self:compensate_step(s) end)
+  end
+  local failed, failed_err
+  for _, task in ipairs(tasks) do
+    sched.join(task)
+    local id, ok, err = task.results[1], task.results[2], task.results[3]
+    if not task.ok then ok, err = false, errors.normalize(task.results[1]) end
+    if not ok and not failed then failed, failed_err = id, err end
+  end
+  return failed == nil, failed, failed_err
+end
+
+-- Compensates every completed step in reverse; the first compensation that
+-- fails for good stops the unwinding.
+function Run:unwind(failure)
+  for i = #self.wf.units, 1, -1 do
+    local ok, step_id, err = self:compensate_unit(self.wf.units[i])
+    if not ok then
+      self:emit("run_failed", { step = failure and failure.step,
+        error = failure and errors.record(failure.error), compensation_failed = step_id,
+        compensation_error = errors.record(err), owed = record.owed(self.record, self.wf) })
+      return 3
+    end
+  end
+  self:emit("run_compensated", { step = failure and failure.step,
+    error = failure and errors.record(failure.error) })
+  return 1
+end
+
+function Run:past_irreversible()
+  for _, s in ipairs(self.wf.steps) do
+    local rec = self.record.steps[s.id]
+    if s.irreversible and rec and rec.status == "succeeded" then return s.id end
+  end
+end
+
+function Run:on_failure(failure)
+  local policy = self.options.on_failure or self.wf.on_failure
+  local irreversible = self:past_irreversible()
+  if policy == "pause" or irreversible then
+    self:emit("run_paused", { step = failure.step, error = errors.record(failure.error),
+      reason = irreversible and ("past irreversible step '" .. irreversible .. "'") or "policy pause" })
+    return 5
+  end
+  return self:unwind(failure)
+end
+
+function Run:forward()
+  for _, unit in ipairs(self.wf.units) do
+    local ok, failure = self:run_unit(unit)
+    if not ok then return self:on_failure(failure) end
+  end
+  self:emit("run_succeeded", { elapsed = core.now() - self.clock0 })
+  return 0
+end
+
+-- Runs the main task to its end; returns the exit code.
+function Run:drive(body)
+  self:install_hooks()
+  local main = sched.spawn(body, self)
+  local outcome = sched.run(main)
+  if outcome == "interrupted" then
+    sched.cancel_all(errors.new { kind = "interrupted", retryable = true, message = "interrupted" })
+    self:emit("run_interrupted", {})
+    return 4
+  end
+  if not main.ok then
+    local err = errors.normalize(main.results[1])
+    self:emit("run_failed", { error = errors.record(err) })
+    return 3
+  end
+  return main.results[1]
+end
+
+function runner.start(run, started_event)
+  run:emit("run_started", started_event)
+  return run:drive(Run.forward)
+end
+
+-- Continues a run read back from its journal: forward from the first step
+-- not completed, or on with the unwinding when it was compensating or when
+-- asked to roll back.
+function runner.resume(run, resumed_event)
+  local rec = run.record
+  local failure = rec.failed_step and { step = rec.failed_step, error = rec.error }
+  local unwinding = resumed_event.rollback or rec.unwinding
+  run:emit("run_resumed", resumed_event)
+  if unwinding then
+    return run:drive(function(r) return r:unwind(failure) end)
+  end
+  return run:drive(Run.forward)
+end
+
+return runner
