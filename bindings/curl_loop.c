@@ -29,6 +29,7 @@ static struct {
   CURLM *multi;
   CURLSH *share;
   uv_timer_t timer;
+  uv_idle_t kick; /* "act now" from curl: runs before the loop next blocks */
 } driver;
 
 typedef struct socket_watch {
@@ -152,11 +153,21 @@ static void on_timer(uv_timer_t *timer) {
   driver_check_finished();
 }
 
+static void on_kick(uv_idle_t *idle) {
+  uv_idle_stop(idle);
+  on_timer(&driver.timer);
+}
+
 static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp) {
   (void)multi;
   (void)userp;
-  /* Never drive curl from inside its own callback: let the loop fire it. */
-  if (timeout_ms < 0) return uv_timer_stop(&driver.timer) == 0 ? 0 : -1;
+  /* Never drive curl from inside its own callback: let the loop fire it. A
+   * zero timeout goes to an idle handle, which also keeps the loop from
+   * blocking in its poll first (a 0 ms uv_timer may only run after it). */
+  uv_timer_stop(&driver.timer);
+  uv_idle_stop(&driver.kick);
+  if (timeout_ms < 0) return 0;
+  if (timeout_ms == 0) return uv_idle_start(&driver.kick, on_kick) == 0 ? 0 : -1;
   return uv_timer_start(&driver.timer, on_timer, (uint64_t)timeout_ms, 0) == 0 ? 0 : -1;
 }
 
@@ -167,7 +178,8 @@ static void driver_start(lua_State *L) {
   driver.loop = wf_loop(L);
   driver.multi = curl_multi_init();
   driver.share = curl_share_init();
-  if (!driver.multi || !driver.share || uv_timer_init(driver.loop, &driver.timer) != 0) {
+  if (!driver.multi || !driver.share || uv_timer_init(driver.loop, &driver.timer) != 0 ||
+      uv_idle_init(driver.loop, &driver.kick) != 0) {
     if (driver.multi) curl_multi_cleanup(driver.multi);
     if (driver.share) curl_share_cleanup(driver.share);
     driver.multi = NULL;

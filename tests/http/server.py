@@ -28,7 +28,7 @@ import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-lock = threading.Lock()
+lock = threading.RLock()  # send() counts under it, also when a handler holds it
 observed = {}      # hang id -> {"closed": bool, "after": seconds}
 flaky = {}         # flaky id -> failures so far
 keys = {}          # flaky id -> [Idempotency-Key, ...]
