@@ -265,7 +265,8 @@ local function stand_in(mode, info)
 end
 
 local function report(info)
-  local line = "would " .. info.method .. " " .. info.url
+  -- the engine shows level "would" as "would <line>"
+  local line = info.method .. " " .. info.url
   if info.preview and info.preview ~= "" then
     line = line .. " " .. one_line(info.preview, 1000)
   end

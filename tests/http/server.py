@@ -176,6 +176,7 @@ class Handler(BaseHTTPRequestHandler):
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # ten parallel connects must not overflow the backlog
 
     def handle_error(self, request, client_address):
         pass  # clients hanging up (timeouts, size limits) are part of the tests
