@@ -130,17 +130,23 @@ with tempfile.TemporaryDirectory() as tmp:
     code, out, err = wf(["run", path], base)
     is_(code, 0, "the lock is free again after a rollback")
 
+    def wait_for_step_two(before):
+        """The id of the run started after `before`, once its step two runs."""
+        for _ in range(400):
+            time.sleep(0.05)
+            runs = set(os.listdir(os.path.join(STATE, "runs"))) - before
+            try:
+                if runs and "step_started" in types(max(runs), "two"):
+                    return max(runs)
+            except (FileNotFoundError, ValueError):
+                pass
+        return None
+
     # kill -9 in the middle of step two, then resume
+    before = set(os.listdir(os.path.join(STATE, "runs")))
     proc = subprocess.Popen([WFENGINE, "run", path, "--state", STATE, "-q"],
                             env=dict(os.environ, **base, SLEEP_TWO="30"))
-    for _ in range(100):
-        time.sleep(0.05)
-        try:
-            if "two" in marks_read() and "step_started" in types(newest(), "two"):
-                break
-        except (FileNotFoundError, IndexError, ValueError):
-            pass
-    killed = newest()
+    killed = wait_for_step_two(before)
     proc.kill()
     proc.wait()
     code, out, err = wf(["runs"], base)
@@ -155,16 +161,10 @@ with tempfile.TemporaryDirectory() as tmp:
     is_([e["attempt"] for e in evs], [1, 1], "the in-flight step ran again from attempt 1")
 
     # SIGINT during step two, then resume
+    before = set(os.listdir(os.path.join(STATE, "runs")))
     proc = subprocess.Popen([WFENGINE, "run", path, "--state", STATE, "-q"],
                             env=dict(os.environ, **base, SLEEP_TWO="30"), stderr=subprocess.PIPE, text=True)
-    for _ in range(100):
-        time.sleep(0.05)
-        try:
-            if "step_started" in types(newest(), "two"):
-                break
-        except (FileNotFoundError, IndexError, ValueError):
-            pass
-    interrupted = newest()
+    interrupted = wait_for_step_two(before)
     t0 = time.monotonic()
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=10)

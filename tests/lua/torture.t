@@ -104,7 +104,8 @@ def torture(tmp, n, unwind):
         code, err = launch(["run", wf_path, "--state", state, "-q"], env, rng.uniform(0, 0.25))
         kills += code == -9
         run_id = run_id_of(state)
-        if run_id and os.path.getsize(os.path.join(state, "runs", run_id, "events.jsonl")) > 0:
+        journal = run_id and os.path.join(state, "runs", run_id, "events.jsonl")
+        if journal and os.path.exists(journal) and os.path.getsize(journal) > 0:
             break
     while code not in (final,):
         if code not in (-9, 4, 3, final):
