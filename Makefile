@@ -95,3 +95,44 @@ install: all
 
 clean:
 	rm -rf build wfengine
+
+# --- fuzzing and valgrind (issue [6]) ---------------------------------------
+# libFuzzer targets (tests/fuzz/fuzz_*.c) built with clang, ASan and UBSan over
+# the engine's objects in build/fuzz. `make fuzz` runs each for FUZZ_SECONDS
+# and adds what it finds to tests/fuzz/corpus/<target>/ (commit new finds
+# that matter); `make fuzz-ci` replays the committed corpus plus a few seconds
+# of fuzzing each (tests/fuzz/corpus.t does the same under prove).
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_CI_SECONDS ?= 4
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN     := $(patsubst tests/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
+FUZZ_LIB_OBJ := $(patsubst $(BUILD)/%,build/fuzz/%,$(LIB_OBJ))
+FUZZ_ENV     := ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+.PHONY: fuzz fuzz-build fuzz-ci valgrind
+
+fuzz-build:
+	$(MAKE) BUILD=build/fuzz CC=$(FUZZ_CC) OPT="-O1 -g $(FUZZ_SAN) -fsanitize=fuzzer-no-link" \
+	  $(FUZZ_LIB_OBJ)
+	$(MAKE) $(FUZZ_BIN)
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_OBJ)
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -O1 -g $(FUZZ_SAN) -fsanitize=fuzzer -Iengine -Ibindings \
+	  $(PKG_CFLAGS) -o $@ $< $(FUZZ_LIB_OBJ) $(LDLIBS)
+
+fuzz: fuzz-build
+	@for t in $(FUZZ_BIN); do name=$${t#build/fuzz/}; mkdir -p tests/fuzz/corpus/$$name; \
+	  echo "fuzz: $$name for $(FUZZ_SECONDS)s"; \
+	  $(FUZZ_ENV) $$t -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -print_final_stats=1 \
+	    -artifact_prefix=build/fuzz/$$name- build/fuzz/corpus-$$name tests/fuzz/corpus/$$name \
+	    2>build/fuzz/$$name.log || { tail -40 build/fuzz/$$name.log; exit 1; }; \
+	  grep -E 'stat::number_of_executed_units|cov:' build/fuzz/$$name.log | tail -2; done
+
+fuzz-ci: fuzz-build
+	FUZZ_SECONDS=$(FUZZ_CI_SECONDS) prove tests/fuzz/corpus.t
+
+# Memcheck over the unit tests and a simulate run (tests/fuzz/valgrind.sh).
+valgrind: all unit
+	sh tests/fuzz/valgrind.sh $(UNIT_BIN)
