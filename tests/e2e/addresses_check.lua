@@ -22,7 +22,9 @@ local TEXTS = {
   "Prefers mail to Ole.Hansen@Acme.NO; assistant: KARI@acme.no.",
   "Anna Berg <anna.berg@acme-industries.com>, Per <per+x@Sales.EU.acme.com>",
   "no addresses here", "", "mail @ the fair", "twice: a@x.no a@x.no, done@mailinator.com",
-  "edge@end", "x_y.no@mailinator.com already",
+  "edge@end", "x_y.no@mailinator.com already", "x@mailinator.com@foo.no", "a@b.no then B@C.no", "a@b.no@C.NO",
+  "tail dot a@b.no. next", "Mixed <Ole@Acme.no> and <kari@acme.no>", "only lower <p@q.r>, <s@t.u>",
+  "x@MAILINATOR.COM y@mailinator.com.evil.org",
 }
 
 return workflow {

@@ -7,7 +7,7 @@
 -- The SQL expression is written once here (address_sql) and tested against
 -- mail.sandbox_address in tests/e2e/clone.t. Columns that hold one address
 -- are rewritten whole; other text columns have each address inside them
--- (ADDRESS_RE) rewritten by the same expression.
+-- (AT_DOMAIN_RE) rewritten by the same expression.
 local sql = require "wf.sql"
 
 local addresses = {}
@@ -16,9 +16,11 @@ local addresses = {}
 local SPACES = [[E' \t\n\013\f\r']]
 local UPPER, LOWER = "'ABCDEFGHIJKLMNOPQRSTUVWXYZ'", "'abcdefghijklmnopqrstuvwxyz'"
 
--- An address inside free text: a local part (possibly empty), '@', a
--- domain of dot-separated labels (a trailing full stop is not taken).
-addresses.ADDRESS_RE = [[[A-Za-z0-9._%+'-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*]]
+-- An address inside free text is local@domain; its rewrite keeps the local
+-- part where it is and changes only "@domain", so only that is matched: '@'
+-- and a domain of dot-separated labels (a trailing full stop is not taken).
+addresses.AT_DOMAIN_RE = [[@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*]]
+local AT_DOMAIN_PARTS_RE = [[@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)]]
 
 -- The domain as the rewrite writes it: trimmed, ASCII lower-case.
 function addresses.normal_domain(domain)
@@ -38,13 +40,23 @@ function addresses.address_sql(x, domain)
     x, x, part, domain, t, loc, part, domain)
 end
 
--- text_sql(x, domain) -> SQL text of x with every address in it rewritten.
+-- text_sql(x, domain) -> SQL text of x with every address in it rewritten:
+-- each "@domain" becomes address_sql("@domain"), i.e. "_domain@<domain>"
+-- with the domain part lower-cased, or stays when it is <domain> already;
+-- with the local part in front that is exactly address_sql(local@domain).
+-- Fast path, one regexp_replace: when no domain part in x has an upper-case
+-- letter and none is <domain>, nothing needs lower-casing or skipping.
+-- Otherwise x is cut at its "@domain"s and each goes through address_sql.
+-- Both paths find the same matches (the same expression, left to right).
 function addresses.text_sql(x, domain)
-  local re = sql.literal(addresses.ADDRESS_RE)
-  return string.format([[CASE WHEN strpos(%s, '@') = 0 THEN %s ELSE (SELECT string_agg(p.piece || coalesce(%s, ''), '' ORDER BY p.n)
-  FROM regexp_split_to_table(%s, %s) WITH ORDINALITY AS p(piece, n)
-  LEFT JOIN regexp_matches(%s, %s, 'g') WITH ORDINALITY AS m(a, n) ON m.n = p.n) END]],
-    x, x, addresses.address_sql("m.a[1]", domain), x, re, x, re)
+  local re = sql.literal(addresses.AT_DOMAIN_RE)
+  local fast = string.format([[%s !~ '@[A-Za-z0-9.-]*[A-Z]' AND strpos(%s, '@' || %s) = 0]], x, x, domain)
+  return string.format([[CASE WHEN strpos(%s, '@') = 0 THEN %s
+  WHEN %s THEN regexp_replace(%s, %s, '_\1@' || replace(%s, '\', '\\'), 'g')
+  ELSE (SELECT coalesce(string_agg(s.parts[m.n] || %s, '' ORDER BY m.n), '') || s.parts[cardinality(s.parts)]
+    FROM (SELECT regexp_split_to_array(%s, %s) AS parts) s, regexp_matches(%s, %s, 'g') WITH ORDINALITY AS m(a, n)
+    GROUP BY s.parts) END]],
+    x, x, fast, x, sql.literal(AT_DOMAIN_PARTS_RE), domain, addresses.address_sql("m.a[1]", domain), x, re, x, re)
 end
 
 -- The text columns of a database's own tables: {table, column, whole}.
@@ -72,8 +84,12 @@ end
 function addresses.rewrite_column(conn, c, domain)
   local col = sql.ident(c.column)
   local expr = c.whole and addresses.address_sql(col, "$1") or addresses.text_sql(col, "$1")
-  return conn:exec(string.format("UPDATE %s SET %s = %s WHERE strpos(%s, '@') > 0 AND %s IS DISTINCT FROM %s",
-    sql.ident(c.schema, c.table), col, expr, col, col, expr), addresses.normal_domain(domain))
+  local tbl = sql.ident(c.schema, c.table)
+  -- the new value is computed once per row, and only rows it changes are written
+  return conn:exec(string.format([[UPDATE %s AS t SET %s = s.v
+    FROM (SELECT ctid AS row_id, %s AS v FROM %s WHERE strpos(%s, '@') > 0) s
+    WHERE t.ctid = s.row_id AND s.v IS DISTINCT FROM t.%s]], tbl, col, expr, tbl, col, col),
+    addresses.normal_domain(domain))
 end
 
 return addresses
