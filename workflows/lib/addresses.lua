@@ -85,9 +85,10 @@ function addresses.rewrite_column(conn, c, domain)
   local col = sql.ident(c.column)
   local expr = c.whole and addresses.address_sql(col, "$1") or addresses.text_sql(col, "$1")
   local tbl = sql.ident(c.schema, c.table)
-  -- the new value is computed once per row, and only rows it changes are written
+  -- the new value is computed once per row (OFFSET 0 keeps the planner from
+  -- copying the expression into the join filter), only changed rows are written
   return conn:exec(string.format([[UPDATE %s AS t SET %s = s.v
-    FROM (SELECT ctid AS row_id, %s AS v FROM %s WHERE strpos(%s, '@') > 0) s
+    FROM (SELECT ctid AS row_id, %s AS v FROM %s WHERE strpos(%s, '@') > 0 OFFSET 0) s
     WHERE t.ctid = s.row_id AND s.v IS DISTINCT FROM t.%s]], tbl, col, expr, tbl, col, col),
     addresses.normal_domain(domain))
 end
