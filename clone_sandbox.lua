@@ -117,6 +117,11 @@ end
 
 local function array(t) return json.array(t or {}) end
 
+-- " FOR UPDATE", except in dry-run where reads run in read-only transactions.
+local function for_update(ctx)
+  return ctx.mode == "dry-run" and "" or " FOR UPDATE"
+end
+
 -- Retry policies.
 local HTTP_RETRY = { attempts = 5, delay = 1, backoff = 2, max_delay = 20 }
 local SQL_RETRY = { attempts = 3, delay = 2, backoff = 2 }
@@ -272,7 +277,7 @@ return workflow {
                 { retryable = false })
             end
             databases.rename(admin, db.name, old)
-            ctx:log("renamed database %s to %s", db.name, old)
+            if ctx.mode == "run" then ctx:log("renamed database %s to %s", db.name, old) end
           elseif not databases.exists(admin, old) then
             ctx:log("no database %s: nothing to put aside", db.name)
             return { renamed_to = json.null }
@@ -300,7 +305,11 @@ return workflow {
       run = function(ctx)
         local db = target_db(ctx)
         return with_admin(ctx, db.cluster, function(admin)
-          if databases.exists(admin, db.name) then
+          if databases.exists(admin, db.name) and ctx.mode == "dry-run" then
+            -- in a real run step 5 has renamed it: what exists is the old sandbox
+            databases.create(admin, db.name)
+            return { created = true }
+          elseif databases.exists(admin, db.name) then
             local relations = with_target(ctx, databases.user_relations)
             if relations > 0 then
               ctx:fail(string.format("database %s exists and is not empty (%d relations)", db.name,
@@ -490,7 +499,15 @@ return workflow {
           local changed, total = {}, 0
           conn:tx(function()
             for i, c in ipairs(columns) do
-              local n = addresses.rewrite_column(conn, c, domain)
+              local n
+              if ctx.mode == "dry-run" then
+                n = 0
+                local k = conn:scalar(string.format("SELECT count(*) FROM %s WHERE strpos(%s, '@') > 0",
+                  sql.ident(c.schema, c.table), sql.ident(c.column)))
+                if k and k > 0 then ctx:log("would rewrite the addresses in %s (%d values with @)", c.name, k) end
+              else
+                n = addresses.rewrite_column(conn, c, domain)
+              end
               if n > 0 then changed[c.name] = n end
               total = total + n
               ctx:progress(i, #columns, "columns")
@@ -676,7 +693,7 @@ return workflow {
         return with_target(ctx, function(conn)
           return conn:tx(function()
             local before = ctx.state.license_before
-              or conn:query("SELECT id, serial_number, owner_company FROM license ORDER BY id FOR UPDATE")
+              or conn:query("SELECT id, serial_number, owner_company FROM license ORDER BY id" .. for_update(ctx))
             ctx.state.license_before = before
             conn:exec("UPDATE license SET serial_number = $1, owner_company = $2", serial, owner)
             return { serial_number = serial, owner_company = owner, previous = array(before) }
@@ -827,7 +844,7 @@ return workflow {
         local db_previous = with_target(ctx, function(conn)
           return conn:tx(function()
             local before = ctx.state.own_company_before
-              or conn:query("SELECT id, name FROM company WHERE is_own ORDER BY id FOR UPDATE")
+              or conn:query("SELECT id, name FROM company WHERE is_own ORDER BY id" .. for_update(ctx))
             ctx.state.own_company_before = before
             conn:exec("UPDATE company SET name = $1 WHERE is_own", test_name)
             return before
@@ -941,7 +958,8 @@ return workflow {
           local ok, err = pcall(with_admin, ctx, target_db(ctx).cluster, function(admin)
             databases.drop(admin, old)
           end)
-          if ok then ctx:log("dropped the old sandbox database %s", old)
+          if ok and ctx.mode == "run" then ctx:log("dropped the old sandbox database %s", old)
+          elseif ok then -- reported by dry-run
           else ctx:warn("could not drop the old sandbox database (DROP DATABASE %s WITH (FORCE)): %s",
             old, tostring(err)) end
         end

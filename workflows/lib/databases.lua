@@ -19,9 +19,15 @@ local function cluster_dsn(ctx, cluster)
   return conf.dsn
 end
 
+-- Server notices are turned off: wf.sql logs a notice with the format
+-- "%.*s", which the engine's log formatter refuses ("invalid option '%.'"),
+-- failing the statement that caused it (e.g. DROP DATABASE IF EXISTS of a
+-- missing database). Errors still arrive as errors.
+local QUIET = "-c client_min_messages=error"
+
 -- dsn(ctx, {cluster=, name=}) -> a DSN table for sql.connect
 function databases.dsn(ctx, db)
-  return { dsn = cluster_dsn(ctx, db.cluster), dbname = db.name }
+  return { dsn = cluster_dsn(ctx, db.cluster), dbname = db.name, options = QUIET }
 end
 
 -- connect(ctx, db) -> conn to the tenant's database
@@ -31,7 +37,7 @@ end
 
 -- admin(ctx, cluster) -> conn to the cluster's maintenance database
 function databases.admin(ctx, cluster)
-  return sql.connect({ dsn = cluster_dsn(ctx, cluster) })
+  return sql.connect({ dsn = cluster_dsn(ctx, cluster), options = QUIET })
 end
 
 function databases.exists(conn, name)
