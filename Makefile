@@ -26,7 +26,7 @@ WFENGINE ?= ./wfengine
 all: wfengine
 
 wfengine: $(BUILD)/wfengine
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 
 $(BUILD)/wfengine: $(OBJ)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)

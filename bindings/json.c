@@ -39,11 +39,18 @@ static struct json_box *json_box_push(lua_State *L) {
   struct json_box *box = lua_newuserdatauv(L, sizeof *box, 0);
   box->root = NULL;
   box->text = NULL;
-  if (luaL_newmetatable(L, JSON_BOX)) {
+  /* Registered only once complete: a memory error half-way leaves nothing. */
+  if (luaL_getmetatable(L, JSON_BOX) == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 3);
     lua_pushcfunction(L, json_box_close);
     lua_setfield(L, -2, "__gc");
     lua_pushcfunction(L, json_box_close);
     lua_setfield(L, -2, "__close");
+    lua_pushliteral(L, JSON_BOX);
+    lua_setfield(L, -2, "__name");
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, JSON_BOX);
   }
   lua_setmetatable(L, -2);
   lua_toclose(L, -1);
@@ -52,10 +59,16 @@ static struct json_box *json_box_push(lua_State *L) {
 
 void wf_json_push_marker(lua_State *L, int array) {
   const char *name = array ? WF_JSON_ARRAY_META : WF_JSON_OBJECT_META;
-  if (luaL_newmetatable(L, name)) {
-    lua_pushstring(L, array ? "array" : "object");
-    lua_setfield(L, -2, "__jsontype");
-  }
+  if (luaL_getmetatable(L, name) != LUA_TNIL) return;
+  lua_pop(L, 1);
+  /* Registered only once complete: a memory error half-way leaves nothing. */
+  lua_createtable(L, 0, 2);
+  lua_pushstring(L, array ? "array" : "object");
+  lua_setfield(L, -2, "__jsontype");
+  lua_pushstring(L, name);
+  lua_setfield(L, -2, "__name");
+  lua_pushvalue(L, -1);
+  lua_setfield(L, LUA_REGISTRYINDEX, name);
 }
 
 static int json_null_tostring(lua_State *L) {
@@ -376,7 +389,10 @@ static int encode_protected(lua_State *L) {
   jflags |= (flags & 0x1F) ? JSON_INDENT(flags & 0x1F) : JSON_COMPACT;
   if (flags & WF_JSON_SORT_KEYS) jflags |= JSON_SORT_KEYS;
   box->text = json_dumps(box->root, jflags);
-  if (box->text == NULL) return luaL_error(L, "json: out of memory");
+  if (box->text == NULL) {
+    lua_pushliteral(L, "json: out of memory");
+    return lua_error(L);
+  }
   lua_pushstring(L, box->text);
   return 1;
 }
@@ -510,13 +526,17 @@ static int json_decode(lua_State *L) {
   wf_json_push_marker(L, 1);
   wf_json_push_marker(L, 0); /* stack: text, box, null, array meta, object meta */
   box->root = json_loadb(text, length, JSON_DECODE_ANY | JSON_ALLOW_NUL, &error);
-  if (box->root == NULL)
-    return luaL_error(L, "json: line %d, column %d: %s", error.line, error.column, error.text);
+  /* lua_error, not luaL_error: the message is the whole line, no Lua position */
+  if (box->root == NULL) {
+    lua_pushfstring(L, "json: line %d, column %d: %s", error.line, error.column, error.text);
+    return lua_error(L);
+  }
   if (decode_value(L, &d, box->root, 0) != 0) {
     int line, column;
     locate_depth(text, length, &line, &column);
-    return luaL_error(L, "json: line %d, column %d: nested deeper than %d levels", line, column,
-                      WF_JSON_MAX_DEPTH);
+    lua_pushfstring(L, "json: line %d, column %d: nested deeper than %d levels", line, column,
+                    WF_JSON_MAX_DEPTH);
+    return lua_error(L);
   }
   return 1; /* the box is closed on return: the tree is freed */
 }

@@ -49,9 +49,9 @@ static const struct {
   const char *name;
   enum command command;
 } commands[] = {
-    {"run", COMMAND_RUN},           {"check", COMMAND_CHECK}, {"plan", COMMAND_PLAN},
-    {"resume", COMMAND_RESUME},     {"rollback", COMMAND_ROLLBACK}, {"runs", COMMAND_RUNS},
-    {"show", COMMAND_SHOW},         {"help", COMMAND_HELP},   {"version", COMMAND_VERSION},
+    {"run", COMMAND_RUN},       {"check", COMMAND_CHECK},       {"plan", COMMAND_PLAN},
+    {"resume", COMMAND_RESUME}, {"rollback", COMMAND_ROLLBACK}, {"runs", COMMAND_RUNS},
+    {"show", COMMAND_SHOW},     {"help", COMMAND_HELP},         {"version", COMMAND_VERSION},
 };
 
 static int fail(char *err, size_t errlen, const char *fmt, const char *what) {
@@ -66,7 +66,8 @@ static const struct option *find_option(const char *arg, const char **inline_val
     size_t length = strcspn(name, "=");
     if (name[length] == '=') *inline_value = name + length + 1;
     for (size_t i = 0; i < sizeof options / sizeof options[0]; i++)
-      if (strlen(options[i].long_name) == length && strncmp(options[i].long_name, name, length) == 0)
+      if (strlen(options[i].long_name) == length &&
+          strncmp(options[i].long_name, name, length) == 0)
         return &options[i];
     return NULL;
   }
@@ -98,8 +99,8 @@ static int store_option(struct args *args, const struct option *option, const ch
   if (strcmp(name, "on-failure") == 0 && strcmp(value, "compensate") != 0 &&
       strcmp(value, "pause") != 0)
     return fail(err, errlen, "--on-failure takes compensate or pause, not '%s'", value);
-  if (strcmp(name, "format") == 0 && strcmp(value, "text") != 0 &&
-      strcmp(value, "markdown") != 0 && strcmp(value, "json") != 0 && strcmp(value, "dot") != 0)
+  if (strcmp(name, "format") == 0 && strcmp(value, "text") != 0 && strcmp(value, "markdown") != 0 &&
+      strcmp(value, "json") != 0 && strcmp(value, "dot") != 0)
     return fail(err, errlen, "--format takes text, markdown, json or dot, not '%s'", value);
   const char **slot = strcmp(name, "config") == 0       ? &args->config
                       : strcmp(name, "from") == 0       ? &args->from
@@ -114,14 +115,22 @@ static int store_option(struct args *args, const struct option *option, const ch
 
 static void store_flag(struct args *args, const struct option *option) {
   const char *name = option->long_name;
-  if (strcmp(name, "dry-run") == 0) args->dry_run = 1;
-  else if (strcmp(name, "simulate") == 0) args->simulate = 1;
-  else if (strcmp(name, "yes") == 0) args->yes = 1;
-  else if (strcmp(name, "json") == 0) args->json = 1;
-  else if (strcmp(name, "quiet") == 0) args->quiet = 1;
-  else if (strcmp(name, "verbose") == 0) args->verbose = 1;
-  else if (strcmp(name, "help") == 0) args->command = COMMAND_HELP;
-  else if (strcmp(name, "version") == 0) args->command = COMMAND_VERSION;
+  if (strcmp(name, "dry-run") == 0)
+    args->dry_run = 1;
+  else if (strcmp(name, "simulate") == 0)
+    args->simulate = 1;
+  else if (strcmp(name, "yes") == 0)
+    args->yes = 1;
+  else if (strcmp(name, "json") == 0)
+    args->json = 1;
+  else if (strcmp(name, "quiet") == 0)
+    args->quiet = 1;
+  else if (strcmp(name, "verbose") == 0)
+    args->verbose = 1;
+  else if (strcmp(name, "help") == 0)
+    args->command = COMMAND_HELP;
+  else if (strcmp(name, "version") == 0)
+    args->command = COMMAND_VERSION;
 }
 
 static int store_positional(struct args *args, const char *arg, char *err, size_t errlen) {
@@ -153,8 +162,8 @@ static int parse_command(struct args *args, const char *word) {
 }
 
 static int check_complete(const struct args *args, char *err, size_t errlen) {
-  static const char *const names[] = {"", "run", "check", "plan", "resume", "rollback", "runs",
-                                      "show"};
+  static const char *const names[] = {"",       "run",      "check", "plan",
+                                      "resume", "rollback", "runs",  "show"};
   switch (args->command) {
   case COMMAND_NONE:
     return fail(err, errlen, "%s", "no workflow given (see wfengine --help)");

@@ -47,16 +47,18 @@ static volatile sig_atomic_t interrupts;
 static void on_signal(int signo) {
   (void)signo;
   interrupts++;
-  if (interrupts >= 2) _exit(4); /* a second Ctrl-C leaves at once: resumable */
+  if (interrupts >= 2) _exit(4);                     /* a second Ctrl-C leaves at once: resumable */
   if (engine.started) uv_async_send(&engine.wakeup); /* async-signal-safe */
 }
 
+/* Both end the current uv_run: uv_stop makes the loop skip its blocking
+ * poll even when the callback ran before it (a timer already due). */
 static void on_wakeup(uv_async_t *handle) {
-  (void)handle; /* only there to end uv_run; poll reports the interrupt */
+  uv_stop(handle->loop); /* poll reports the interrupt */
 }
 
 static void on_poll_timer(uv_timer_t *timer) {
-  (void)timer;
+  uv_stop(timer->loop);
 }
 
 void engine_init(void) {
@@ -85,7 +87,8 @@ void engine_shutdown(void) {
   uv_walk(engine.loop, close_handle, NULL);
   uv_run(engine.loop, UV_RUN_DEFAULT);
   uv_loop_close(engine.loop);
-  for (size_t i = 0; i < engine.secret_count; i++) free(engine.secrets[i]);
+  for (size_t i = 0; i < engine.secret_count; i++)
+    free(engine.secrets[i]);
   engine.secret_count = 0;
   engine.started = 0;
 }
@@ -107,8 +110,10 @@ void wf_wake(wf_wait *wait) {
   if (wait->woken) return;
   wait->woken = 1;
   wait->next_woken = NULL;
-  if (engine.woken_tail) engine.woken_tail->next_woken = wait;
-  else engine.woken_head = wait;
+  if (engine.woken_tail)
+    engine.woken_tail->next_woken = wait;
+  else
+    engine.woken_head = wait;
   engine.woken_tail = wait;
 }
 
@@ -116,8 +121,10 @@ static void unlink_woken(wf_wait *wait) {
   wf_wait *previous = NULL;
   for (wf_wait *w = engine.woken_head; w; previous = w, w = w->next_woken) {
     if (w != wait) continue;
-    if (previous) previous->next_woken = w->next_woken;
-    else engine.woken_head = w->next_woken;
+    if (previous)
+      previous->next_woken = w->next_woken;
+    else
+      engine.woken_head = w->next_woken;
     if (engine.woken_tail == w) engine.woken_tail = previous;
     return;
   }
@@ -161,8 +168,10 @@ int wf_await(lua_State *L, wf_wait *wait, lua_KContext ctx, lua_KFunction k) {
  * arguments already on the stack; results are left on the stack. */
 static int call_hook(lua_State *L, const char *name, int nargs, int nresults) {
   lua_getfield(L, LUA_REGISTRYINDEX, "wfengine.hooks");
-  if (lua_istable(L, -1)) lua_getfield(L, -1, name);
-  else lua_pushnil(L);
+  if (lua_istable(L, -1))
+    lua_getfield(L, -1, name);
+  else
+    lua_pushnil(L);
   lua_remove(L, -2);
   if (!lua_isfunction(L, -1)) {
     lua_pop(L, nargs + 1);
@@ -251,8 +260,10 @@ void wf_push_error(lua_State *L, const char *kind, const char *code, int retryab
   }
   lua_pushboolean(L, retryable);
   lua_setfield(L, -2, "retryable");
-  if (luaL_getmetatable(L, "wfengine.error") == LUA_TTABLE) lua_setmetatable(L, -2);
-  else lua_pop(L, 1);
+  if (luaL_getmetatable(L, "wfengine.error") == LUA_TTABLE)
+    lua_setmetatable(L, -2);
+  else
+    lua_pop(L, 1);
 }
 
 int wf_raise(lua_State *L, const char *kind, const char *code, int retryable, const char *fmt,
@@ -280,6 +291,7 @@ static int core_poll(lua_State *L) {
     } else {
       if (timeout > 0) {
         uint64_t ms = (uint64_t)ceil(timeout * 1000);
+        uv_update_time(engine.loop); /* the cached time may be old: the timer counts from now */
         uv_timer_start(&engine.poll_timer, on_poll_timer, ms, 0);
       }
       /* The wakeup handle keeps a blocking poll answerable to signals. */
@@ -306,8 +318,10 @@ static int core_poll(lua_State *L) {
 static int core_cancel(lua_State *L) {
   luaL_checktype(L, 1, LUA_TLIGHTUSERDATA);
   wf_wait *wait = lua_touserdata(L, 1);
-  if (wait->woken) unlink_woken(wait);
-  else if (wait->cancel) wait->cancel(wait);
+  if (wait->woken)
+    unlink_woken(wait);
+  else if (wait->cancel)
+    wait->cancel(wait);
   wait->cancel = NULL;
   return 0;
 }
@@ -585,9 +599,12 @@ static int error_tostring(lua_State *L) {
   lua_getfield(L, 1, "message");
   const char *kind = lua_tostring(L, 2), *code = lua_tostring(L, 3);
   const char *message = luaL_optstring(L, 4, "error");
-  if (kind && code) lua_pushfstring(L, "%s %s: %s", kind, code, message);
-  else if (kind) lua_pushfstring(L, "%s: %s", kind, message);
-  else lua_pushstring(L, message);
+  if (kind && code)
+    lua_pushfstring(L, "%s %s: %s", kind, code, message);
+  else if (kind)
+    lua_pushfstring(L, "%s: %s", kind, message);
+  else
+    lua_pushstring(L, message);
   return 1;
 }
 

@@ -61,7 +61,7 @@ static void set_list(lua_State *L, const char *name, const char *const *values, 
 
 /* stack: -> args table */
 static void push_args(lua_State *L, const struct args *args) {
-  static const char *const names[] = {"",     "run",  "check", "plan",   "resume",
+  static const char *const names[] = {"",         "run",  "check", "plan", "resume",
                                       "rollback", "runs", "show",  "help", "version"};
   lua_newtable(L);
   set_string(L, "command", names[args->command]);
@@ -79,8 +79,9 @@ static void push_args(lua_State *L, const struct args *args) {
   const struct {
     const char *name;
     int value;
-  } flags[] = {{"dry_run", args->dry_run}, {"simulate", args->simulate}, {"yes", args->yes},
-               {"json", args->json},       {"quiet", args->quiet},       {"verbose", args->verbose}};
+  } flags[] = {{"dry_run", args->dry_run}, {"simulate", args->simulate},
+               {"yes", args->yes},         {"json", args->json},
+               {"quiet", args->quiet},     {"verbose", args->verbose}};
   for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
     lua_pushboolean(L, flags[i].value);
     lua_setfield(L, -2, flags[i].name);

@@ -1,0 +1,610 @@
+-- sql.lua: module "wf.sql", the friendly side of the PostgreSQL binding.
+-- The C primitives live in bindings/sql.c ("wf.sql.core": connections and
+-- queries through the engine loop) and bindings/sql_copy.c ("wf.sql.copy":
+-- the streaming COPY pool and pg_dump pipelines). Here: DSNs from tables,
+-- transactions, quoting, one-shot shorthands and the copy_database
+-- orchestration (snapshot, schema, data, indexes, constraints, sequences).
+local core = require "wf.sql.core"
+local copy = require "wf.sql.copy"
+
+local sql = {}
+local methods = core.conn_methods
+
+local function raise(code, message, fields, retryable)
+  core.error(code, message, fields, retryable)
+end
+
+-- ---- connection strings ---------------------------------------------------
+
+local aliases = { database = "dbname", db = "dbname", username = "user", pass = "password" }
+
+local function quote_conninfo(value)
+  value = tostring(value)
+  if value ~= "" and not value:find("[%s'\\]") then return value end
+  return "'" .. value:gsub("\\", "\\\\"):gsub("'", "\\'") .. "'"
+end
+
+-- {keyword = value} -> "k=v k='v v'", sorted so it is stable; `skip` names
+-- keywords to leave out (the password, for command lines).
+local function conninfo_string(options, skip)
+  local keys = {}
+  for k in pairs(options) do
+    if not (skip and skip[k]) then keys[#keys + 1] = k end
+  end
+  table.sort(keys)
+  local parts = {}
+  for _, k in ipairs(keys) do parts[#parts + 1] = k .. "=" .. quote_conninfo(options[k]) end
+  return table.concat(parts, " ")
+end
+
+-- A DSN string or a table ({host=, port=, dbname=, user=, password=, dsn=,
+-- ...}) -> the options table; raises on a malformed DSN.
+local function parse_target(target)
+  local options = {}
+  if type(target) == "table" then
+    if target.dsn or target.url then
+      local base, err = core.conninfo(target.dsn or target.url)
+      if not base then raise("08001", "invalid connection string: " .. err, nil, false) end
+      options = base
+    end
+    for k, v in pairs(target) do
+      if k ~= "dsn" and k ~= "url" then options[aliases[k] or k] = tostring(v) end
+    end
+  elseif type(target) == "string" then
+    local parsed, err = core.conninfo(target)
+    if not parsed then raise("08001", "invalid connection string: " .. err, nil, false) end
+    options = parsed
+  else
+    error("bad argument #1 to 'connect' (DSN string or table expected, got " .. type(target) .. ")",
+      3)
+  end
+  if options.application_name == nil then options.application_name = "wfengine" end
+  return options
+end
+
+--- sql.connect(dsn_or_table) -> conn
+function sql.connect(target)
+  return core.connect(conninfo_string(parse_target(target)))
+end
+
+-- ---- transactions ---------------------------------------------------------
+
+local savepoints = 0
+
+--- conn:tx(fn, ...) -> fn's results. BEGIN, then COMMIT when fn returns or
+--- ROLLBACK when it raises (the error goes on). Inside a transaction it
+--- nests with a savepoint.
+function methods:tx(fn, ...)
+  local status = self:_status()
+  if status == "simulate" then return fn(self, ...) end
+  local nested = status == "transaction" or status == "failed"
+  local savepoint
+  if nested then
+    savepoints = savepoints + 1
+    savepoint = "wf_tx_" .. savepoints
+    self:_run("SAVEPOINT " .. savepoint)
+  else
+    self:_run("BEGIN")
+  end
+  local results = table.pack(pcall(fn, self, ...))
+  if results[1] then
+    if nested then
+      self:_run("RELEASE SAVEPOINT " .. savepoint)
+    elseif self:_run("COMMIT") == "ROLLBACK" then
+      raise("25P02", "transaction rolled back: a statement in it failed and was caught", nil, false)
+    end
+    return table.unpack(results, 2, results.n)
+  end
+  if self:_status() == "transaction" or self:_status() == "failed" then
+    pcall(self._run, self, nested and ("ROLLBACK TO SAVEPOINT " .. savepoint) or "ROLLBACK")
+    if nested then pcall(self._run, self, "RELEASE SAVEPOINT " .. savepoint) end
+  end
+  error(results[2], 0)
+end
+
+-- ---- quoting ----------------------------------------------------------------
+
+--- sql.ident("schema", "table") -> "schema"."table"
+function sql.ident(...)
+  local n = select("#", ...)
+  if n == 0 then error("bad argument #1 to 'ident' (string expected, got no value)", 2) end
+  local parts = {}
+  for i = 1, n do
+    local name = select(i, ...)
+    if type(name) ~= "string" then
+      error(string.format("bad argument #%d to 'ident' (string expected, got %s)", i, type(name)), 2)
+    end
+    if name == "" or name:find("\0", 1, true) then
+      error(string.format("bad argument #%d to 'ident' (empty or NUL in identifier)", i), 2)
+    end
+    parts[i] = '"' .. name:gsub('"', '""') .. '"'
+  end
+  return table.concat(parts, ".")
+end
+
+--- sql.bytea(bytes) marks a Lua string as binary data for a parameter.
+function sql.bytea(bytes)
+  if type(bytes) ~= "string" then
+    error("bad argument #1 to 'bytea' (string expected, got " .. type(bytes) .. ")", 2)
+  end
+  return setmetatable({ bytes }, core.bytea_meta)
+end
+
+--- sql.literal(value) -> SQL text for value (prefer $n parameters).
+function sql.literal(value)
+  local t = type(value)
+  if value == nil then return "NULL" end
+  if t == "boolean" then return value and "TRUE" or "FALSE" end
+  if t == "number" then
+    if math.type(value) == "integer" then return tostring(value) end
+    if value ~= value then return "'NaN'::float8" end
+    if value == math.huge then return "'Infinity'::float8" end
+    if value == -math.huge then return "'-Infinity'::float8" end
+    return string.format("%.17g", value)
+  end
+  if t == "table" and getmetatable(value) == core.bytea_meta then
+    return "'\\x" .. value[1]:gsub(".", function(c) return string.format("%02x", c:byte()) end)
+        .. "'::bytea"
+  end
+  if t ~= "string" then
+    error("bad argument #1 to 'literal' (cannot quote a " .. t .. ")", 2)
+  end
+  if value:find("\0", 1, true) then
+    error("bad argument #1 to 'literal' (NUL byte in string; use sql.bytea)", 2)
+  end
+  local quoted = value:gsub("'", "''")
+  if value:find("\\", 1, true) then
+    -- E'' so the text means the same whatever standard_conforming_strings says
+    return "E'" .. quoted:gsub("\\", "\\\\") .. "'"
+  end
+  return "'" .. quoted .. "'"
+end
+
+-- ---- one-shot shorthands ------------------------------------------------------
+
+--- sql.with(dsn, fn) -> fn(conn)'s results; the connection is closed after.
+function sql.with(target, fn)
+  local conn <close> = sql.connect(target)
+  return fn(conn)
+end
+
+for _, name in ipairs { "query", "one", "scalar", "exec" } do
+  sql[name] = function(target, q, ...)
+    local conn <close> = sql.connect(target)
+    return conn[name](conn, q, ...)
+  end
+end
+
+-- ---- copy_database ----------------------------------------------------------
+
+local function log(level, fmt, ...)
+  core.log(level, string.format(fmt, ...))
+end
+
+local function human_bytes(n)
+  local units = { "B", "kB", "MB", "GB", "TB" }
+  local i = 1
+  while n >= 1024 and i < #units do n, i = n / 1024, i + 1 end
+  return string.format(i == 1 and "%d %s" or "%.1f %s", n, units[i])
+end
+
+-- Runs fn; an error gets the phase named in its message.
+local function in_phase(phase, fn, ...)
+  local results = table.pack(pcall(fn, ...))
+  if results[1] then return table.unpack(results, 2, results.n) end
+  local err = results[2]
+  if type(err) == "table" then
+    if not err.phase then
+      err.phase = phase
+      err.message = "copy_database, phase " .. phase .. ": " .. tostring(err.message)
+    end
+    error(err, 0)
+  end
+  raise(nil, "copy_database, phase " .. phase .. ": " .. tostring(err), { phase = phase }, false)
+end
+
+local SYSTEM_SCHEMAS = [[n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp']]
+
+local function not_extension_member(class, column)
+  return string.format([[NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = '%s'::regclass
+    AND d.objid = %s AND d.deptype = 'e')]], class, column)
+end
+
+local EMPTY_SQL = [[
+SELECT
+  (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE ]] .. SYSTEM_SCHEMAS .. [[) AS relations,
+  (SELECT count(*) FROM pg_namespace n WHERE ]] .. SYSTEM_SCHEMAS .. [[
+    AND n.nspname <> 'public') AS schemas,
+  (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+    WHERE ]] .. SYSTEM_SCHEMAS .. [[) AS functions,
+  (SELECT count(*) FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+    WHERE ]] .. SYSTEM_SCHEMAS .. [[) AS types,
+  (SELECT count(*) FROM pg_extension WHERE extname <> 'plpgsql') AS extensions,
+  (SELECT pg_encoding_to_char(encoding) FROM pg_database
+    WHERE datname = current_database()) AS encoding,
+  current_database() AS name]]
+
+local TABLES_SQL = [[
+SELECT c.oid, n.nspname AS schema, c.relname AS name,
+  format('%I.%I', n.nspname, c.relname) AS qualified,
+  pg_table_size(c.oid) AS bytes, greatest(c.reltuples, 0)::bigint AS estimated_rows,
+  (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) FROM pg_attribute a
+    WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+      AND a.attgenerated = '') AS columns
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND ]] .. SYSTEM_SCHEMAS .. " AND " .. not_extension_member("pg_class", "c.oid")
+    .. [[ ORDER BY bytes DESC, c.oid]]
+
+-- Keys as pg_dump writes them in its entry headers ("Name: ...; Type: ...;
+-- Schema: ..."), to find which table each index and constraint belongs to.
+local OWNED_SQL = [[
+SELECT 'INDEX' AS type, n.nspname AS schema, ic.relname AS name, t.oid AS table_oid
+FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid
+  JOIN pg_namespace n ON n.oid = ic.relnamespace
+WHERE t.relkind = 'r' AND ]] .. SYSTEM_SCHEMAS .. [[
+UNION ALL
+SELECT 'CONSTRAINT', n.nspname, t.relname || ' ' || c.conname, t.oid
+FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid
+  JOIN pg_namespace n ON n.oid = t.relnamespace
+WHERE c.contype IN ('p', 'u', 'x') AND t.relkind = 'r' AND ]] .. SYSTEM_SCHEMAS
+
+local SEQUENCES_SQL = [[
+SELECT format('%I.%I', n.nspname, c.relname) AS qualified
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'S' AND ]] .. SYSTEM_SCHEMAS .. " AND " .. not_extension_member("pg_class", "c.oid")
+    .. " ORDER BY 1"
+
+local LATE_ANALYZE_SQL = [[
+SELECT format('%I.%I', n.nspname, c.relname) AS qualified
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('p', 'm') AND ]] .. SYSTEM_SCHEMAS .. " ORDER BY 1"
+
+-- The newest PostgreSQL client programs installed (pg_dump must be at least
+-- as new as the server), else whatever PATH has.
+local function program(name, opts)
+  if opts.pg_bin then return opts.pg_bin .. "/" .. name end
+  for version = 40, 9, -1 do
+    local path = "/usr/lib/postgresql/" .. version .. "/bin/" .. name
+    local f = io.open(path)
+    if f then
+      f:close()
+      return path
+    end
+  end
+  return name
+end
+
+-- What a child process needs to connect: the DSN without its password on
+-- the command line (ps shows it), the password in its environment.
+local function child_connection(options)
+  local env = { PGAPPNAME = "wfengine copy_database" }
+  if options.password then env.PGPASSWORD = options.password end
+  return conninfo_string(options, { password = true, application_name = true }), env
+end
+
+-- Splits a plain-format pg_dump script into its preamble (the SET lines) and
+-- its entries {name, type, schema, sql}, in dump order.
+local function parse_dump(text)
+  local lines = {}
+  for line in text:gmatch("([^\n]*)\n") do lines[#lines + 1] = line end
+  local preamble, entries, current = {}, {}, nil
+  local i = 1
+  while i <= #lines do
+    local line = lines[i]
+    local header = line == "--" and lines[i + 2] == "--" and lines[i + 1]
+    local name, kind, schema
+    if header then
+      name, kind, schema = header:match("^%-%- [%w ]-Name: (.*); Type: (.-); Schema: (.-); Owner: ")
+      if not name then
+        name, kind, schema = header:match("^%-%- [%w ]-Name: (.*); Type: (.-); Schema: ([^;]*)")
+      end
+    end
+    if name then
+      current = { name = name, type = kind, schema = schema, lines = {} }
+      entries[#entries + 1] = current
+      i = i + 3
+    else
+      -- psql meta-commands pg_dump adds (\restrict) mean nothing to the server
+      if not line:find("^\\u?n?restrict%s") then
+        if current then current.lines[#current.lines + 1] = line
+        else preamble[#preamble + 1] = line end
+      end
+      i = i + 1
+    end
+  end
+  for _, entry in ipairs(entries) do
+    entry.sql = table.concat(entry.lines, "\n")
+    entry.lines = nil
+  end
+  return table.concat(preamble, "\n") .. "\n", entries
+end
+
+local function sanitize(name)
+  return (name:gsub("[\r\n]", " "))
+end
+
+local function check_empty(target)
+  local state = target:one(EMPTY_SQL)
+  local found = {}
+  for _, what in ipairs { "relations", "schemas", "functions", "types", "extensions" } do
+    if state[what] > 0 then found[#found + 1] = state[what] .. " " .. what end
+  end
+  if #found > 0 then
+    raise("55000", string.format("copy_database: target database %s is not empty (%s)",
+      state.name, table.concat(found, ", ")), { phase = "check" }, false)
+  end
+  return state
+end
+
+local function run_pipeline(phase, commands, capture)
+  local handle = copy.spawn(commands, capture)
+  local result = handle:wait()
+  for i, child in ipairs(result) do
+    if child.error or child.status ~= 0 or child.signal ~= 0 then
+      local what = commands[i].argv[1]:match("[^/]*$")
+      local why = child.error or (child.signal ~= 0 and ("killed by signal " .. child.signal))
+          or ("exit status " .. child.status)
+      raise(nil, string.format("copy_database, phase %s: %s failed (%s)%s", phase, what, why,
+        child.stderr ~= "" and (": " .. child.stderr:gsub("%s+$", "")) or ""),
+        { phase = phase }, false)
+    end
+  end
+  return result
+end
+
+local function wait_pool(pool)
+  while true do
+    local done, stats = pool:wait()
+    if done then return stats end
+  end
+end
+
+local function copy_template(opts, started)
+  local from, to = parse_target(opts.from), parse_target(opts.to)
+  local source_db = from.dbname or from.user
+  local target_db = to.dbname or to.user
+  if not source_db or not target_db then
+    raise(nil, "copy_database: both DSNs must name their database", nil, false)
+  end
+  local admin_from, admin_to = {}, {}
+  for k, v in pairs(from) do admin_from[k] = v end
+  for k, v in pairs(to) do admin_to[k] = v end
+  admin_from.dbname, admin_to.dbname = opts.maintenance_db or "postgres",
+      opts.maintenance_db or "postgres"
+  local a <close> = sql.connect(admin_from)
+  local b <close> = sql.connect(admin_to)
+  local id = "SELECT system_identifier::text FROM pg_control_system()"
+  if a:scalar(id) ~= b:scalar(id) then
+    raise(nil, "copy_database: strategy \"template\" needs both databases in one cluster",
+      { phase = "check" }, false)
+  end
+  local size = b:scalar("SELECT pg_database_size($1)", source_db)
+  local existing = b:one([[SELECT pg_get_userbyid(datdba) AS owner FROM pg_database
+    WHERE datname = $1]], target_db)
+  local owner = existing and existing.owner
+  if existing then
+    sql.with(opts.to, check_empty)
+  end
+  local strategy = (opts.template_strategy or "file_copy"):upper()
+  if existing then b:exec("DROP DATABASE " .. sql.ident(target_db)) end
+  b:exec(string.format("CREATE DATABASE %s TEMPLATE %s STRATEGY %s%s", sql.ident(target_db),
+    sql.ident(source_db), strategy == "WAL_LOG" and "WAL_LOG" or "FILE_COPY",
+    owner and (" OWNER " .. sql.ident(owner)) or ""))
+  return { tables = 0, rows = 0, bytes = size or 0, seconds = core.now() - started,
+    strategy = "template" }
+end
+
+--- sql.copy_database{ from = dsn, to = dsn, jobs = 2, strategy = "stream" }
+--- -> { tables, rows, bytes, seconds, phases = {...} }
+function sql.copy_database(opts)
+  if type(opts) ~= "table" or opts.from == nil or opts.to == nil then
+    error("bad argument #1 to 'copy_database' (table with from and to expected)", 2)
+  end
+  local jobs = opts.jobs or 2
+  if math.type(jobs) ~= "integer" or jobs < 1 or jobs > 64 then
+    error("bad argument #1 to 'copy_database' (jobs must be an integer from 1 to 64)", 2)
+  end
+  local strategy = opts.strategy or "stream"
+  if strategy ~= "stream" and strategy ~= "template" then
+    error("bad argument #1 to 'copy_database' (strategy must be \"stream\" or \"template\")", 2)
+  end
+  local mode = core.mode()
+  local started = core.now()
+  if mode == "simulate" then
+    return { tables = 0, rows = 0, bytes = 0, seconds = 0, phases = {} }
+  end
+  if strategy == "template" then return copy_template(opts, started) end
+
+  local from, to = parse_target(opts.from), parse_target(opts.to)
+  local phases = {}
+  local phase_started = core.now()
+  local function phase_done(name)
+    local now = core.now()
+    phases[name] = (phases[name] or 0) + (now - phase_started)
+    phase_started = now
+  end
+
+  -- check: both reachable, the target empty and of the same encoding
+  local source <close> = sql.connect(from)
+  local target <close> = sql.connect(to)
+  local source_encoding = source:scalar([[SELECT pg_encoding_to_char(encoding) FROM pg_database
+    WHERE datname = current_database()]])
+  local target_state = check_empty(target)
+  if target_state.encoding ~= source_encoding then
+    raise(nil, string.format("copy_database: source encoding %s differs from target encoding %s",
+      source_encoding, target_state.encoding), { phase = "check" }, false)
+  end
+
+  -- one snapshot for everything read from the source
+  source:_run("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+  local snapshot = source:scalar("SELECT pg_export_snapshot()")
+  local tables = source:query(TABLES_SQL)
+  local total_bytes, estimated_rows = 0, 0
+  for _, t in ipairs(tables) do
+    total_bytes = total_bytes + t.bytes
+    estimated_rows = estimated_rows + t.estimated_rows
+  end
+  if mode == "dry-run" then
+    log("would", "copy %d tables (%s, about %d rows) from %s to %s", #tables,
+      human_bytes(total_bytes), estimated_rows, source:_info().display, target:_info().display)
+    source:_run("ROLLBACK")
+    return { tables = #tables, rows = estimated_rows, bytes = total_bytes,
+      seconds = core.now() - started, phases = {} }
+  end
+  log("info", "copying %d tables (%s) with %d jobs", #tables, human_bytes(total_bytes), jobs)
+  phase_done("check")
+
+  -- schema: pre-data piped from pg_dump into psql; post-data captured to split
+  local pg_dump, psql = program("pg_dump", opts), program("psql", opts)
+  local source_dsn, source_env = child_connection(from)
+  local target_dsn, target_env = child_connection(to)
+  local dump_flags = {}
+  if opts.owner == false then dump_flags[#dump_flags + 1] = "--no-owner" end
+  if opts.privileges == false then dump_flags[#dump_flags + 1] = "--no-privileges" end
+  local function dump_argv(section)
+    local argv = { pg_dump, "--section=" .. section, "--snapshot=" .. snapshot, "-d", source_dsn }
+    for _, flag in ipairs(dump_flags) do argv[#argv + 1] = flag end
+    return { argv = argv, env = source_env }
+  end
+  local post_dump = copy.spawn({ dump_argv("post-data") }, true)
+  in_phase("schema", run_pipeline, "schema", {
+    dump_argv("pre-data"),
+    { argv = { psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-d",
+      target_dsn }, env = target_env },
+  })
+  local post = post_dump:wait()
+  if post[1].status ~= 0 or post[1].error then
+    raise(nil, "copy_database, phase schema: pg_dump --section=post-data failed: "
+      .. (post[1].error or post[1].stderr), { phase = "schema" }, false)
+  end
+  local preamble, entries = parse_dump(post.stdout)
+  phase_done("schema")
+
+  -- which post-data entries belong to which table
+  local by_oid = {}
+  for _, t in ipairs(tables) do
+    by_oid[t.oid] = t
+    t.post = {}
+  end
+  local owner_of = {}
+  for _, row in ipairs(source:query(OWNED_SQL)) do
+    owner_of[row.type .. "\0" .. row.schema .. "\0" .. sanitize(row.name)] = by_oid[row.table_oid]
+  end
+  local early, foreign_keys, rest = {}, {}, {}
+  for _, entry in ipairs(entries) do
+    local statement = "SET default_tablespace = '';\n" .. entry.sql
+    local table_entry = owner_of[entry.type .. "\0" .. entry.schema .. "\0" .. entry.name]
+    if table_entry and (entry.type == "INDEX" or entry.type == "CONSTRAINT") then
+      table.insert(table_entry.post, statement)
+    elseif entry.type == "FK CONSTRAINT" then
+      foreign_keys[#foreign_keys + 1] = { name = entry.name, sql = statement }
+    elseif entry.type == "INDEX" or entry.type == "CONSTRAINT" or entry.type == "INDEX ATTACH" then
+      early[#early + 1] = statement
+    else
+      rest[#rest + 1] = statement
+    end
+  end
+  local sequences = source:query(SEQUENCES_SQL)
+  local late_analyze = source:query(LATE_ANALYZE_SQL)
+
+  -- workers: each a source connection in the snapshot and a target connection
+  local session = preamble .. "\nSET synchronous_commit = off;\n"
+  if opts.maintenance_work_mem then
+    session = session .. "SET maintenance_work_mem = " .. sql.literal(opts.maintenance_work_mem)
+        .. ";\n"
+  end
+  target:_run(session)
+  local workers, connections = {}, {}
+  local function close_workers()
+    for _, conn in ipairs(connections) do pcall(conn.close, conn) end
+  end
+  local ok, err = pcall(function()
+    for i = 1, math.min(jobs, math.max(#tables, 1)) do
+      local s = sql.connect(from)
+      connections[#connections + 1] = s
+      local t = sql.connect(to)
+      connections[#connections + 1] = t
+      s:_run("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;\nSET TRANSACTION SNAPSHOT "
+        .. sql.literal(snapshot))
+      t:_run(session)
+      workers[i] = { source = s, target = t }
+    end
+
+    -- data, then each table's indexes and statistics as soon as its rows are in
+    local pool = copy.pool(workers)
+    for _, t in ipairs(tables) do
+      local columns = t.columns and (" (" .. t.columns .. ")") or ""
+      local actions = {
+        { phase = "data", source = "COPY " .. t.qualified .. columns .. " TO STDOUT (FORMAT binary)",
+          target = "BEGIN;\nTRUNCATE ONLY " .. t.qualified .. ";\nCOPY " .. t.qualified .. columns
+              .. " FROM STDIN (FORMAT binary, FREEZE)" },
+        { phase = "data", sql = "COMMIT" },
+      }
+      if #t.post > 0 then
+        actions[#actions + 1] = { phase = "indexes", sql = table.concat(t.post, "\n") }
+      end
+      actions[#actions + 1] = { phase = "analyze", sql = "ANALYZE " .. t.qualified }
+      pool:add { label = t.qualified, estimate = t.bytes, actions = actions }
+    end
+    local stats = in_phase("data", wait_pool, pool)
+    phase_done("data")
+
+    -- sequences at the source's values (read now, never behind the data)
+    if #sequences > 0 then
+      local statements = {}
+      for i = 1, #sequences, 200 do
+        local selects = {}
+        for j = i, math.min(i + 199, #sequences) do
+          selects[#selects + 1] = string.format(
+            "SELECT %d AS i, last_value, is_called FROM %s", j, sequences[j].qualified)
+        end
+        for _, row in ipairs(source:query(table.concat(selects, " UNION ALL "))) do
+          statements[#statements + 1] = string.format("SELECT pg_catalog.setval(%s, %d, %s);",
+            sql.literal(sequences[row.i].qualified), row.last_value, tostring(row.is_called))
+        end
+      end
+      in_phase("sequences", target._run, target, table.concat(statements, "\n"))
+    end
+    phase_done("sequences")
+
+    -- indexes and constraints of tables without rows of their own
+    -- (partitioned tables), then foreign keys, several at a time
+    if #early > 0 then in_phase("indexes", target._run, target, table.concat(early, "\n")) end
+    if #foreign_keys > 0 then
+      local fk_pool = copy.pool(workers)
+      for _, fk in ipairs(foreign_keys) do
+        fk_pool:add { label = fk.name, actions = { { phase = "foreign keys", sql = fk.sql,
+          retries = 5 } } }
+      end
+      in_phase("foreign keys", wait_pool, fk_pool)
+    end
+    phase_done("constraints")
+
+    -- the rest of post-data in dump order: triggers, rules, policies,
+    -- materialized view data, comments on indexes...
+    if #rest > 0 then in_phase("post-data", target._run, target, table.concat(rest, "\n")) end
+    if #late_analyze > 0 then
+      local names = {}
+      for _, r in ipairs(late_analyze) do names[#names + 1] = r.qualified end
+      in_phase("analyze", target._run, target, "ANALYZE " .. table.concat(names, ", "))
+    end
+    phase_done("post")
+    source:_run("COMMIT")
+    return stats
+  end)
+  close_workers()
+  if not ok then error(err, 0) end
+  local stats = err
+  local result = { tables = #tables, rows = stats.rows, bytes = math.floor(stats.bytes),
+    seconds = core.now() - started, phases = phases }
+  log("info", "copied %d tables, %d rows, %s in %.1fs", result.tables, result.rows,
+    human_bytes(result.bytes), result.seconds)
+  return result
+end
+
+sql._parse_dump = parse_dump
+sql._conninfo_string = conninfo_string
+
+return sql

@@ -1,0 +1,1014 @@
+/* sql_copy.c: the C machinery of sql.copy_database (module "wf.sql.copy"),
+ * orchestrated by bindings/sql.lua.
+ *
+ * pool({ {source = conn, target = conn}, ... }) borrows pairs of connections
+ * (sql.h) and runs tasks on them, one task per pair at a time, in the order
+ * they were added. A task is a list of actions: stream a binary COPY from the
+ * source connection straight into the target connection (no file, no copy
+ * of the data in Lua), or run SQL on the target. Progress is counted in C and
+ * handed to Lua at each wake of pool:wait(), which returns every half second
+ * so the prelude can report it. On the first failure every borrowed
+ * connection is cancelled and closed, never left half-open.
+ *
+ * spawn({ {argv, env}, {argv, env} }, capture) runs a pipeline of child
+ * processes through the loop (pg_dump | psql), the first's stdout piped into
+ * the second's stdin by the kernel, capturing each one's stderr and, when
+ * asked, the last one's stdout. */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+
+#include "sql.h"
+
+#define POOL_META "wf.sql.copy.pool"
+#define PIPELINE_META "wf.sql.copy.pipeline"
+#define POOL_TICK_MS 500
+#define STDERR_MAX 65536
+
+extern char **environ;
+
+/* ---- the pool ------------------------------------------------------------ */
+
+enum action_kind { ACTION_COPY, ACTION_SQL };
+
+typedef struct copy_action {
+  enum action_kind kind;
+  char *source_sql; /* ACTION_COPY: COPY ... TO STDOUT on the source */
+  char *target_sql; /* COPY ... FROM STDIN, or the SQL of ACTION_SQL */
+  char *phase;
+  int retries; /* ACTION_SQL: times to run again after a deadlock */
+} copy_action;
+
+typedef struct copy_task {
+  char *label;
+  double estimate; /* bytes expected, for progress */
+  copy_action *actions;
+  int action_count;
+} copy_task;
+
+enum worker_state {
+  W_IDLE,
+  W_COPY_START,      /* both COPY statements sent, waiting for the copy states */
+  W_COPY_STREAM,     /* rows flow source -> target */
+  W_COPY_SOURCE_END, /* the source sent its last row: its result, then end the target's */
+  W_COPY_TARGET_END, /* copy end sent to the target: its result */
+  W_SQL              /* SQL sent to the target: its results */
+};
+
+struct copy_pool;
+
+typedef struct copy_worker {
+  struct copy_pool *pool;
+  sql_conn *source, *target; /* borrowed from their userdata */
+  copy_task *task;
+  int action;
+  enum worker_state state;
+  int source_ready, target_ready, end_sent;
+  char *pending; /* a row the target's buffer could not take yet (libpq's) */
+  int pending_length;
+  long long task_rows;
+  double task_bytes;
+  PGresult *error;
+  int retries_left;
+} copy_worker;
+
+typedef struct copy_pool {
+  copy_worker *workers;
+  int worker_count;
+  copy_task *tasks;
+  int task_count, task_capacity, next_task;
+  int started, finished, waiting, cancelled;
+  wf_wait wait;
+  uv_timer_t *timer; /* heap: closed asynchronously */
+  double bytes_done, bytes_total;
+  long long rows_done;
+  int tasks_done;
+  /* the first failure, copied out of libpq */
+  char *error_message, *error_sqlstate, *error_detail, *error_label, *error_phase;
+} copy_pool;
+
+static void pool_finish(copy_pool *pool);
+
+static char *copy_string(const char *text) {
+  return text ? strdup(text) : NULL;
+}
+
+static void pool_record_failure(copy_pool *pool, copy_worker *worker, const PGresult *result,
+                                const char *message) {
+  if (pool->error_message) return;
+  const copy_action *action = worker && worker->task && worker->action < worker->task->action_count
+                                  ? &worker->task->actions[worker->action]
+                                  : NULL;
+  if (result) {
+    const char *primary = PQresultErrorField(result, PG_DIAG_MESSAGE_PRIMARY);
+    pool->error_message = copy_string(primary ? primary : PQresultErrorMessage(result));
+    pool->error_sqlstate = copy_string(PQresultErrorField(result, PG_DIAG_SQLSTATE));
+    pool->error_detail = copy_string(PQresultErrorField(result, PG_DIAG_MESSAGE_DETAIL));
+  } else {
+    pool->error_message = copy_string(message && *message ? message : "connection failure");
+  }
+  if (pool->error_message) {
+    size_t n = strlen(pool->error_message);
+    while (n > 0 && pool->error_message[n - 1] == '\n')
+      pool->error_message[--n] = '\0';
+  }
+  pool->error_label = copy_string(worker && worker->task ? worker->task->label : NULL);
+  pool->error_phase = copy_string(action ? action->phase : NULL);
+}
+
+static void worker_release(copy_worker *worker, int close) {
+  if (worker->pending) {
+    PQfreemem(worker->pending);
+    worker->pending = NULL;
+  }
+  PQclear(worker->error);
+  worker->error = NULL;
+  sql_conn *conns[2] = {worker->source, worker->target};
+  for (int i = 0; i < 2; i++) {
+    sql_conn *conn = conns[i];
+    if (!conn || conn->state != SQL_BORROWED) continue;
+    conn->driver = NULL;
+    conn->driver_data = NULL;
+    conn->state = SQL_IDLE;
+    if (close) {
+      /* a statement may still run on the server: cancel it, then hang up */
+      if (worker->state != W_IDLE) sql_conn_cancel(conn);
+      sql_conn_close(conn, "closed by copy_database after a failure");
+    } else {
+      sql_conn_watch(conn, 0);
+    }
+  }
+  worker->state = W_IDLE;
+  worker->task = NULL;
+}
+
+/* Stops everything after a failure or a cancel. */
+static void pool_abort(copy_pool *pool) {
+  for (int i = 0; i < pool->worker_count; i++)
+    worker_release(&pool->workers[i], 1);
+  pool_finish(pool);
+}
+
+static void worker_fail(copy_worker *worker, const PGresult *result, const char *message) {
+  copy_pool *pool = worker->pool;
+  pool_record_failure(pool, worker, result, message);
+  pool_abort(pool);
+}
+
+/* Reads results until NULL (returns 1), a COPY state (2, in *copy), or until
+ * more input is needed (0). The first error result is kept in worker->error;
+ * the command's row count goes to *rows. */
+static int read_results(copy_worker *worker, PGconn *pg, long long *rows, ExecStatusType *copy) {
+  while (!PQisBusy(pg)) {
+    PGresult *result = PQgetResult(pg);
+    if (!result) return 1;
+    ExecStatusType status = PQresultStatus(result);
+    if (status == PGRES_COPY_IN || status == PGRES_COPY_OUT || status == PGRES_COPY_BOTH) {
+      PQclear(result);
+      if (copy) *copy = status;
+      return 2;
+    }
+    if (status == PGRES_FATAL_ERROR || status == PGRES_BAD_RESPONSE) {
+      if (!worker->error)
+        worker->error = result;
+      else
+        PQclear(result);
+      continue;
+    }
+    const char *tuples = PQcmdTuples(result);
+    if (rows && *tuples) *rows = strtoll(tuples, NULL, 10);
+    PQclear(result);
+  }
+  return 0;
+}
+
+static void worker_next(copy_worker *worker);
+
+/* Sends the current action's statements. Returns 0, or -1 after failing. */
+static int worker_begin_action(copy_worker *worker) {
+  copy_action *action = &worker->task->actions[worker->action];
+  PGconn *target = worker->target->pg;
+  worker->source_ready = worker->target_ready = worker->end_sent = 0;
+  if (action->kind == ACTION_COPY) {
+    PGconn *source = worker->source->pg;
+    if (!PQsendQuery(source, action->source_sql)) {
+      worker_fail(worker, NULL, PQerrorMessage(source));
+      return -1;
+    }
+    worker->state = W_COPY_START;
+  } else {
+    worker->state = W_SQL;
+  }
+  if (!PQsendQuery(target, action->target_sql)) {
+    worker_fail(worker, NULL, PQerrorMessage(target));
+    return -1;
+  }
+  return 0;
+}
+
+/* Advances the worker as far as it can without waiting. Returns 0 when it
+ * must wait for a socket, -1 when the pool failed (the worker is released). */
+static int worker_pump(copy_worker *worker) {
+  copy_pool *pool = worker->pool;
+  for (;;) {
+    PGconn *source = worker->source->pg, *target = worker->target->pg;
+    switch (worker->state) {
+    case W_IDLE:
+      return 0;
+    case W_COPY_START: {
+      ExecStatusType copy = PGRES_EMPTY_QUERY;
+      if (!worker->source_ready) {
+        int rc = read_results(worker, source, NULL, &copy);
+        if (worker->error) {
+          worker_fail(worker, worker->error, NULL);
+          return -1;
+        }
+        if (rc == 1) {
+          worker_fail(worker, NULL, "the source did not start the COPY");
+          return -1;
+        }
+        if (rc == 2) worker->source_ready = 1;
+      }
+      if (!worker->target_ready) {
+        int rc = read_results(worker, target, NULL, &copy);
+        if (worker->error) {
+          worker_fail(worker, worker->error, NULL);
+          return -1;
+        }
+        if (rc == 1) {
+          worker_fail(worker, NULL, "the target did not start the COPY");
+          return -1;
+        }
+        if (rc == 2) worker->target_ready = 1;
+      }
+      if (!worker->source_ready || !worker->target_ready) return 0;
+      worker->state = W_COPY_STREAM;
+      continue;
+    }
+    case W_COPY_STREAM: {
+      if (worker->pending) {
+        int put = PQputCopyData(target, worker->pending, worker->pending_length);
+        if (put == 0) return 0;
+        PQfreemem(worker->pending);
+        worker->pending = NULL;
+        if (put < 0) goto target_failed;
+      }
+      for (;;) {
+        char *row = NULL;
+        int length = PQgetCopyData(source, &row, 1);
+        if (length > 0) {
+          worker->task_bytes += length;
+          pool->bytes_done += length;
+          int put = PQputCopyData(target, row, length);
+          if (put == 0) {
+            worker->pending = row; /* backpressure: stop reading the source */
+            worker->pending_length = length;
+            return 0;
+          }
+          PQfreemem(row);
+          if (put < 0) goto target_failed;
+          continue;
+        }
+        if (length == 0) {
+          if (PQflush(target) < 0) goto target_failed;
+          return 0;
+        }
+        if (length == -2) {
+          worker_fail(worker, NULL, PQerrorMessage(source));
+          return -1;
+        }
+        break; /* -1: the source has sent everything */
+      }
+      worker->state = W_COPY_SOURCE_END;
+      continue;
+    }
+    case W_COPY_SOURCE_END: {
+      if (!worker->end_sent) {
+        long long rows = 0;
+        int rc = read_results(worker, source, &rows, NULL);
+        if (worker->error) {
+          worker_fail(worker, worker->error, NULL);
+          return -1;
+        }
+        if (rc == 0) return 0;
+        worker->task_rows += rows;
+        pool->rows_done += rows;
+        int end = PQputCopyEnd(target, NULL);
+        if (end == 0) return 0; /* retried when writable */
+        if (end < 0) goto target_failed;
+        worker->end_sent = 1;
+      }
+      worker->state = W_COPY_TARGET_END;
+      continue;
+    }
+    case W_COPY_TARGET_END:
+    case W_SQL: {
+      if (PQflush(target) < 0) goto target_failed;
+      int rc = read_results(worker, target, NULL, NULL);
+      if (rc == 0) return 0;
+      if (rc == 2) {
+        worker_fail(worker, NULL, "unexpected COPY in an SQL action");
+        return -1;
+      }
+      if (worker->error) {
+        const char *sqlstate = PQresultErrorField(worker->error, PG_DIAG_SQLSTATE);
+        if (worker->state == W_SQL && worker->retries_left > 0 && sqlstate &&
+            strcmp(sqlstate, "40P01") == 0) {
+          /* a deadlock between two foreign keys added at once: run it again */
+          worker->retries_left--;
+          PQclear(worker->error);
+          worker->error = NULL;
+          if (worker_begin_action(worker) < 0) return -1;
+          continue;
+        }
+        worker_fail(worker, worker->error, NULL);
+        return -1;
+      }
+      worker->action++;
+      if (worker->action < worker->task->action_count) {
+        worker->retries_left = worker->task->actions[worker->action].retries;
+        if (worker_begin_action(worker) < 0) return -1;
+        continue;
+      }
+      pool->tasks_done++;
+      worker->task = NULL;
+      worker->state = W_IDLE;
+      worker_next(worker);
+      if (pool->finished) return -1;
+      continue;
+    }
+    }
+  }
+target_failed:
+  /* the server may have said why: its error is the better message */
+  read_results(worker, worker->target->pg, NULL, NULL);
+  worker_fail(worker, worker->error, PQerrorMessage(worker->target->pg));
+  return -1;
+}
+
+/* Watches what the worker's state waits for. */
+static int worker_watch(copy_worker *worker) {
+  int source_events = 0, target_events = 0;
+  PGconn *source = worker->source->pg, *target = worker->target->pg;
+  switch (worker->state) {
+  case W_IDLE:
+    break;
+  case W_COPY_START:
+  case W_COPY_STREAM:
+  case W_COPY_SOURCE_END:
+    if (!worker->pending && !(worker->state == W_COPY_SOURCE_END && worker->end_sent))
+      source_events = UV_READABLE;
+    if (PQflush(source) == 1) source_events |= UV_WRITABLE;
+    /* fall through */
+  case W_COPY_TARGET_END:
+  case W_SQL:
+    target_events = UV_READABLE;
+    if (worker->pending || (worker->state == W_COPY_SOURCE_END && !worker->end_sent) ||
+        PQflush(target) == 1)
+      target_events |= UV_WRITABLE;
+    break;
+  }
+  if (sql_conn_watch(worker->source, source_events) < 0 ||
+      sql_conn_watch(worker->target, target_events) < 0) {
+    worker_fail(worker, NULL, "cannot watch a connection's socket");
+    return -1;
+  }
+  return 0;
+}
+
+static void worker_driver(sql_conn *conn, int events) {
+  copy_worker *worker = conn->driver_data;
+  if (!worker) return;
+  if ((events & UV_READABLE) && !PQconsumeInput(conn->pg)) {
+    if (conn == worker->target) read_results(worker, conn->pg, NULL, NULL);
+    worker_fail(worker, worker->error, PQerrorMessage(conn->pg));
+    return;
+  }
+  if (worker_pump(worker) < 0) return;
+  worker_watch(worker);
+}
+
+/* Gives the worker the next task, or finishes the pool when all are done. */
+static void worker_next(copy_worker *worker) {
+  copy_pool *pool = worker->pool;
+  if (pool->finished) return;
+  if (pool->next_task < pool->task_count) {
+    worker->task = &pool->tasks[pool->next_task++];
+    worker->action = 0;
+    worker->task_rows = 0;
+    worker->task_bytes = 0;
+    worker->retries_left = worker->task->actions[0].retries;
+    worker_begin_action(worker);
+    return;
+  }
+  for (int i = 0; i < pool->worker_count; i++)
+    if (pool->workers[i].state != W_IDLE) return;
+  for (int i = 0; i < pool->worker_count; i++)
+    worker_release(&pool->workers[i], 0);
+  pool_finish(pool);
+}
+
+static void pool_finish(copy_pool *pool) {
+  if (pool->finished) return;
+  pool->finished = 1;
+  if (pool->timer) uv_timer_stop(pool->timer);
+  if (pool->waiting) {
+    pool->waiting = 0;
+    pool->wait.cancel = NULL;
+    wf_wake(&pool->wait);
+  }
+}
+
+static void pool_tick(uv_timer_t *timer) {
+  copy_pool *pool = timer->data;
+  if (pool && pool->waiting) {
+    pool->waiting = 0;
+    pool->wait.cancel = NULL;
+    wf_wake(&pool->wait);
+  }
+}
+
+static void pool_wait_cancel(wf_wait *wait) {
+  copy_pool *pool = (copy_pool *)(void *)((char *)wait - offsetof(copy_pool, wait));
+  pool->waiting = 0;
+  pool->cancelled = 1;
+  wait->cancel = NULL;
+  pool_record_failure(pool, NULL, NULL, "cancelled");
+  pool_abort(pool);
+}
+
+static copy_pool *pool_check(lua_State *L) {
+  return luaL_checkudata(L, 1, POOL_META);
+}
+
+static void timer_free(uv_handle_t *handle) {
+  free(handle);
+}
+
+static int pool_gc(lua_State *L) {
+  copy_pool *pool = pool_check(L);
+  if (pool->started && !pool->finished) pool_abort(pool);
+  if (pool->timer) {
+    pool->timer->data = NULL;
+    uv_close((uv_handle_t *)pool->timer, timer_free);
+    pool->timer = NULL;
+  }
+  for (int t = 0; t < pool->task_count; t++) {
+    copy_task *task = &pool->tasks[t];
+    for (int a = 0; a < task->action_count; a++) {
+      free(task->actions[a].source_sql);
+      free(task->actions[a].target_sql);
+      free(task->actions[a].phase);
+    }
+    free(task->actions);
+    free(task->label);
+  }
+  free(pool->tasks);
+  pool->tasks = NULL;
+  pool->task_count = 0;
+  free(pool->workers);
+  pool->workers = NULL;
+  pool->worker_count = 0;
+  char **strings[] = {&pool->error_message, &pool->error_sqlstate, &pool->error_detail,
+                      &pool->error_label, &pool->error_phase};
+  for (size_t i = 0; i < sizeof strings / sizeof *strings; i++) {
+    free(*strings[i]);
+    *strings[i] = NULL;
+  }
+  return 0;
+}
+
+/* copy.pool({ {source = conn, target = conn}, ... }) -> pool */
+static int copy_pool_new(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  int count = (int)luaL_len(L, 1);
+  if (count <= 0 || count > 256) return luaL_argerror(L, 1, "1 to 256 pairs of connections");
+  copy_pool *pool = lua_newuserdatauv(L, sizeof *pool, 1);
+  memset(pool, 0, sizeof *pool);
+  luaL_setmetatable(L, POOL_META);
+  lua_pushvalue(L, 1); /* keeps the connections alive while borrowed */
+  lua_setiuservalue(L, -2, 1);
+  pool->workers = calloc((size_t)count, sizeof *pool->workers);
+  if (!pool->workers) return luaL_error(L, "out of memory");
+  pool->worker_count = count;
+  for (int i = 0; i < count; i++) {
+    lua_rawgeti(L, 1, i + 1);
+    luaL_checktype(L, -1, LUA_TTABLE);
+    lua_getfield(L, -1, "source");
+    lua_getfield(L, -2, "target");
+    copy_worker *worker = &pool->workers[i];
+    worker->pool = pool;
+    worker->source = sql_conn_check_open(L, -2);
+    worker->target = sql_conn_check_open(L, -1);
+    lua_pop(L, 3);
+  }
+  return 1;
+}
+
+static char *field_string(lua_State *L, int index, const char *name) {
+  char *copy = NULL;
+  if (lua_getfield(L, index, name) == LUA_TSTRING) copy = strdup(lua_tostring(L, -1));
+  lua_pop(L, 1);
+  return copy;
+}
+
+/* pool:add{ label =, estimate =, actions = { {source =, target =, phase =} |
+ * {sql =, phase =, retries =}, ... } } */
+static int pool_add(lua_State *L) {
+  copy_pool *pool = pool_check(L);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_argcheck(L, !pool->started, 1, "the pool is already running");
+  lua_getfield(L, 2, "actions");
+  luaL_argcheck(L, lua_istable(L, -1), 2, "actions must be a table");
+  int count = (int)luaL_len(L, -1);
+  luaL_argcheck(L, count > 0, 2, "a task needs actions");
+  int actions = lua_gettop(L);
+  /* check everything before taking C memory, so no raise leaks it */
+  for (int a = 1; a <= count; a++) {
+    lua_rawgeti(L, actions, a);
+    luaL_argcheck(L, lua_istable(L, -1), 2, "each action must be a table");
+    int is_copy = lua_getfield(L, -1, "source") == LUA_TSTRING;
+    int has_target = lua_getfield(L, -2, is_copy ? "target" : "sql") == LUA_TSTRING;
+    luaL_argcheck(L, has_target, 2, "an action needs source and target, or sql");
+    lua_pop(L, 3);
+  }
+  if (pool->task_count == pool->task_capacity) {
+    int capacity = pool->task_capacity ? pool->task_capacity * 2 : 64;
+    copy_task *grown = realloc(pool->tasks, (size_t)capacity * sizeof *grown);
+    if (!grown) return luaL_error(L, "out of memory");
+    pool->tasks = grown;
+    pool->task_capacity = capacity;
+  }
+  lua_getfield(L, 2, "estimate");
+  double estimate = lua_tonumber(L, -1);
+  lua_pop(L, 1);
+  copy_task *task = &pool->tasks[pool->task_count];
+  memset(task, 0, sizeof *task);
+  task->estimate = estimate;
+  task->label = field_string(L, 2, "label");
+  task->actions = calloc((size_t)count, sizeof *task->actions);
+  if (!task->actions) {
+    free(task->label);
+    return luaL_error(L, "out of memory");
+  }
+  task->action_count = count;
+  pool->task_count++; /* from here the pool owns it, freed by __gc */
+  for (int a = 0; a < count; a++) {
+    lua_rawgeti(L, actions, a + 1);
+    copy_action *action = &task->actions[a];
+    action->source_sql = field_string(L, -1, "source");
+    action->kind = action->source_sql ? ACTION_COPY : ACTION_SQL;
+    action->target_sql = field_string(L, -1, action->source_sql ? "target" : "sql");
+    action->phase = field_string(L, -1, "phase");
+    lua_getfield(L, -1, "retries");
+    action->retries = (int)lua_tointeger(L, -1);
+    lua_pop(L, 2);
+    if (!action->target_sql) return luaL_error(L, "out of memory");
+  }
+  pool->bytes_total += estimate;
+  return 0;
+}
+
+static int pool_wait_k(lua_State *L, int status, lua_KContext ctx);
+
+/* pool:wait() -> finished, stats; starts the pool on the first call. Raises
+ * the first failure, naming its task and phase. */
+static int pool_wait(lua_State *L) {
+  copy_pool *pool = pool_check(L);
+  lua_settop(L, 1);
+  if (!pool->started) {
+    pool->started = 1;
+    for (int i = 0; i < pool->worker_count; i++) {
+      copy_worker *worker = &pool->workers[i];
+      if (worker->source->state != SQL_IDLE || worker->target->state != SQL_IDLE ||
+          !worker->source->pg || !worker->target->pg) {
+        pool->finished = 1;
+        return luaL_error(L, "copy pool: a connection is closed or busy");
+      }
+    }
+    for (int i = 0; i < pool->worker_count; i++) {
+      copy_worker *worker = &pool->workers[i];
+      sql_conn *conns[2] = {worker->source, worker->target};
+      for (int c = 0; c < 2; c++) {
+        conns[c]->state = SQL_BORROWED;
+        conns[c]->driver = worker_driver;
+        conns[c]->driver_data = worker;
+      }
+    }
+    pool->timer = malloc(sizeof *pool->timer);
+    if (!pool->timer) return luaL_error(L, "out of memory");
+    uv_timer_init(wf_loop(L), pool->timer);
+    pool->timer->data = pool;
+    uv_timer_start(pool->timer, pool_tick, POOL_TICK_MS, POOL_TICK_MS);
+    for (int i = 0; i < pool->worker_count && !pool->finished; i++) {
+      copy_worker *worker = &pool->workers[i];
+      worker_next(worker);
+      if (!pool->finished && worker_pump(worker) == 0) worker_watch(worker);
+    }
+  }
+  if (pool->finished) return pool_wait_k(L, LUA_OK, 0);
+  pool->waiting = 1;
+  pool->wait.cancel = pool_wait_cancel;
+  return wf_await(L, &pool->wait, 0, pool_wait_k);
+}
+
+static int pool_wait_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  copy_pool *pool = pool_check(L);
+  double total = pool->bytes_total > pool->bytes_done ? pool->bytes_total : pool->bytes_done;
+  if (pool->error_message) {
+    lua_pushfstring(L, "%s%s%s%s%s", pool->error_label ? "table " : "",
+                    pool->error_label ? pool->error_label : "", pool->error_phase ? ", phase " : "",
+                    pool->error_phase ? pool->error_phase : "",
+                    pool->error_label || pool->error_phase ? ": " : "");
+    lua_pushstring(L, pool->error_message);
+    lua_concat(L, 2);
+    wf_push_redacted(L, lua_tostring(L, -1), lua_rawlen(L, -1));
+    wf_push_error(L, "sql", pool->error_sqlstate,
+                  pool->cancelled ? 0 : sql_sqlstate_retryable(pool->error_sqlstate),
+                  lua_tostring(L, -1));
+    if (pool->error_label) {
+      lua_pushstring(L, pool->error_label);
+      lua_setfield(L, -2, "table");
+    }
+    if (pool->error_phase) {
+      lua_pushstring(L, pool->error_phase);
+      lua_setfield(L, -2, "phase");
+    }
+    if (pool->error_detail) {
+      wf_push_redacted(L, pool->error_detail, strlen(pool->error_detail));
+      lua_setfield(L, -2, "detail");
+    }
+    return lua_error(L);
+  }
+  wf_progress(L, pool->bytes_done, total, "bytes");
+  lua_pushboolean(L, pool->finished);
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, (lua_Integer)pool->rows_done);
+  lua_setfield(L, -2, "rows");
+  lua_pushnumber(L, pool->bytes_done);
+  lua_setfield(L, -2, "bytes");
+  lua_pushnumber(L, total);
+  lua_setfield(L, -2, "total");
+  lua_pushinteger(L, pool->tasks_done);
+  lua_setfield(L, -2, "tasks");
+  return 2;
+}
+
+/* ---- child processes ----------------------------------------------------- */
+
+typedef struct copy_child {
+  uv_process_t process;
+  uv_pipe_t error_pipe;
+  char *error_text;
+  size_t error_length;
+  int64_t exit_status;
+  int term_signal, exited, spawned;
+  char *spawn_error;
+} copy_child;
+
+typedef struct copy_pipeline {
+  copy_child children[2];
+  int count;
+  uv_pipe_t out_pipe;
+  int capture;
+  char *out_text;
+  size_t out_length, out_capacity;
+  int open_handles; /* handles not yet closed: the pipeline is done at 0 */
+  int waiting, orphaned;
+  wf_wait wait;
+} copy_pipeline;
+
+typedef struct {
+  copy_pipeline *pipeline;
+} pipeline_box;
+
+static void pipeline_maybe_done(copy_pipeline *pipeline) {
+  if (pipeline->open_handles > 0) return;
+  if (pipeline->orphaned) {
+    for (int i = 0; i < pipeline->count; i++) {
+      free(pipeline->children[i].error_text);
+      free(pipeline->children[i].spawn_error);
+    }
+    free(pipeline->out_text);
+    free(pipeline);
+    return;
+  }
+  if (pipeline->waiting) {
+    pipeline->waiting = 0;
+    pipeline->wait.cancel = NULL;
+    wf_wake(&pipeline->wait);
+  }
+}
+
+static void handle_closed(uv_handle_t *handle) {
+  copy_pipeline *pipeline = handle->data;
+  pipeline->open_handles--;
+  pipeline_maybe_done(pipeline);
+}
+
+static void read_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf) {
+  (void)handle;
+  (void)suggested;
+  static char chunk[65536]; /* the loop is single-threaded; read_done copies it out */
+  buf->base = chunk;
+  buf->len = sizeof chunk;
+}
+
+static int append(char **text, size_t *length, size_t *capacity, const char *data, size_t n) {
+  if (*length + n + 1 > *capacity) {
+    size_t grown = *capacity ? *capacity : 65536;
+    while (grown < *length + n + 1)
+      grown *= 2;
+    char *bigger = realloc(*text, grown);
+    if (!bigger) return -1;
+    *text = bigger;
+    *capacity = grown;
+  }
+  memcpy(*text + *length, data, n);
+  *length += n;
+  (*text)[*length] = '\0';
+  return 0;
+}
+
+static void read_done(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
+  copy_pipeline *pipeline = stream->data;
+  if (nread < 0) {
+    uv_close((uv_handle_t *)stream, handle_closed);
+    return;
+  }
+  if (nread == 0) return;
+  if ((uv_pipe_t *)stream == &pipeline->out_pipe) {
+    append(&pipeline->out_text, &pipeline->out_length, &pipeline->out_capacity, buf->base,
+           (size_t)nread);
+    return;
+  }
+  for (int i = 0; i < pipeline->count; i++) {
+    copy_child *child = &pipeline->children[i];
+    if ((uv_pipe_t *)stream != &child->error_pipe) continue;
+    size_t keep = child->error_length + (size_t)nread > STDERR_MAX
+                      ? STDERR_MAX - child->error_length
+                      : (size_t)nread;
+    size_t capacity = child->error_text ? STDERR_MAX + 1 : 0;
+    if (!child->error_text) {
+      child->error_text = malloc(STDERR_MAX + 1);
+      if (!child->error_text) return;
+      capacity = STDERR_MAX + 1;
+    }
+    append(&child->error_text, &child->error_length, &capacity, buf->base, keep);
+  }
+}
+
+static void child_exited(uv_process_t *process, int64_t status, int term_signal) {
+  copy_child *child = (copy_child *)(void *)process;
+  child->exit_status = status;
+  child->term_signal = term_signal;
+  child->exited = 1;
+  uv_close((uv_handle_t *)process, handle_closed);
+}
+
+static void pipeline_kill(copy_pipeline *pipeline) {
+  for (int i = 0; i < pipeline->count; i++) {
+    copy_child *child = &pipeline->children[i];
+    if (child->spawned && !child->exited) uv_process_kill(&child->process, SIGTERM);
+  }
+}
+
+static void pipeline_wait_cancel(wf_wait *wait) {
+  copy_pipeline *pipeline = (copy_pipeline *)(void *)((char *)wait - offsetof(copy_pipeline, wait));
+  pipeline->waiting = 0;
+  wait->cancel = NULL;
+  pipeline_kill(pipeline);
+}
+
+/* Builds argv and envp for one process; the strings stay on the Lua stack and
+ * the arrays are Lua userdata, so nothing leaks if this raises. stack: spec */
+static void build_command(lua_State *L, int spec, char ***argv, char ***envp) {
+  lua_getfield(L, spec, "argv");
+  luaL_argcheck(L, lua_istable(L, -1), 1, "argv must be a table");
+  int argv_index = lua_gettop(L);
+  int argc = (int)luaL_len(L, argv_index);
+  luaL_argcheck(L, argc > 0, 1, "argv is empty");
+  *argv = lua_newuserdatauv(L, sizeof(char *) * (size_t)(argc + 1), 0);
+  for (int i = 0; i < argc; i++) {
+    lua_rawgeti(L, argv_index, i + 1);
+    (*argv)[i] = (char *)luaL_checkstring(L, -1);
+    lua_rawseti(L, argv_index, i + 1); /* keep it referenced */
+  }
+  (*argv)[argc] = NULL;
+  lua_getfield(L, spec, "env");
+  int env_index = lua_gettop(L);
+  int extra = 0;
+  if (lua_istable(L, env_index)) {
+    lua_pushnil(L);
+    while (lua_next(L, env_index)) {
+      extra++;
+      lua_pop(L, 1);
+    }
+  }
+  int inherited = 0;
+  while (environ[inherited])
+    inherited++;
+  *envp = lua_newuserdatauv(L, sizeof(char *) * (size_t)(inherited + extra + 1), 1);
+  lua_createtable(L, extra, 0); /* the "K=V" strings, referenced by the userdata */
+  int n = 0;
+  if (extra) {
+    lua_pushnil(L);
+    while (lua_next(L, env_index)) {
+      lua_pushfstring(L, "%s=%s", luaL_checkstring(L, -2), luaL_checkstring(L, -1));
+      (*envp)[n++] = (char *)lua_tostring(L, -1);
+      lua_rawseti(L, -4, n);
+      lua_pop(L, 1);
+    }
+  }
+  for (int i = 0; i < inherited; i++) {
+    const char *equals = strchr(environ[i], '=');
+    size_t key_length = equals ? (size_t)(equals - environ[i]) : strlen(environ[i]);
+    int overridden = 0;
+    for (int j = 0; j < extra; j++)
+      if (strncmp((*envp)[j], environ[i], key_length + 1) == 0) overridden = 1;
+    if (!overridden) (*envp)[n++] = environ[i];
+  }
+  (*envp)[n] = NULL;
+  lua_setiuservalue(L, -2, 1);
+  /* stack: argv table, argv array, env table, envp array */
+}
+
+static int pipeline_wait_k(lua_State *L, int status, lua_KContext ctx);
+
+/* copy.spawn({ {argv = {...}, env = {...}}, ... }, capture_stdout) -> pipeline */
+static int copy_spawn(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  int count = (int)luaL_len(L, 1);
+  int capture = lua_toboolean(L, 2);
+  luaL_argcheck(L, count >= 1 && count <= 2, 1, "one or two commands");
+  lua_settop(L, 2);
+  pipeline_box *box = lua_newuserdatauv(L, sizeof *box, 0); /* 3 */
+  box->pipeline = NULL;
+  luaL_setmetatable(L, PIPELINE_META);
+  char **argv[2], **envp[2];
+  for (int i = 0; i < count; i++) {
+    lua_rawgeti(L, 1, i + 1);
+    luaL_checktype(L, -1, LUA_TTABLE);
+    build_command(L, lua_gettop(L), &argv[i], &envp[i]);
+  }
+  copy_pipeline *pipeline = calloc(1, sizeof *pipeline);
+  if (!pipeline) return luaL_error(L, "out of memory");
+  box->pipeline = pipeline;
+  pipeline->count = count;
+  pipeline->capture = capture;
+  uv_loop_t *loop = wf_loop(L);
+  uv_file link[2] = {-1, -1};
+  if (count == 2 && uv_pipe(link, 0, 0) < 0) link[0] = link[1] = -1;
+  if (capture) {
+    uv_pipe_init(loop, &pipeline->out_pipe, 0);
+    pipeline->out_pipe.data = pipeline;
+    pipeline->open_handles++;
+  }
+  int failed = 0;
+  for (int i = 0; i < count; i++) {
+    copy_child *child = &pipeline->children[i];
+    uv_pipe_init(loop, &child->error_pipe, 0);
+    child->error_pipe.data = pipeline;
+    pipeline->open_handles++;
+    uv_stdio_container_t stdio[3];
+    if (i == 0)
+      stdio[0].flags = UV_IGNORE;
+    else {
+      stdio[0].flags = UV_INHERIT_FD;
+      stdio[0].data.fd = link[0];
+    }
+    if (i == count - 1) {
+      if (capture) {
+        stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+        stdio[1].data.stream = (uv_stream_t *)&pipeline->out_pipe;
+      } else {
+        stdio[1].flags = UV_IGNORE;
+      }
+    } else {
+      stdio[1].flags = UV_INHERIT_FD;
+      stdio[1].data.fd = link[1];
+    }
+    stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+    stdio[2].data.stream = (uv_stream_t *)&child->error_pipe;
+    uv_process_options_t options;
+    memset(&options, 0, sizeof options);
+    options.exit_cb = child_exited;
+    options.file = argv[i][0];
+    options.args = argv[i];
+    options.env = envp[i];
+    options.stdio_count = 3;
+    options.stdio = stdio;
+    child->process.data = pipeline;
+    int rc = failed                        ? UV_ECANCELED
+             : (count == 2 && link[0] < 0) ? UV_EMFILE
+                                           : uv_spawn(loop, &child->process, &options);
+    if (rc < 0) {
+      failed = 1;
+      child->spawn_error = strdup(uv_strerror(rc));
+      child->exited = 1;
+      child->exit_status = 127;
+      uv_close((uv_handle_t *)&child->error_pipe, handle_closed);
+      /* a pipeline without its other half would hang: stop what started */
+      pipeline_kill(pipeline);
+      continue;
+    }
+    child->spawned = 1;
+    pipeline->open_handles++;
+    uv_read_start((uv_stream_t *)&child->error_pipe, read_alloc, read_done);
+  }
+  if (link[0] >= 0) {
+    close(link[0]);
+    close(link[1]);
+  }
+  if (capture) {
+    if (pipeline->children[count - 1].spawned)
+      uv_read_start((uv_stream_t *)&pipeline->out_pipe, read_alloc, read_done);
+    else
+      uv_close((uv_handle_t *)&pipeline->out_pipe, handle_closed);
+  }
+  lua_settop(L, 3);
+  return 1;
+}
+
+static copy_pipeline *pipeline_check(lua_State *L) {
+  pipeline_box *box = luaL_checkudata(L, 1, PIPELINE_META);
+  if (!box->pipeline) luaL_error(L, "pipeline is finished");
+  return box->pipeline;
+}
+
+/* pipeline:wait() -> { stdout =, [i] = {status =, signal =, stderr =, error =} } */
+static int pipeline_wait(lua_State *L) {
+  copy_pipeline *pipeline = pipeline_check(L);
+  lua_settop(L, 1);
+  if (pipeline->open_handles == 0) return pipeline_wait_k(L, LUA_OK, 0);
+  pipeline->waiting = 1;
+  pipeline->wait.cancel = pipeline_wait_cancel;
+  return wf_await(L, &pipeline->wait, 0, pipeline_wait_k);
+}
+
+static int pipeline_wait_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  copy_pipeline *pipeline = pipeline_check(L);
+  lua_createtable(L, pipeline->count, 1);
+  if (pipeline->capture) {
+    lua_pushlstring(L, pipeline->out_text ? pipeline->out_text : "", pipeline->out_length);
+    lua_setfield(L, -2, "stdout");
+  }
+  for (int i = 0; i < pipeline->count; i++) {
+    copy_child *child = &pipeline->children[i];
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, (lua_Integer)child->exit_status);
+    lua_setfield(L, -2, "status");
+    lua_pushinteger(L, child->term_signal);
+    lua_setfield(L, -2, "signal");
+    wf_push_redacted(L, child->error_text ? child->error_text : "", child->error_length);
+    lua_setfield(L, -2, "stderr");
+    if (child->spawn_error) {
+      lua_pushstring(L, child->spawn_error);
+      lua_setfield(L, -2, "error");
+    }
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+static int pipeline_gc(lua_State *L) {
+  pipeline_box *box = luaL_checkudata(L, 1, PIPELINE_META);
+  copy_pipeline *pipeline = box->pipeline;
+  if (!pipeline) return 0;
+  box->pipeline = NULL;
+  pipeline->orphaned = 1;
+  pipeline->waiting = 0;
+  pipeline_kill(pipeline);
+  pipeline_maybe_done(pipeline);
+  return 0;
+}
+
+static const luaL_Reg pool_methods[] = {{"add", pool_add}, {"wait", pool_wait}, {NULL, NULL}};
+static const luaL_Reg pool_meta[] = {{"__gc", pool_gc}, {"__close", pool_gc}, {NULL, NULL}};
+static const luaL_Reg pipeline_methods[] = {{"wait", pipeline_wait}, {NULL, NULL}};
+static const luaL_Reg pipeline_meta[] = {
+    {"__gc", pipeline_gc}, {"__close", pipeline_gc}, {NULL, NULL}};
+static const luaL_Reg copy_funcs[] = {{"pool", copy_pool_new}, {"spawn", copy_spawn}, {NULL, NULL}};
+
+int luaopen_wf_sql_copy(lua_State *L) {
+  if (luaL_newmetatable(L, POOL_META)) {
+    luaL_setfuncs(L, pool_meta, 0);
+    luaL_newlib(L, pool_methods);
+    lua_setfield(L, -2, "__index");
+  }
+  if (luaL_newmetatable(L, PIPELINE_META)) {
+    luaL_setfuncs(L, pipeline_meta, 0);
+    luaL_newlib(L, pipeline_methods);
+    lua_setfield(L, -2, "__index");
+  }
+  lua_pop(L, 2);
+  luaL_newlib(L, copy_funcs);
+  return 1;
+}

@@ -1,0 +1,138 @@
+#!/bin/bash
+# copy.sh: benchmark of sql.copy_database (not a test). Generates a CRM-shaped
+# database (companies, persons with emails, appointments, documents with
+# bytea, five secondary indexes, foreign keys) of about SIZE_MB in one
+# cluster, then times, interleaved, ROUNDS times each:
+#   copy_database to a second cluster (jobs = JOBS)
+#   pg_dump -Fd -jJOBS -Z0 + pg_restore -jJOBS, then ANALYZE
+#   pg_dump | psql, then ANALYZE
+#   CREATE DATABASE ... TEMPLATE ... STRATEGY WAL_LOG and FILE_COPY (same cluster)
+# and prints the medians, the ratios and copy_database's phase breakdown.
+#   SIZE_MB=1024 ROUNDS=3 JOBS=2 sh tests/bench/copy.sh
+set -eu
+cd "$(dirname "$0")/../.."
+SIZE_MB=${SIZE_MB:-1024}
+ROUNDS=${ROUNDS:-3}
+JOBS=${JOBS:-2}
+PORT_A=${PORT_A:-56190}
+PORT_B=${PORT_B:-56191}
+WFENGINE=${WFENGINE:-./wfengine}
+. tests/lib/pg.sh
+BIN=$(pg_bindir)
+TMP=$(mktemp -d /tmp/wf-bench.XXXXXX)
+cleanup() { pg_stop "$TMP/a"; pg_stop "$TMP/b"; rm -rf "$TMP"; }
+trap cleanup EXIT INT TERM
+SETTINGS="-c shared_buffers=512MB -c max_wal_size=8GB -c checkpoint_timeout=30min -c maintenance_work_mem=256MB -c wal_level=minimal -c max_wal_senders=0"
+pg_start "$TMP/a" "$PORT_A" "$SETTINGS"
+pg_start "$TMP/b" "$PORT_B" "$SETTINGS"
+chmod 777 "$TMP"
+psql_a() { "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT_A" -U postgres "$@"; }
+psql_b() { "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT_B" -U postgres "$@"; }
+now() { date +%s.%N; }
+
+echo "generating a CRM database of about $SIZE_MB MB..."
+S=$(awk "BEGIN { print $SIZE_MB / 1024 }")
+psql_a -d postgres -c "CREATE DATABASE crm"
+psql_a -d crm <<SQL
+CREATE TABLE companies (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text NOT NULL,
+  domain text NOT NULL, created timestamptz NOT NULL);
+CREATE TABLE persons (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  company_id bigint NOT NULL REFERENCES companies, email text NOT NULL, first_name text,
+  last_name text, phone text, created timestamptz NOT NULL);
+CREATE TABLE appointments (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  person_id bigint NOT NULL REFERENCES persons, starts timestamptz NOT NULL, minutes int NOT NULL,
+  subject text, notes text);
+CREATE TABLE documents (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  company_id bigint NOT NULL REFERENCES companies, name text NOT NULL, body bytea NOT NULL);
+ALTER TABLE documents ALTER COLUMN body SET STORAGE EXTERNAL; -- keep the bytes' real size
+INSERT INTO companies (name, domain, created)
+  SELECT 'Company ' || g, 'c' || g || '.example.com', now() - g * interval '1 minute'
+  FROM generate_series(1, (50000 * $S)::int) g;
+INSERT INTO persons (company_id, email, first_name, last_name, phone, created)
+  SELECT 1 + g % (50000 * $S)::int, 'person' || g || '@c' || (g % 5000) || '.example.com',
+    'First' || md5(g::text), 'Last' || g, '+1-555-' || g, now() - g * interval '1 second'
+  FROM generate_series(1, (1500000 * $S)::int) g;
+INSERT INTO appointments (person_id, starts, minutes, subject, notes)
+  SELECT 1 + g % (1500000 * $S)::int, now() + g * interval '1 minute', 15 + g % 90,
+    'Meeting ' || md5(g::text), repeat(md5((g * 7)::text), 2)
+  FROM generate_series(1, (2500000 * $S)::int) g;
+INSERT INTO documents (company_id, name, body)
+  SELECT 1 + g % (50000 * $S)::int, 'doc' || g || '.pdf',
+    decode(repeat(md5(g::text) || md5((g + 1)::text), 12), 'hex')
+  FROM generate_series(1, (120000 * $S)::int) g;
+CREATE INDEX persons_email ON persons (lower(email));
+CREATE INDEX persons_company ON persons (company_id);
+CREATE INDEX appointments_person ON appointments (person_id);
+CREATE INDEX appointments_starts ON appointments (starts);
+CREATE INDEX documents_company ON documents (company_id);
+VACUUM ANALYZE;
+SQL
+psql_a -d crm -At -c "SELECT 'source size: ' || pg_size_pretty(pg_database_size('crm'))"
+
+cat >"$TMP/copy.lua" <<'LUA'
+local sql = require "wf.sql"
+return workflow { name = "bench_copy", params = { from = { required = true }, to = { required = true },
+  jobs = { default = "2" } },
+  steps = { step "copy" { timeout = 7200, run = function(ctx)
+    local s = sql.copy_database { from = ctx.params.from, to = ctx.params.to, jobs = tonumber(ctx.params.jobs) }
+    local parts = {}
+    for _, k in ipairs { "check", "schema", "data", "sequences", "constraints", "post" } do
+      parts[#parts + 1] = string.format("%s=%.2f", k, s.phases[k] or 0)
+    end
+    io.stdout:write("PHASES ", table.concat(parts, " "), "\n")
+  end } } }
+LUA
+
+reset_b() { psql_b -d postgres -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1"; }
+t_copy() {
+  reset_b t_copy
+  start=$(now)
+  "$WFENGINE" run -q "$TMP/copy.lua" --state "$TMP/state" -p jobs="$JOBS" \
+    -p from="host=127.0.0.1 port=$PORT_A user=postgres dbname=crm" \
+    -p to="host=127.0.0.1 port=$PORT_B user=postgres dbname=t_copy" >>"$TMP/phases"
+  awk "BEGIN { print $(now) - $start }"
+}
+t_dir() {
+  reset_b t_dir
+  rm -rf "$TMP/dump"
+  start=$(now)
+  "$BIN/pg_dump" -h 127.0.0.1 -p "$PORT_A" -U postgres -Fd -j "$JOBS" -Z0 -f "$TMP/dump" crm
+  "$BIN/pg_restore" -h 127.0.0.1 -p "$PORT_B" -U postgres -j "$JOBS" -d t_dir "$TMP/dump"
+  psql_b -d t_dir -c ANALYZE
+  awk "BEGIN { print $(now) - $start }"
+}
+t_pipe() {
+  reset_b t_pipe
+  start=$(now)
+  "$BIN/pg_dump" -h 127.0.0.1 -p "$PORT_A" -U postgres crm | psql_b -d t_pipe >/dev/null
+  psql_b -d t_pipe -c ANALYZE
+  awk "BEGIN { print $(now) - $start }"
+}
+t_template() {
+  psql_a -d postgres -c "DROP DATABASE IF EXISTS t_$1"
+  start=$(now)
+  psql_a -d postgres -c "CREATE DATABASE t_$1 TEMPLATE crm STRATEGY $1"
+  awk "BEGIN { print $(now) - $start }"
+}
+
+: >"$TMP/phases"
+for round in $(seq 1 "$ROUNDS"); do
+  echo "round $round/$ROUNDS"
+  echo "$(t_copy)" >>"$TMP/copy"
+  echo "$(t_dir)" >>"$TMP/dir"
+  echo "$(t_pipe)" >>"$TMP/pipe"
+  echo "$(t_template WAL_LOG)" >>"$TMP/wal_log"
+  echo "$(t_template FILE_COPY)" >>"$TMP/file_copy"
+done
+median() { sort -n "$1" | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+copy=$(median "$TMP/copy") dir=$(median "$TMP/dir") pipe=$(median "$TMP/pipe")
+wal=$(median "$TMP/wal_log") file=$(median "$TMP/file_copy")
+best=$(awk "BEGIN { print ($dir < $pipe) ? $dir : $pipe }")
+printf '\nmedians of %d rounds, %s MB source, jobs=%s\n' "$ROUNDS" "$SIZE_MB" "$JOBS"
+printf '  %-34s %8.2f s\n' "copy_database (stream)" "$copy" "pg_dump -Fd -Z0 + pg_restore" "$dir" \
+  "pg_dump | psql" "$pipe" "CREATE DATABASE TEMPLATE (WAL_LOG)" "$wal" \
+  "CREATE DATABASE TEMPLATE (FILE_COPY)" "$file"
+printf '  copy_database / best pg_dump-based: %.2fx (goal <= 0.55x)\n' "$(awk "BEGIN { print $copy / $best }")"
+printf '  copy_database / FILE_COPY template: %.2fx\n' "$(awk "BEGIN { print $copy / $file }")"
+echo "copy_database phases (seconds, per round):"
+sed 's/^PHASES /  /' "$TMP/phases"
