@@ -48,7 +48,7 @@ probe = t.workflow('''
 return workflow { name = "probe", steps = { step "p" { run = function() return (pcall(require, "wf.yaml")) end } } }''')
 has_yaml = (t.run(probe).one("step_succeeded", "p") or {}).get("result") is True
 if not has_yaml:
-    t.skip("wf.yaml is not available yet (config params)", 5)
+    t.skip("wf.yaml is not available yet (config params)", 8)
 else:
     cfg = t.path("config.yaml")
     with open(cfg, "w") as f:
@@ -66,6 +66,25 @@ else:
     r = t.run(cw, "-c", cfg)
     t.is_((r.one("step_succeeded", "c") or {}).get("result"), "fallback", "ctx.config with ${VAR:-default}",
           result=r)
+    cfg_secret = "Cfg-s3cret-99"
+    with open(cfg, "w") as f:
+        f.write("db:\n  host: db1\n  password: %s\napi_token: ${WFTEST_TOKEN}\n" % cfg_secret)
+    cs = t.workflow('''return workflow { name = "cfgsecret", steps = { step "c" { run = function(ctx)
+      ctx:log("connecting to %s with %s and %s", ctx.config.db.host, ctx.config.db.password, ctx.config.api_token)
+      error("login failed: " .. ctx.config.db.password)
+    end } } }''')
+    r = t.run(cs, "-c", cfg, env={"WFTEST_TOKEN": "Tok-s3cret-77"})
+    t.is_(r.logs(), ["connecting to db1 with *** and ***"], "config values under password/token keys are secrets",
+          result=r)
+    leaked = [w for w, text in (("stdout", r.stdout), ("stderr", r.stderr), ("journal", r.journal_text()))
+              if cfg_secret in text or "Tok-s3cret-77" in text]
+    t.is_(leaked, [], "config secrets appear nowhere (stdout, stderr, journal)")
+    bad_cfg = t.path("bad.yaml")
+    with open(bad_cfg, "w") as f:
+        f.write("params:\n  p: [unclosed\n")
+    r = t.run(wf, "-c", bad_cfg)
+    t.ok(r.rc == 2 and r.first_err.startswith("wfengine: ") and bad_cfg in r.first_err and not r.run_dirs(),
+         "a broken config: exit 2, first line names the file, nothing journaled", diag=r.describe())
 
 ro = t.workflow('''
 return workflow {
