@@ -465,7 +465,10 @@ static int journal_close(lua_State *L) {
   return 0;
 }
 
-/* journal:append(line): writes line and a newline, then fdatasync. */
+/* journal:append(line [, sync]): writes line and a newline; with sync
+ * (default true) fdatasync's the file, making it and every line before it
+ * durable. Without, the line is in the kernel (it survives the process
+ * being killed) and becomes durable with the next synced line. */
 static int journal_append(lua_State *L) {
   struct journal *journal = luaL_checkudata(L, 1, "wfengine.journal");
   size_t length;
@@ -485,8 +488,10 @@ static int journal_append(lua_State *L) {
       n -= (ssize_t)used;
     }
   }
-  if (fdatasync(journal->fd) < 0 && errno != EINVAL)
-    return luaL_error(L, "cannot sync the journal: %s", strerror(errno));
+  if (lua_isnoneornil(L, 3) || lua_toboolean(L, 3)) {
+    if (fdatasync(journal->fd) < 0 && errno != EINVAL)
+      return luaL_error(L, "cannot sync the journal: %s", strerror(errno));
+  }
   return 0;
 }
 
