@@ -326,6 +326,13 @@ static int core_cancel(lua_State *L) {
   return 0;
 }
 
+/* core.is_wait(v): whether v is what wf_await yields (a light userdata);
+ * a workflow yielding anything else must not be taken for a binding. */
+static int core_is_wait(lua_State *L) {
+  lua_pushboolean(L, lua_islightuserdata(L, 1));
+  return 1;
+}
+
 static int core_pending(lua_State *L) {
   lua_pushboolean(L, uv_loop_alive(engine.loop));
   return 1;
@@ -617,6 +624,7 @@ static const luaL_Reg core_funcs[] = {
     {"poll", core_poll},
     {"cancel", core_cancel},
     {"pending", core_pending},
+    {"is_wait", core_is_wait},
     {"set_mode", core_set_mode},
     {"set_virtual_now", core_set_virtual_now},
     {"now", core_now},

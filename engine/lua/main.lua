@@ -67,6 +67,9 @@ local function run_options(args, wf)
     id = id or spec
     local ok, err = known(id, "--fail-at")
     if not ok then return nil, err end
+    if attempt and tonumber(attempt) < 1 then
+      return nil, "--fail-at " .. spec .. ": attempts count from 1"
+    end
     if attempt then
       local rule = options.fail_at[id]
       if rule ~= true then

@@ -91,7 +91,8 @@ out = r.stdout
 t.is_((r.rc, out.splitlines()[0] if out else None), (0, 'digraph "planned" {'), "plan dot: a digraph", result=r)
 t.is_(out.count("{"), out.count("}"), "plan dot: braces balance")
 t.ok(re.search(r'subgraph "cluster_grp" \{ label="Both sides";', out), "plan dot: the group is a cluster with its title")
-t.ok("first -> left;" in out and "first -> right;" in out and "left -> last;" in out and "right -> last;" in out,
+t.ok('"first" -> "left";' in out and '"first" -> "right";' in out and '"left" -> "last";' in out
+     and '"right" -> "last";' in out,
      "plan dot: edges fan out into the group and back in", diag=out.splitlines())
 
 kw = t.workflow('''return workflow { name = "keywords", steps = {

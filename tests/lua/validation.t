@@ -78,7 +78,7 @@ this is not lua''' % RUN, "5: <eof> expected near 'this'", "syntax error: file:l
 
 # Workflow-level errors: `return workflow { ... }` is a tail call, and the
 # first line must still say where.
-tail_bug = "engine bug: workflow-level errors lose file:line under `return workflow {` (tail call)"
+tail_bug = None  # fixed: errors under `return workflow {` name the line of `workflow {`
 refused('''return workflow {
   name = "x",
   stepz = {},
