@@ -255,7 +255,7 @@ function dsl.on_print(text)
   io.stderr:write(core.redact(text), "\n")
 end
 
-local LIBRARIES = { "string", "table", "math", "os", "io", "utf8", "coroutine", "debug", "package" }
+local LIBRARIES = { "string", "table", "math", "os", "io", "utf8", "coroutine", "debug" }
 
 -- The environment workflow code runs in: the standard library, with its
 -- library tables copied, so that a workflow replacing `tostring`, `pairs`
