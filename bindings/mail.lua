@@ -48,7 +48,7 @@ local function encode_words(text)
   local words, chunk = {}, ""
   for _, code in utf8.codes(text) do
     local char = utf8.char(code)
-    if #chunk + #char > 45 then
+    if #chunk + #char > 39 then -- 52 base64 characters: "Subject: " + word fits in 78
       words[#words + 1] = "=?UTF-8?B?" .. base64(chunk) .. "?="
       chunk = ""
     end

@@ -326,6 +326,13 @@ static int core_cancel(lua_State *L) {
   return 0;
 }
 
+/* core.is_wait(v): whether v is what wf_await yields (a light userdata);
+ * a workflow yielding anything else must not be taken for a binding. */
+static int core_is_wait(lua_State *L) {
+  lua_pushboolean(L, lua_islightuserdata(L, 1));
+  return 1;
+}
+
 static int core_pending(lua_State *L) {
   lua_pushboolean(L, uv_loop_alive(engine.loop));
   return 1;
@@ -465,7 +472,10 @@ static int journal_close(lua_State *L) {
   return 0;
 }
 
-/* journal:append(line): writes line and a newline, then fdatasync. */
+/* journal:append(line [, sync]): writes line and a newline; with sync
+ * (default true) fdatasync's the file, making it and every line before it
+ * durable. Without, the line is in the kernel (it survives the process
+ * being killed) and becomes durable with the next synced line. */
 static int journal_append(lua_State *L) {
   struct journal *journal = luaL_checkudata(L, 1, "wfengine.journal");
   size_t length;
@@ -485,8 +495,10 @@ static int journal_append(lua_State *L) {
       n -= (ssize_t)used;
     }
   }
-  if (fdatasync(journal->fd) < 0 && errno != EINVAL)
-    return luaL_error(L, "cannot sync the journal: %s", strerror(errno));
+  if (lua_isnoneornil(L, 3) || lua_toboolean(L, 3)) {
+    if (fdatasync(journal->fd) < 0 && errno != EINVAL)
+      return luaL_error(L, "cannot sync the journal: %s", strerror(errno));
+  }
   return 0;
 }
 
@@ -612,6 +624,7 @@ static const luaL_Reg core_funcs[] = {
     {"poll", core_poll},
     {"cancel", core_cancel},
     {"pending", core_pending},
+    {"is_wait", core_is_wait},
     {"set_mode", core_set_mode},
     {"set_virtual_now", core_set_virtual_now},
     {"now", core_now},

@@ -50,10 +50,21 @@ function journal.open(state, run_id)
   return { file = file, dir = dir, seq = 0 }
 end
 
--- Encodes, writes and syncs one event; returns the encoded line.
+-- Events after which the engine acts (runs a step or a compensation, or
+-- exits): they are fsync'd, and with them every event written before. The
+-- others (a step's result, a failure, a log line) are written at once and
+-- made durable by the next of these, before anything acts on them.
+local SYNCED = {
+  run_started = true, run_resumed = true, step_started = true, compensation_started = true,
+  run_succeeded = true, run_failed = true, run_compensated = true, run_paused = true,
+  run_interrupted = true,
+}
+
+-- Encodes and writes one event; returns the encoded line. A simulation
+-- changes nothing outside, so its journal is written but never synced.
 function journal.append(writer, event)
   local line = json.encode(redacted(event, 0))
-  writer.file:append(line)
+  writer.file:append(line, SYNCED[event.type] == true and not writer.nosync)
   return line
 end
 

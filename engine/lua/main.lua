@@ -67,6 +67,9 @@ local function run_options(args, wf)
     id = id or spec
     local ok, err = known(id, "--fail-at")
     if not ok then return nil, err end
+    if attempt and tonumber(attempt) < 1 then
+      return nil, "--fail-at " .. spec .. ": attempts count from 1"
+    end
     if attempt then
       local rule = options.fail_at[id]
       if rule ~= true then
@@ -162,6 +165,7 @@ local function drive(spec, continuing)
   end
   local writer, open_err = journal.open(spec.state, spec.run_id)
   if not writer then return fail("cannot open the journal: %s", open_err) end
+  writer.nosync = spec.mode == "simulate"
   local args = spec.args
   local v = view.new { json = args.json, quiet = args.quiet, verbose = args.verbose,
     total = #spec.wf.steps, steps = spec.wf.by_id, run_id = spec.run_id }
@@ -245,6 +249,10 @@ local function continue_run(args, rollback)
   if not rec then return fail("%s", events) end
   if rec.warning then io.stderr:write("warning: ", rec.warning, "\n") end
   local verb = rollback and "roll back" or "resume"
+  if not rec.first or rec.first.type ~= "run_started" then
+    return fail("run %s never started (it stopped before its first event): nothing to %s",
+      args.run_id, verb)
+  end
   if rec.mode == "dry-run" then
     return fail("run %s is a dry-run: dry-runs are journaled but never resumed", args.run_id)
   end

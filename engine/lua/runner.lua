@@ -126,6 +126,11 @@ end
 -- The hooks C bindings reach through wf.h (wf_log, wf_progress, wf_current_step).
 function Run:install_hooks()
   local run = self
+  require("wfengine.dsl").on_print = function(text)
+    local task = sched.current()
+    if task and task.ctx then run:log(task.ctx, "info", text)
+    else io.stderr:write(core.redact(text), "\n") end
+  end
   core.set_hooks {
     log = function(level, message)
       local task = sched.current()
@@ -144,13 +149,27 @@ end
 
 -- ---- one attempt of a function, in its own task, with a timeout ----
 
-local function attempt_body(fn, ctx, ...)
+-- A step that never yields (a busy loop) never lets a timer fire: a count
+-- hook on its coroutine checks the deadline instead.
+local function watch_deadline(deadline, timeout)
+  debug.sethook(function()
+    if core.now() > deadline then
+      debug.sethook()
+      error(errors.new { kind = "timeout", retryable = true,
+        message = string.format("timed out after %gs (the step never waited)", timeout) })
+    end
+  end, "", 100000)
+end
+
+local function attempt_body(fn, ctx, deadline, timeout, ...)
+  if deadline then watch_deadline(deadline, timeout) end
   return xpcall(fn, errors.handler, ctx, ...)
 end
 
 -- Returns true, result or false, err.
 function Run:attempt(fn, ctx, timeout, ...)
-  local task = sched.spawn(attempt_body, fn, ctx, ...)
+  local deadline = timeout and self.mode ~= "simulate" and core.now() + timeout + 0.05 or nil
+  local task = sched.spawn(attempt_body, fn, ctx, deadline, timeout, ...)
   task.ctx = ctx
   local done = sched.join(task, timeout)
   if not done then

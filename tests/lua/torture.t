@@ -73,8 +73,11 @@ def events_of(state, run_id):
 
 
 def run_id_of(state):
-    runs = sorted(os.listdir(os.path.join(state, "runs")))
-    return runs[-1]
+    try:
+        runs = sorted(os.listdir(os.path.join(state, "runs")))
+    except FileNotFoundError:
+        return None
+    return runs[-1] if runs else None
 
 
 def launch(args, env, kill_after):
@@ -94,20 +97,25 @@ def torture(tmp, n, unwind):
     env = dict(os.environ, TORTURE_MARKS=marks, TORTURE_SLEEP="0.004")
     if unwind:
         env["TORTURE_FAIL_LAST"] = "1"
-    code, err = launch(["run", wf_path, "--state", state, "-q"], env, rng.uniform(0, 0.25))
-    run_id = run_id_of(state)
     kills = 0
     final = 1 if unwind else 0
+    while True:
+        # Killed before its first event, a run does not exist yet: start again.
+        code, err = launch(["run", wf_path, "--state", state, "-q"], env, rng.uniform(0, 0.25))
+        kills += code == -9
+        run_id = run_id_of(state)
+        journal = run_id and os.path.join(state, "runs", run_id, "events.jsonl")
+        if journal and os.path.exists(journal) and os.path.getsize(journal) > 0:
+            break
     while code not in (final,):
         if code not in (-9, 4, 3, final):
             diag("unexpected exit %s: %s" % (code, err))
-            return False
+            return False, kills
         kill_after = rng.uniform(0, 0.15) if kills < 6 else None
-        if kill_after is not None:
-            kills += 1
         code, err = launch(["resume", run_id, "--state", state, "-q"], env, kill_after)
+        kills += code == -9
         if code == 2 and "already" in err:
-            code = final
+            code = final  # killed after its last event: the journal check below decides
     events = events_of(state, run_id)
     marks_seen = open(marks).read().split("\n") if os.path.exists(marks) else []
     problems = []

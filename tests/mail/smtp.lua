@@ -1,0 +1,77 @@
+-- smtp.lua: wf.mail sending through tests/mail/smtp_sink.py; the .t reads
+-- what the sink received. Also the message builder and the modes.
+local tap = require "tap"
+local mail = require "wf.mail"
+
+local function catch(fn, ...)
+  local ok, err = pcall(fn, ...)
+  if ok then return {} end
+  return type(err) == "table" and err or { message = tostring(err) }
+end
+
+return workflow {
+  name = "mail_smtp",
+  params = { url = { required = true }, imap = { required = true }, closed_port = { required = true } },
+  steps = {
+    step "send" {
+      timeout = 30,
+      run = function(ctx)
+        if ctx.mode ~= "run" then
+          local sender = mail.smtp { url = ctx.params.url, user = "sender", password = "sender-secret" }
+          local r = sender:send { from = "ops@example.com", to = "dry@example.com", subject = "not sent", body = "x" }
+          tap.ok(r.dry_run or r.simulated, ctx.mode .. ": send reports instead of sending")
+          local box = mail.imap { url = ctx.params.imap, user = "alice", password = "alice-secret" }
+          tap.is(box:create("DryRunBox"), true, ctx.mode .. ": create returns true")
+          box:append("INBOX", "Subject: x\n\ny\n")
+          local listed = box:list()
+          if ctx.mode == "dry-run" then
+            local found = false
+            for _, n in ipairs(listed) do found = found or n == "DryRunBox" end
+            tap.ok(not found, "dry-run: list() reads the server, and the mailbox was not created")
+            tap.is(box:count("INBOX"), 0, "dry-run: count() reads, nothing was appended")
+          else
+            tap.is(#listed, 0, "simulate: list() is empty")
+            tap.is(box:count("INBOX"), 0, "simulate: count() is 0")
+          end
+          tap.done()
+          return
+        end
+        local sender = mail.smtp { url = ctx.params.url, user = "sender", password = "sender-secret" }
+        local r = sender:send {
+          from = "Ops Team <ops@example.com>",
+          to = { "john.doe_company.com@mailinator.com", "Jürgen Groß <jg@example.com>" },
+          cc = "audit@example.com",
+          bcc = "hidden@example.com",
+          subject = "Sandbox ready — Grüße aus dem Süden, a long subject that needs more than one encoded word",
+          body = "Hello,\n.\n.leading dot line\nbye\n",
+          headers = { ["X-Run"] = ctx.run_id },
+        }
+        tap.like(r.message_id, "^<.+@example%.com>$", "send returns the Message-ID")
+        local ascii = sender:send { from = "ops@example.com", to = "plain@example.com", subject = "Plain", body = "only ascii\r\nline 2" }
+        tap.ok(ascii.message_id ~= r.message_id, "every message gets its own Message-ID")
+        local rejected = catch(sender.send, sender, { from = "ops@example.com", to = "reject@example.com", subject = "x", body = "y" })
+        tap.is(rejected.kind, "mail", "a rejected recipient: kind mail")
+        tap.is(rejected.code, "550", "... code is the SMTP reply")
+        tap.is(rejected.retryable, false, "... 5xx not retryable")
+        local later = catch(sender.send, sender, { from = "ops@example.com", to = "later@example.com", subject = "x", body = "y" })
+        tap.is(later.code, "451", "a 4xx reply")
+        tap.is(later.retryable, true, "... retryable")
+        local bad = mail.smtp { url = ctx.params.url, user = "sender", password = "not-the-password" }
+        local auth = catch(bad.send, bad, { from = "ops@example.com", to = "a@example.com", subject = "x", body = "y" })
+        tap.is(auth.code, "auth_failed", "wrong SMTP password: auth_failed")
+        tap.is(auth.retryable, false, "... not retryable")
+        local down = mail.smtp { url = "smtp://127.0.0.1:" .. ctx.params.closed_port }
+        local refused = catch(down.send, down, { from = "ops@example.com", to = "a@example.com", subject = "x", body = "y" })
+        tap.is(refused.retryable, true, "no SMTP server: retryable")
+        local none = catch(sender.send, sender, { from = "ops@example.com", subject = "x", body = "y" })
+        tap.like(tostring(none.message), "no recipient", "no recipient is a usage error")
+        local inject = catch(sender.send, sender, { from = "ops@example.com", to = "a@example.com", subject = "x\r\nBcc: evil@example.com", body = "y" })
+        tap.like(tostring(inject.message), "line breaks", "header injection through the subject is refused")
+        local text = mail.message { from = "a@example.com", to = "b@example.com", subject = "Hi", body = "x", date = "Mon, 01 Jan 2024 00:00:00 +0000", message_id = "<fixed@example.com>" }
+        tap.is(text, "Date: Mon, 01 Jan 2024 00:00:00 +0000\r\nFrom: a@example.com\r\nTo: b@example.com\r\nSubject: Hi\r\nMessage-ID: <fixed@example.com>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\nx\r\n",
+          "mail.message builds the exact RFC 5322 text")
+        tap.done()
+      end,
+    },
+  },
+}
