@@ -342,6 +342,21 @@ try:
     rc, out, err = run([WFENGINE, "show", run_id or "?", "--state", STATE])
     ok(rc == 0 and ("wait_iis_operations" in out or "Wait for customers IIS" in out),
        "wfengine show lists the run", out + err)
+
+    # past the irreversible step a failure pauses (exit 5); resume finishes
+    rc, out, err = run(CLONE + ["--json", "-p", "source=cust1001", "-p", "target=sbx2001",
+                                "--fail-at", "enter_running_mode"])
+    ev = events(out)
+    run2 = next((e.get("run_id") for e in ev if e.get("type") == "run_started"), None)
+    ok(rc == 5 and any(e.get("type") == "run_paused" for e in ev)
+       and http("GET", "/tenants/sbx2001/mode")["mode"] == "offline_maintenance",
+       "a failure after notify_apps pauses, nothing undone (exit %d)" % rc, err + out[-2000:])
+    rc, out, err = run([WFENGINE, "resume", run2 or "?", "--state", STATE, "-y"])
+    counts = {a: sum(1 for x in http("GET", "/apps/%s/notifications" % a)["notifications"]
+                     if x["tenant"] == "sbx2001") for a in ("a1", "a2", "a3", "a4")}
+    ok(rc == 0 and http("GET", "/tenants/sbx2001/mode")["mode"] == "running"
+       and counts == {"a1": 2, "a2": 2, "a3": 2, "a4": 2},
+       "resume finishes the paused run; each run notified each app once (exit %d, %s)" % (rc, counts), out + err)
 finally:
     run(["sh", "tests/lab/down"])
     shutil.rmtree(DATA, ignore_errors=True)
