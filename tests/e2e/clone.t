@@ -351,7 +351,8 @@ try:
     ok(rc == 5 and any(e.get("type") == "run_paused" for e in ev)
        and http("GET", "/tenants/sbx2001/mode")["mode"] == "offline_maintenance",
        "a failure after notify_apps pauses, nothing undone (exit %d)" % rc, err + out[-2000:])
-    rc, out, err = run([WFENGINE, "resume", run2 or "?", "--state", STATE, "-y"])
+    # resume does not remember the config file (engine): give it again
+    rc, out, err = run([WFENGINE, "resume", run2 or "?", "-c", "tests/lab/lab.yaml", "--state", STATE, "-y"])
     counts = {a: sum(1 for x in http("GET", "/apps/%s/notifications" % a)["notifications"]
                      if x["tenant"] == "sbx2001") for a in ("a1", "a2", "a3", "a4")}
     ok(rc == 0 and http("GET", "/tenants/sbx2001/mode")["mode"] == "running"
