@@ -110,6 +110,42 @@ function Ctx:wait_until(fn, opts)
   end
 end
 
+-- Runs the functions concurrently, each as fn(ctx) in its own task under
+-- this attempt (its timeout and cancellation cover them), and returns their
+-- results in order. The first to fail cancels the others and its error is
+-- raised. opts.limit caps how many run at once.
+function Ctx:parallel(fns, opts)
+  local limit = opts and opts.limit or #fns
+  local results, running, next_index, failure = {}, {}, 1, nil
+  local index_of = {}
+  local function start()
+    while next_index <= #fns and #running < limit do
+      local fn, i = fns[next_index], next_index
+      local task = sched.spawn(function() return xpcall(fn, errors.handler, self) end)
+      task.ctx = self
+      running[#running + 1], index_of[task] = task, i
+      next_index = next_index + 1
+    end
+  end
+  start()
+  while #running > 0 do
+    local task = sched.join_any(running)
+    for k, t in ipairs(running) do
+      if t == task then table.remove(running, k) break end
+    end
+    if task.ok and task.results[1] then
+      results[index_of[task]] = task.results[2]
+      start()
+    else
+      failure = errors.normalize(task.ok and task.results[2] or task.results[1])
+      for _, other in ipairs(running) do sched.cancel(other) end
+      running = {}
+    end
+  end
+  if failure then error(failure, 0) end
+  return results
+end
+
 function Run:ctx(s, attempt, simulating)
   return setmetatable({
     run_id = self.run_id, step = s.id, attempt = attempt, mode = self.mode,
