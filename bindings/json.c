@@ -295,6 +295,16 @@ static int encode_table(struct encoder *e, int idx, const struct dest *d) {
   if (e->depth >= WF_JSON_MAX_DEPTH)
     return encode_fail(e, "nested deeper than %d levels (or a cycle)", WF_JSON_MAX_DEPTH);
   if (!lua_checkstack(L, 8)) return encode_fail(e, "Lua stack overflow");
+  /* A read-only view (ctx.config, ctx.params) names the table it shows. */
+  int source_type = luaL_getmetafield(L, idx, "__jsonsource");
+  if (source_type == LUA_TTABLE) {
+    e->depth++;
+    int status = encode_table(e, lua_gettop(L), d);
+    e->depth--;
+    lua_pop(L, 1);
+    return status;
+  }
+  if (source_type != LUA_TNIL) lua_pop(L, 1);
   if (table_kind(e, idx, &kind) != 0) return -1;
 
   if (kind == KIND_OBJECT) {

@@ -182,13 +182,29 @@ static int call_hook(lua_State *L, const char *name, int nargs, int nresults) {
   return 1;
 }
 
+/* The C library's printf, not lua_pushfstring's subset: bindings format
+ * with %.*s, %zu and the like. */
 void wf_log(lua_State *L, const char *level, const char *fmt, ...) {
+  char small[512];
   va_list ap;
-  lua_pushstring(L, level);
   va_start(ap, fmt);
-  lua_pushvfstring(L, fmt, ap);
+  int length = vsnprintf(small, sizeof small, fmt, ap);
   va_end(ap);
-  if (!call_hook(L, "log", 2, 0)) fprintf(stderr, "%s\n", fmt);
+  if (length < 0) return;
+  lua_pushstring(L, level);
+  if ((size_t)length < sizeof small) {
+    lua_pushlstring(L, small, (size_t)length);
+  } else {
+    /* Lua owns the buffer, so a memory error cannot leak it. */
+    luaL_Buffer buffer;
+    char *text = luaL_buffinitsize(L, &buffer, (size_t)length + 1);
+    va_start(ap, fmt);
+    vsnprintf(text, (size_t)length + 1, fmt, ap);
+    va_end(ap);
+    luaL_pushresultsize(&buffer, (size_t)length);
+  }
+  const char *text = lua_tostring(L, -1); /* still alive after the pop: nothing allocates */
+  if (!call_hook(L, "log", 2, 0)) fprintf(stderr, "%s: %s\n", level, text);
 }
 
 void wf_progress(lua_State *L, double done, double total, const char *unit) {
@@ -324,6 +340,13 @@ static int core_cancel(lua_State *L) {
     wait->cancel(wait);
   wait->cancel = NULL;
   return 0;
+}
+
+/* core.is_wait(v): whether v is what wf_await yields (a light userdata);
+ * a workflow yielding anything else must not be taken for a binding. */
+static int core_is_wait(lua_State *L) {
+  lua_pushboolean(L, lua_islightuserdata(L, 1));
+  return 1;
 }
 
 static int core_pending(lua_State *L) {
@@ -617,6 +640,7 @@ static const luaL_Reg core_funcs[] = {
     {"poll", core_poll},
     {"cancel", core_cancel},
     {"pending", core_pending},
+    {"is_wait", core_is_wait},
     {"set_mode", core_set_mode},
     {"set_virtual_now", core_set_virtual_now},
     {"now", core_now},

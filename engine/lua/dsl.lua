@@ -54,16 +54,30 @@ local function describe(expected)
   return type(expected) == "table" and table.concat(expected, " or ") or expected
 end
 
+local function edit_distance(a, b)
+  local previous = {}
+  for j = 0, #b do previous[j] = j end
+  for i = 1, #a do
+    local current = { [0] = i }
+    for j = 1, #b do
+      local cost = a:byte(i) == b:byte(j) and 0 or 1
+      current[j] = math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+    end
+    previous = current
+  end
+  return previous[#b]
+end
+
+-- The known field closest to a misspelt one (at most 3 edits away), the
+-- same every time: ties go to the first in alphabetical order.
 local function nearest(name, fields)
-  local best, best_score
-  for field in pairs(fields) do
-    local score = 0
-    for i = 1, math.min(#name, #field) do
-      if name:sub(i, i) == field:sub(i, i) then score = score + 1 end
-    end
-    if (not best_score or score > best_score) and score >= math.min(#field, #name) - 2 then
-      best, best_score = field, score
-    end
+  local sorted = {}
+  for field in pairs(fields) do sorted[#sorted + 1] = field end
+  table.sort(sorted)
+  local best, best_distance = nil, 4
+  for _, field in ipairs(sorted) do
+    local distance = edit_distance(name, field)
+    if distance < best_distance and distance < #field then best, best_distance = field, distance end
   end
   return best
 end
@@ -179,7 +193,7 @@ local function check_params(where, params)
 end
 
 function dsl.workflow(def)
-  local where = caller(2)
+  local where = caller(2) or dsl.fallback_where
   if type(def) ~= "table" then invalid(where, "workflow: expected a table { ... }") end
   local fields = {}
   for k, v in pairs(WORKFLOW_FIELDS) do fields[k] = v end
@@ -235,6 +249,48 @@ local function step_fingerprint(s, lines)
   return core.hash(table.concat(parts, "\n"))
 end
 
+-- Where print() in workflow code goes; the runner routes it to the step's
+-- log while a run goes.
+function dsl.on_print(text)
+  io.stderr:write(core.redact(text), "\n")
+end
+
+local LIBRARIES = { "string", "table", "math", "os", "io", "utf8", "coroutine", "debug" }
+
+-- The environment workflow code runs in: the standard library, with its
+-- library tables copied, so that a workflow replacing `tostring`, `pairs`
+-- or `string.format` changes its own world and not the engine's.
+local function workflow_env()
+  local env = setmetatable({}, { __index = _G })
+  for _, name in ipairs(LIBRARIES) do
+    local copy = {}
+    for k, v in pairs(_G[name]) do copy[k] = v end
+    env[name] = copy
+  end
+  env._G = env
+  env.workflow, env.step, env.parallel = dsl.workflow, dsl.step, dsl.parallel
+  env.print = function(...)
+    local parts = table.pack(...)
+    for i = 1, parts.n do parts[i] = tostring(parts[i]) end
+    dsl.on_print(table.concat(parts, "\t", 1, parts.n))
+  end
+  env.os.exit = function()
+    error("os.exit is not allowed in a workflow: fail the step with ctx:fail or error()", 2)
+  end
+  return env
+end
+
+-- The line of `workflow {` in the text, for errors raised where Lua's tail
+-- call (`return workflow { ... }`) left no frame to name.
+local function workflow_line(path, text)
+  local line = 1
+  for prefix in (text .. "\n"):gmatch("(.-)\n") do
+    if prefix:find("workflow%s*{") or prefix:find("workflow%s*$") then return path .. ":" .. line end
+    line = line + 1
+  end
+  return path
+end
+
 -- Loads a workflow file: returns the validated workflow, or nil and a
 -- one-line message naming file:line.
 function dsl.load(path)
@@ -244,8 +300,8 @@ function dsl.load(path)
   file:close()
   local dir = path:match("^(.*)/[^/]*$") or "."
   package.path = dir .. "/workflows/?.lua;" .. dir .. "/workflows/?/init.lua;" .. package.path
-  _G.workflow, _G.step, _G.parallel = dsl.workflow, dsl.step, dsl.parallel
-  local chunk, syntax_err = load(text, "@" .. path, "t")
+  dsl.fallback_where = workflow_line(path, text)
+  local chunk, syntax_err = load(text, "@" .. path, "t", workflow_env())
   if not chunk then return nil, syntax_err end
   local ok, result = xpcall(chunk, function(e)
     if type(e) == "table" then return tostring(e) end

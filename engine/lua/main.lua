@@ -67,6 +67,9 @@ local function run_options(args, wf)
     id = id or spec
     local ok, err = known(id, "--fail-at")
     if not ok then return nil, err end
+    if attempt and tonumber(attempt) < 1 then
+      return nil, "--fail-at " .. spec .. ": attempts count from 1"
+    end
     if attempt then
       local rule = options.fail_at[id]
       if rule ~= true then
@@ -209,6 +212,7 @@ function commands.run(args)
     run_id = run_id, args = args,
     started = { run_id = run_id, workflow = wf.name, file = core.realpath(args.workflow) or args.workflow,
       hash = wf.hash, mode = mode, params = prepared.shown, pid = core.getpid(), steps = plan_of(wf),
+      config = args.config and (core.realpath(args.config) or args.config),
       options = { fail_at = json.array(args.fail_at), only = args.only, skip = args.skip,
         from = args.from, on_failure = args.on_failure } } })
 end
@@ -266,7 +270,8 @@ local function continue_run(args, rollback)
   if not wf then return fail("%s", err) end
   local changes, refusal = workflow_changes(rec, wf)
   if not changes then return fail("cannot %s run %s: %s", verb, args.run_id, refusal) end
-  local config, config_err = params.load_config(args.config)
+  -- The config file of the run, read again (its secrets were never journaled).
+  local config, config_err = params.load_config(args.config or rec.first.config)
   if not config then return fail("%s", config_err) end
   register_config_secrets(config, 0)
   local given = {}

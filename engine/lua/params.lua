@@ -93,6 +93,7 @@ function params.readonly(t, what)
   if type(t) ~= "table" then return t end
   local cache = {}
   return setmetatable({}, {
+    __jsonsource = t, -- json.encode(ctx.config) encodes what the view shows
     __index = function(_, k)
       local v = t[k]
       if type(v) == "table" then

@@ -64,12 +64,14 @@ function plan.dot(wf)
         .. dot_label(unit.title) .. ";"
     end
     for _, s in ipairs(members) do
-      lines[#lines + 1] = string.format("  %s [label=%s%s];", s.id,
+      lines[#lines + 1] = string.format("  %s [label=%s%s];", dot_label(s.id),
         dot_label(string.format("%d. %s", s.index, s.title)), s.irreversible and ", style=bold" or "")
     end
     if unit.kind == "group" then lines[#lines + 1] = "  }" end
     for _, from in ipairs(previous) do
-      for _, s in ipairs(members) do lines[#lines + 1] = string.format("  %s -> %s;", from, s.id) end
+      for _, s in ipairs(members) do
+        lines[#lines + 1] = string.format("  %s -> %s;", dot_label(from), dot_label(s.id))
+      end
     end
     previous = {}
     for _, s in ipairs(members) do previous[#previous + 1] = s.id end

@@ -110,6 +110,42 @@ function Ctx:wait_until(fn, opts)
   end
 end
 
+-- Runs the functions concurrently, each as fn(ctx) in its own task under
+-- this attempt (its timeout and cancellation cover them), and returns their
+-- results in order. The first to fail cancels the others and its error is
+-- raised. opts.limit caps how many run at once.
+function Ctx:parallel(fns, opts)
+  local limit = opts and opts.limit or #fns
+  local results, running, next_index, failure = {}, {}, 1, nil
+  local index_of = {}
+  local function start()
+    while next_index <= #fns and #running < limit do
+      local fn, i = fns[next_index], next_index
+      local task = sched.spawn(function() return xpcall(fn, errors.handler, self) end)
+      task.ctx = self
+      running[#running + 1], index_of[task] = task, i
+      next_index = next_index + 1
+    end
+  end
+  start()
+  while #running > 0 do
+    local task = sched.join_any(running)
+    for k, t in ipairs(running) do
+      if t == task then table.remove(running, k) break end
+    end
+    if task.ok and task.results[1] then
+      results[index_of[task]] = task.results[2]
+      start()
+    else
+      failure = errors.normalize(task.ok and task.results[2] or task.results[1])
+      for _, other in ipairs(running) do sched.cancel(other) end
+      running = {}
+    end
+  end
+  if failure then error(failure, 0) end
+  return results
+end
+
 function Run:ctx(s, attempt, simulating)
   return setmetatable({
     run_id = self.run_id, step = s.id, attempt = attempt, mode = self.mode,
@@ -126,6 +162,11 @@ end
 -- The hooks C bindings reach through wf.h (wf_log, wf_progress, wf_current_step).
 function Run:install_hooks()
   local run = self
+  require("wfengine.dsl").on_print = function(text)
+    local task = sched.current()
+    if task and task.ctx then run:log(task.ctx, "info", text)
+    else io.stderr:write(core.redact(text), "\n") end
+  end
   core.set_hooks {
     log = function(level, message)
       local task = sched.current()
@@ -144,13 +185,27 @@ end
 
 -- ---- one attempt of a function, in its own task, with a timeout ----
 
-local function attempt_body(fn, ctx, ...)
+-- A step that never yields (a busy loop) never lets a timer fire: a count
+-- hook on its coroutine checks the deadline instead.
+local function watch_deadline(deadline, timeout)
+  debug.sethook(function()
+    if core.now() > deadline then
+      debug.sethook()
+      error(errors.new { kind = "timeout", retryable = true,
+        message = string.format("timed out after %gs (the step never waited)", timeout) })
+    end
+  end, "", 100000)
+end
+
+local function attempt_body(fn, ctx, deadline, timeout, ...)
+  if deadline then watch_deadline(deadline, timeout) end
   return xpcall(fn, errors.handler, ctx, ...)
 end
 
 -- Returns true, result or false, err.
 function Run:attempt(fn, ctx, timeout, ...)
-  local task = sched.spawn(attempt_body, fn, ctx, ...)
+  local deadline = timeout and self.mode ~= "simulate" and core.now() + timeout + 0.05 or nil
+  local task = sched.spawn(attempt_body, fn, ctx, deadline, timeout, ...)
   task.ctx = ctx
   local done = sched.join(task, timeout)
   if not done then

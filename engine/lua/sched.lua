@@ -137,7 +137,7 @@ function sched.cancel(task, err)
 end
 
 local function on_yield(task, what, a, b)
-  if type(what) == "userdata" then
+  if core.is_wait(what) then
     task.wait = what
     by_wait[what] = task
     waits_outstanding = waits_outstanding + 1

@@ -37,14 +37,14 @@ end
 function View:say(text)
   if self.json then return end
   self:clear_live()
-  io.stdout:write(text, "\n")
+  io.stdout:write(core.redact(text), "\n")
   self:draw_live()
   io.stdout:flush()
 end
 
 function View:complain(text)
   self:clear_live()
-  io.stderr:write(text, "\n")
+  io.stderr:write(core.redact(text), "\n")
   io.stderr:flush()
 end
 
@@ -131,8 +131,10 @@ end
 function View:confirm(s)
   if not core.isatty(0) then return false end
   self:clear_live()
-  io.stdout:write(self:paint("yellow", "? ") .. s.confirm .. " [y/N] ")
-  io.stdout:flush()
+  -- On stderr with --json, so that stdout stays pure JSON.
+  local out = self.json and io.stderr or io.stdout
+  out:write(self:paint("yellow", "? ") .. s.confirm .. " [y/N] ")
+  out:flush()
   local answer = io.stdin:read("l")
   return answer ~= nil and answer:match("^%s*[yY]") ~= nil
 end
