@@ -248,5 +248,24 @@ for kind in ("sql", "http"):
     ok(len(failed) == 2 and all(e["error"]["retryable"] is True for e in failed),
        "%s to a closed port: retryable, retried by the policy" % kind, out[-500:])
 
+# -- the clone's own parameters (when the clone is in the tree) -------------------
+CLONE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "clone_sandbox.lua")
+LAB = os.path.join(os.path.dirname(CLONE), "tests", "lab", "lab.yaml")
+if os.path.exists(CLONE):
+    cases = [("source == target", ["source=cust1001", "target=cust1001"], ["target", "same"]),
+             ("quote and semicolon in target", ["source=cust1001", "target=a';drop table x"], ["target"]),
+             ("path traversal in source", ["source=../../etc", "target=sbx2001"], ["source"]),
+             ("control character in target", ["source=cust1001", "target=sb\x01x"], ["target"]),
+             ("31-character target", ["source=cust1001", "target=" + "s" * 31], ["target"]),
+             ("mail domain with an @", ["source=cust1001", "target=sbx2001", "mail_domain=a@b.com"], ["mail_domain"]),
+             ("non-UTF-8 target", ["source=cust1001", b"target=sbx\xff"], ["target"])]
+    for label, params, must in cases:
+        args = [CLONE, "-c", LAB, "-y", "--simulate"]
+        for p_ in params:
+            args += ["-p", p_]
+        rc, out, err = wf(["run"] + args)
+        clean(rc, err, (2,), must, "clone with %s: exit 2 before any step" % label)
+        ok("[1/" not in out, "clone with %s: no step started" % label, out[:300])
+
 shutil.rmtree(TMP, ignore_errors=True)
 print("1..%d" % count)
