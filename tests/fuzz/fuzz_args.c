@@ -31,17 +31,19 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
   memset(err, 'x', sizeof err);
   if (args_parse(&args, argc, argv, err, sizeof err) == 0) {
     if (args.param_count > ARGS_MAX_LIST || args.fail_at_count > ARGS_MAX_LIST) abort();
-    const char *ptrs[] = {args.workflow, args.run_id, args.config, args.from,
-                          args.only,     args.skip,   args.on_failure, args.state, args.format};
+    const char *ptrs[] = {args.workflow, args.run_id,     args.config, args.from,  args.only,
+                          args.skip,     args.on_failure, args.state,  args.format};
     for (size_t i = 0; i < sizeof ptrs / sizeof ptrs[0]; i++)
       if (!in_argv(ptrs[i], argv, argc)) abort();
     for (int i = 0; i < args.param_count; i++)
       if (!in_argv(args.params[i], argv, argc) || !strchr(args.params[i], '=')) abort();
     if ((args.command == COMMAND_RUN || args.command == COMMAND_CHECK ||
-         args.command == COMMAND_PLAN) && args.workflow == NULL)
+         args.command == COMMAND_PLAN) &&
+        args.workflow == NULL)
       abort();
     if ((args.command == COMMAND_RESUME || args.command == COMMAND_ROLLBACK ||
-         args.command == COMMAND_SHOW) && args.run_id == NULL)
+         args.command == COMMAND_SHOW) &&
+        args.run_id == NULL)
       abort();
   } else {
     if (memchr(err, '\0', sizeof err) == NULL || err[0] == '\0') abort();

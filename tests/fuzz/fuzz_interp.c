@@ -31,7 +31,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size) {
     if (out != NULL || err.offset > size) abort();
     if (memchr(err.message, '\0', sizeof err.message) == NULL || err.message[0] == '\0') abort();
     if (strchr(err.message, '\n') != NULL) abort(); /* one line */
-    if (!has_ref) abort();                           /* only a reference can fail */
+    if (!has_ref) abort();                          /* only a reference can fail */
   }
   return 0;
 }
