@@ -80,17 +80,156 @@ function addresses.text_columns(conn, single)
   return columns
 end
 
--- rewrite_column(conn, column, domain) -> rows changed: one UPDATE.
-function addresses.rewrite_column(conn, c, domain)
-  local col = sql.ident(c.column)
-  local expr = c.whole and addresses.address_sql(col, "$1") or addresses.text_sql(col, "$1")
-  local tbl = sql.ident(c.schema, c.table)
-  -- the new value is computed once per row (OFFSET 0 keeps the planner from
-  -- copying the expression into the join filter), only changed rows are written
-  return conn:exec(string.format([[UPDATE %s AS t SET %s = s.v
-    FROM (SELECT ctid AS row_id, %s AS v FROM %s WHERE strpos(%s, '@') > 0 OFFSET 0) s
-    WHERE t.ctid = s.row_id AND s.v IS DISTINCT FROM t.%s]], tbl, col, expr, tbl, col, col),
-    addresses.normal_domain(domain))
+-- tables(columns) -> the columns grouped by table, in order:
+-- {{schema=, table=, name=, columns={...}}, ...}
+function addresses.tables(columns)
+  local list, by = {}, {}
+  for _, c in ipairs(columns) do
+    local key = c.schema .. "." .. c.table
+    local t = by[key]
+    if not t then
+      t = { schema = c.schema, table = c.table, name = key, columns = {} }
+      by[key] = t
+      list[#list + 1] = t
+    end
+    t.columns[#t.columns + 1] = c
+  end
+  return list
+end
+
+-- update_sql(tbl, range) -> one UPDATE of every text column of a table ($1:
+-- the normal domain), as a query returning one row: n1..nk, how many values
+-- of each column changed. The new values are computed once per row in a
+-- subquery (OFFSET 0 keeps the planner from copying the expressions into
+-- the join filter) over the rows with an '@' in some column; only rows where
+-- some value changes are written (a row written is a new row version and an
+-- entry in every index, so unchanged rows are left alone). `range`, when
+-- given, is {first, last} heap blocks: only the rows stored there (a TID
+-- range scan), so a big table can be rewritten in pieces, concurrently.
+function addresses.update_sql(tbl, range)
+  local name = sql.ident(tbl.schema, tbl.table)
+  local where = {}
+  local sets, news, diffs, returning, counts, anyat = {}, {}, {}, {}, {}, {}
+  for i, c in ipairs(tbl.columns) do
+    local col = sql.ident(c.column)
+    local expr = c.whole and addresses.address_sql(col, "$1") or addresses.text_sql(col, "$1")
+    sets[i] = string.format("%s = s.v%d", col, i)
+    news[i] = string.format("%s AS v%d", expr, i)
+    diffs[i] = string.format("q.v%d IS DISTINCT FROM q.o%d AS d%d", i, i, i)
+    returning[i] = "s.d" .. i
+    counts[i] = string.format("count(*) FILTER (WHERE d%d) AS n%d", i, i)
+    anyat[i] = string.format("strpos(%s, '@') > 0", col)
+  end
+  where[1] = "(" .. table.concat(anyat, " OR ") .. ")"
+  local trange = ""
+  if range then
+    local r = string.format("ctid >= '(%d,0)'::tid AND ctid < '(%d,0)'::tid", range[1], range[2])
+    where[2] = r
+    trange = " AND t." .. r
+  end
+  local olds = {}
+  for i, c in ipairs(tbl.columns) do olds[i] = string.format("%s AS o%d", sql.ident(c.column), i) end
+  local anydiff = {}
+  for i in ipairs(tbl.columns) do anydiff[i] = "s.d" .. i end
+  return string.format([[WITH u AS (
+  UPDATE %s AS t SET %s
+  FROM (SELECT q.row_id, %s, %s
+    FROM (SELECT ctid AS row_id, %s, %s FROM %s WHERE %s OFFSET 0) q) s
+  WHERE t.ctid = s.row_id%s AND (%s)
+  RETURNING %s)
+SELECT %s FROM u]],
+    name, table.concat(sets, ", "),
+    (function() local v = {} for i in ipairs(tbl.columns) do v[i] = "q.v" .. i end return table.concat(v, ", ") end)(),
+    table.concat(diffs, ", "),
+    table.concat(olds, ", "), table.concat(news, ", "), name, table.concat(where, " AND "),
+    trange, table.concat(anydiff, " OR "), table.concat(returning, ", "), table.concat(counts, ", "))
+end
+
+-- Session settings for a rewrite transaction: no JIT (compiling these
+-- expressions costs ~1.7 s per statement and wins nothing back), and room
+-- for the self-join's hash in memory.
+addresses.SETTINGS = { "SET LOCAL jit = off", "SET LOCAL work_mem = '64MB'" }
+
+-- rewrite_table(conn, tbl, domain, range) -> {["table.column"] = values
+-- changed}: one transaction, one UPDATE.
+function addresses.rewrite_table(conn, tbl, domain, range)
+  local changed = {}
+  conn:tx(function()
+    for _, s in ipairs(addresses.SETTINGS) do conn:exec(s) end
+    local rows = conn:query(addresses.update_sql(tbl, range), addresses.normal_domain(domain))
+    local row = rows and rows[1] or {}
+    for i, c in ipairs(tbl.columns) do changed[c.name] = tonumber(row["n" .. i]) or 0 end
+  end)
+  return changed
+end
+
+-- blocks(conn, tbl) -> the table's size in heap blocks
+function addresses.blocks(conn, tbl)
+  return tonumber(conn:scalar(
+    "SELECT pg_relation_size($1::regclass) / current_setting('block_size')::bigint",
+    sql.ident(tbl.schema, tbl.table))) or 0
+end
+
+-- work(conn, tables, pieces) -> units of work, biggest first: {tbl=, range=,
+-- blocks=}; a table bigger than `chunk` blocks is cut into block ranges of
+-- about that size (the last one reaching the end at planning time: rows
+-- an UPDATE moves go to new blocks past it, already rewritten).
+function addresses.work(conn, tables, chunk)
+  local units = {}
+  for _, t in ipairs(tables) do
+    local n = addresses.blocks(conn, t)
+    if n <= chunk then
+      units[#units + 1] = { tbl = t, blocks = n }
+    else
+      local pieces = math.ceil(n / chunk)
+      local size = math.ceil(n / pieces)
+      for first = 0, n - 1, size do
+        units[#units + 1] = { tbl = t, blocks = math.min(size, n - first), range = { first, math.min(first + size, n) } }
+      end
+    end
+  end
+  table.sort(units, function(a, b)
+    if a.blocks ~= b.blocks then return a.blocks > b.blocks end
+    return a.tbl.name < b.tbl.name
+  end)
+  return units
+end
+
+-- rewrite(ctx, connect, tables, domain, opts) -> {["table.column"] = values
+-- changed}, total. `workers` connections (connect() opens one) take units
+-- of work() off one queue, biggest first, each in its own transaction, via
+-- ctx:parallel. A unit that fails cancels the rest: the rewrite is then
+-- partly committed, but it is idempotent (a rewritten value rewrites to
+-- itself), so a retry or a resume finishes it. opts: workers (default 4),
+-- chunk (blocks per unit, default 4096 = 32 MB), progress(done, total).
+function addresses.rewrite(ctx, connect, tables, domain, opts)
+  opts = opts or {}
+  local workers, chunk = opts.workers or 4, opts.chunk or 4096
+  local units
+  do
+    local conn <close> = connect()
+    units = addresses.work(conn, tables, chunk)
+  end
+  local changed, total, next_unit, done, blocks, done_blocks = {}, 0, 1, 0, 0, 0
+  for _, u in ipairs(units) do blocks = blocks + math.max(u.blocks, 1) end
+  local function worker()
+    local conn <close> = connect()
+    while next_unit <= #units do
+      local u = units[next_unit]
+      next_unit = next_unit + 1
+      local n = addresses.rewrite_table(conn, u.tbl, domain, u.range)
+      for name, k in pairs(n) do
+        changed[name] = (changed[name] or 0) + k
+        total = total + k
+      end
+      done, done_blocks = done + 1, done_blocks + math.max(u.blocks, 1)
+      if opts.progress then opts.progress(done_blocks, blocks, done, #units) end
+    end
+  end
+  local fns = {}
+  for i = 1, math.min(workers, #units) do fns[i] = worker end
+  if #fns > 0 then ctx:parallel(fns, { limit = #fns }) end
+  return changed, total, #units
 end
 
 return addresses
