@@ -487,33 +487,38 @@ return workflow {
       doc = "All email addresses in the source database will be replaced in the production "
         .. "sandbox. Default john.doe@company.com will be changed to "
         .. "john.doe_company.com@mailinator.com, mailinator.com may be changed in the cloning "
-        .. "wizard (param mail_domain). One set-based UPDATE per text column in one "
-        .. "transaction: whole-value for address columns, every address inside free text "
-        .. "otherwise; exactly mail.sandbox_address. Undo: none in place (one-way; the database "
+        .. "wizard (param mail_domain). One set-based UPDATE per table covering all its text "
+        .. "columns (whole-value for address columns, every address inside free text "
+        .. "otherwise; exactly mail.sandbox_address), writing only the rows that change; big "
+        .. "tables in block ranges, on sandbox.rewrite_workers connections (default 4) at once, "
+        .. "each range in its own transaction. The rewrite is idempotent, so a retry or resume "
+        .. "after a partial failure finishes it. Undo: none in place (one-way; the database "
         .. "goes with step 6's undo).",
       run = function(ctx)
         local domain = ctx.params.mail_domain
+        local db = target_db(ctx)
         return with_target(ctx, function(conn)
           local columns = addresses.text_columns(conn, {
             ["document.sent_to"] = true, ["mailbox.address"] = true, ["mail_route.address"] = true })
-          local changed, total = {}, 0
-          conn:tx(function()
+          local changed, total, units = {}, 0, 0
+          if ctx.mode == "dry-run" then
             for i, c in ipairs(columns) do
-              local n
-              if ctx.mode == "dry-run" then
-                n = 0
-                local k = conn:scalar(string.format("SELECT count(*) FROM %s WHERE strpos(%s, '@') > 0",
-                  sql.ident(c.schema, c.table), sql.ident(c.column)))
-                if k and k > 0 then ctx:log("would rewrite the addresses in %s (%d values with @)", c.name, k) end
-              else
-                n = addresses.rewrite_column(conn, c, domain)
-              end
-              if n > 0 then changed[c.name] = n end
-              total = total + n
+              local k = conn:scalar(string.format("SELECT count(*) FROM %s WHERE strpos(%s, '@') > 0",
+                sql.ident(c.schema, c.table), sql.ident(c.column)))
+              if k and k > 0 then ctx:log("would rewrite the addresses in %s (%d values with @)", c.name, k) end
               ctx:progress(i, #columns, "columns")
             end
-          end)
-          ctx:log("rewrote %d values in %d text columns to @%s", total, #columns,
+          else
+            local all
+            all, total, units = addresses.rewrite(ctx, function() return databases.connect(ctx, db) end,
+              addresses.tables(columns), domain, {
+                workers = tonumber(sandbox_conf(ctx).rewrite_workers) or 4,
+                progress = function(done, blocks) ctx:progress(done, blocks, "blocks") end })
+            for name, n in pairs(all) do
+              if n > 0 then changed[name] = n end
+            end
+          end
+          ctx:log("rewrote %d values in %d text columns (%d units of work) to @%s", total, #columns, units,
             addresses.normal_domain(domain))
           return { domain = addresses.normal_domain(domain), columns = #columns, values = total,
             changed = json.object(changed) }

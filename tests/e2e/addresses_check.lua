@@ -33,6 +33,7 @@ return workflow {
     step "compare" {
       run = function(ctx)
         local conn <close> = sql.connect { dsn = ctx.config.clusters.sandbox.dsn }
+        addresses.prepare(conn)
         local failures, checked = 0, 0
         for _, domain in ipairs(DOMAINS) do
           local d = addresses.normal_domain(domain)
