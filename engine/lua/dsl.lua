@@ -298,18 +298,31 @@ function dsl.load(path)
   if not file then return nil, open_err end
   local text = file:read("a")
   file:close()
+  if not text then return nil, path .. ": cannot read the workflow (is it a directory?)" end
   local dir = path:match("^(.*)/[^/]*$") or "."
   package.path = dir .. "/workflows/?.lua;" .. dir .. "/workflows/?/init.lua;" .. package.path
   dsl.fallback_where = workflow_line(path, text)
+  if text:sub(1, 4) == "\27Lua" then
+    return nil, path .. ": is precompiled Lua bytecode; give the source file"
+  end
   local chunk, syntax_err = load(text, "@" .. path, "t", workflow_env())
   if not chunk then return nil, syntax_err end
   local ok, result = xpcall(chunk, function(e)
-    if type(e) == "table" then return tostring(e) end
-    return tostring(e)
+    local message = type(e) == "table" and rawget(e, "message") or e
+    if type(message) == "string" then
+      return message:find("^[^\n]-:%d+:") and message or (dsl.fallback_where .. ": " .. message)
+    end
+    local info = debug.getinfo(2, "Sl")
+    local where = info and info.currentline and info.currentline > 0
+      and (info.source:gsub("^@", "") .. ":" .. info.currentline) or path
+    return string.format("%s: error while loading the workflow (%s)", where, tostring(e))
   end)
   if not ok then return nil, result end
   if type(result) ~= "table" or result.kind ~= "workflow" then
     return nil, path .. ": does not return workflow { ... }"
+  end
+  if not utf8.len(result.name or "") then
+    return nil, (result.where or path) .. ": workflow: name is not valid UTF-8"
   end
   result.file = path
   result.hash = core.hash(text)

@@ -15,6 +15,13 @@ local TERMINAL = { succeeded = true, failed = true, compensated = true, paused =
 function history.load(state, run_id)
   local events, problem = journal.read(state, run_id)
   if not events then return nil, problem end
+  if #events == 0 then
+    return nil, string.format("run %s never started (it stopped before its first event)", run_id)
+  end
+  if events[1].type ~= "run_started" then
+    return nil, string.format("%s: the first event is %s, not run_started: not a wfengine journal",
+      journal.run_dir(state, run_id) .. "/events.jsonl", tostring(events[1].type))
+  end
   local rec = record.replay(events)
   rec.warning = problem
   rec.first = events[1]
@@ -23,7 +30,7 @@ function history.load(state, run_id)
     for i = #events, 1, -1 do
       if events[i].type == "run_resumed" then pid = events[i].pid break end
     end
-    rec.live = pid ~= nil and core.alive(pid)
+    rec.live = math.type(pid) == "integer" and pid > 0 and pid < 2 ^ 31 and core.alive(pid)
     if not rec.live then rec.status = "crashed" end
   end
   return rec, events
@@ -66,8 +73,8 @@ function history.runs(state, as_json)
           tostring(rec.mode), rec.status, tostring(rec.started), view.duration(elapsed),
           params_text(rec.params)))
       end
-    else
-      print(string.format("%-22s (unreadable journal)", id))
+    elseif not as_json then
+      print(string.format("%-26s (unreadable: %s)", id, tostring(select(2, history.load(state, id)))))
     end
   end
   return 0

@@ -78,10 +78,14 @@ function journal.read(state, run_id)
   file:close()
   local events, warning = {}, nil
   local number = 0
-  local lines = {}
-  for line in text:gmatch("([^\n]*)\n") do lines[#lines + 1] = line end
-  local tail = text:match("([^\n]*)$")
-  if tail ~= "" then lines[#lines + 1] = tail end
+  -- One pass with find: a pattern anchored at the end would rescan a long
+  -- last line once per character.
+  local lines, at = {}, 1
+  while at <= #text do
+    local newline = text:find("\n", at, true)
+    lines[#lines + 1] = text:sub(at, (newline or #text + 1) - 1)
+    at = (newline or #text) + 1
+  end
   for i, line in ipairs(lines) do
     number = number + 1
     local ok, event = pcall(json.decode, line)

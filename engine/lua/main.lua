@@ -250,10 +250,6 @@ local function continue_run(args, rollback)
   if not rec then return fail("%s", events) end
   if rec.warning then io.stderr:write("warning: ", rec.warning, "\n") end
   local verb = rollback and "roll back" or "resume"
-  if not rec.first or rec.first.type ~= "run_started" then
-    return fail("run %s never started (it stopped before its first event): nothing to %s",
-      args.run_id, verb)
-  end
   if rec.mode == "dry-run" then
     return fail("run %s is a dry-run: dry-runs are journaled but never resumed", args.run_id)
   end

@@ -13,7 +13,12 @@ function params.load_config(path)
   local ok, config = pcall(yaml.load_file, path, { env = true })
   if not ok then return nil, tostring(config) end
   if config == nil then return {} end
-  if type(config) ~= "table" then return nil, path .. ": the config must be a mapping" end
+  if type(config) ~= "table" or (#config > 0 and next(config, #config) == nil and config[1] ~= nil) then
+    return nil, path .. ": the config must be a mapping of names to values"
+  end
+  if config.params ~= nil and (type(config.params) ~= "table" or #config.params > 0) then
+    return nil, path .. ": params: must be a mapping of parameter names to values"
+  end
   return config
 end
 
@@ -49,6 +54,13 @@ function params.resolve(wf, given_list, config, getenv)
       return nil, nil, string.format("parameter '%s' is required%s", name,
         spec.env and (" (-p " .. name .. "=... or $" .. spec.env .. ")") or
         (" (-p " .. name .. "=...)"))
+    end
+    if type(value) == "string" and not utf8.len(value) then
+      return nil, nil, string.format("parameter '%s': the value is not valid UTF-8", name)
+    end
+    if value ~= nil and type(value) ~= "string" and type(value) ~= "number"
+        and type(value) ~= "boolean" then
+      return nil, nil, string.format("parameter '%s': a %s is not a parameter value", name, type(value))
     end
     if value ~= nil and spec.pattern and not tostring(value):find(anchored(spec.pattern)) then
       return nil, nil, string.format("parameter '%s': %s does not match the pattern %s", name,

@@ -88,9 +88,18 @@ apply.run_compensated = finished("compensated")
 apply.run_paused = finished("paused")
 apply.run_interrupted = finished("interrupted")
 
+-- Events about a step must name it; a hand-edited or foreign line that
+-- does not is passed over rather than trusted.
+local NEEDS_STEP = {
+  step_started = true, step_failed = true, step_succeeded = true, step_skipped = true,
+  compensation_started = true, compensation_succeeded = true, compensation_failed = true,
+}
+
 function record.apply(rec, ev)
   rec.events = rec.events + 1
   rec.last_time = ev.time
+  if NEEDS_STEP[ev.type] and type(ev.step) ~= "string" then return end
+  if ev.attempt ~= nil and math.type(ev.attempt) ~= "integer" then ev.attempt = 1 end
   local f = apply[ev.type]
   if f then f(rec, ev) end
 end

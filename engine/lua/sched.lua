@@ -74,6 +74,7 @@ end
 
 local function finish(task, ok, ...)
   task.status = "done"
+  by_co[task.co] = nil -- a long run must not keep every finished coroutine
   task.ok = ok
   task.results = table.pack(...)
   if task.parent then task.parent.children[task] = nil end
