@@ -666,6 +666,12 @@ function sql.copy_database(opts)
       for _, r in ipairs(late_analyze) do names[#names + 1] = r.qualified end
       in_phase("analyze", target._run, target, "ANALYZE " .. table.concat(names, ", "))
     end
+    -- The workers commit with synchronous_commit off. One synchronous commit
+    -- that writes a commit record flushes the WAL up to it, so every earlier
+    -- commit of the copy is durable before copy_database returns: a crash of
+    -- the target server afterwards cannot lose part of the copy.
+    in_phase("post-data", target._run, target,
+      "SET synchronous_commit = on;\nBEGIN;\nSELECT pg_catalog.txid_current();\nCOMMIT")
     phase_done("post")
     source:_run("COMMIT")
     return stats
