@@ -155,6 +155,14 @@ row "pg_dump | psql" "$TMP/pipe"
 row "CREATE DATABASE TEMPLATE (WAL_LOG)" "$TMP/wal_log"
 row "CREATE DATABASE TEMPLATE (FILE_COPY)" "$TMP/file_copy"
 printf '  copy_database / best pg_dump-based: %.2fx (goal <= 0.55x)\n' "$(awk "BEGIN { print $copy / $best }")"
+# the machine may be shared: the ratio within each round (methods run
+# back to back) is steadier than the ratio of medians
+paste "$TMP/copy" "$TMP/dir" "$TMP/pipe" | awk '{ print $1 / ($2 < $3 ? $2 : $3) }' >"$TMP/ratios"
+printf '  per-round ratio to the best pg_dump-based: median %.2fx (%s)\n' "$(median "$TMP/ratios")" "$(range "$TMP/ratios")"
+if [ -n "$BASELINE" ]; then
+  paste "$TMP/baseline" "$TMP/dir" "$TMP/pipe" | awk '{ print $1 / ($2 < $3 ? $2 : $3) }' >"$TMP/ratios_baseline"
+  printf '  baseline per-round ratio:                  median %.2fx (%s)\n' "$(median "$TMP/ratios_baseline")" "$(range "$TMP/ratios_baseline")"
+fi
 [ -n "$BASELINE" ] && printf '  baseline / best pg_dump-based:      %.2fx\n' "$(awk "BEGIN { print $(median "$TMP/baseline") / $best }")"
 printf '  copy_database / FILE_COPY template: %.2fx\n' "$(awk "BEGIN { print $copy / $file }")"
 printf '  wfengine peak RSS: %s kB (max of %d rounds)\n' "$(sort -n "$TMP/rss" | tail -1)" "$ROUNDS"
