@@ -230,6 +230,7 @@ local TABLES_SQL = [[
 SELECT c.oid, n.nspname AS schema, c.relname AS name,
   format('%I.%I', n.nspname, c.relname) AS qualified,
   pg_table_size(c.oid) AS bytes, greatest(c.reltuples, 0)::bigint AS estimated_rows,
+  pg_relation_size(c.oid) / current_setting('block_size')::bigint AS blocks,
   (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum) FROM pg_attribute a
     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
       AND a.attgenerated = '') AS columns
@@ -249,6 +250,14 @@ SELECT 'CONSTRAINT', n.nspname, t.relname || ' ' || c.conname, t.oid
 FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid
   JOIN pg_namespace n ON n.oid = t.relnamespace
 WHERE c.contype IN ('p', 'u', 'x') AND t.relkind = 'r' AND ]] .. SYSTEM_SCHEMAS
+
+-- Foreign keys between two plain tables, keyed as pg_dump names them.
+local FOREIGN_KEYS_SQL = [[
+SELECT n.nspname AS schema, t.relname || ' ' || c.conname AS name, c.conrelid AS table_oid,
+  c.confrelid AS referenced_oid
+FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid
+  JOIN pg_namespace n ON n.oid = t.relnamespace
+WHERE c.contype = 'f' AND t.relkind = 'r' AND ]] .. SYSTEM_SCHEMAS
 
 local SEQUENCES_SQL = [[
 SELECT format('%I.%I', n.nspname, c.relname) AS qualified
@@ -396,6 +405,10 @@ local function copy_template(opts, started)
     strategy = "template" }
 end
 
+-- Tables at least this large are copied in ctid ranges by several workers
+-- (opts.split_bytes; 0 never splits).
+local SPLIT_BYTES = math.huge
+
 --- sql.copy_database{ from = dsn, to = dsn, jobs = 2, strategy = "stream" }
 --- -> { tables, rows, bytes, seconds, phases = {...} }
 function sql.copy_database(opts)
@@ -492,14 +505,24 @@ function sql.copy_database(opts)
   for _, row in ipairs(source:query(OWNED_SQL)) do
     owner_of[row.type .. "\0" .. row.schema .. "\0" .. sanitize(row.name)] = by_oid[row.table_oid]
   end
-  local early, foreign_keys, rest = {}, {}, {}
+  local fk_tables = {}
+  for _, row in ipairs(source:query(FOREIGN_KEYS_SQL)) do
+    local child, parent = by_oid[row.table_oid], by_oid[row.referenced_oid]
+    if child and parent then
+      fk_tables["FK CONSTRAINT\0" .. row.schema .. "\0" .. sanitize(row.name)] = { child, parent }
+    end
+  end
+  local early, foreign_keys, late_keys, rest = {}, {}, {}, {}
   for _, entry in ipairs(entries) do
     local statement = "SET default_tablespace = '';\n" .. entry.sql
-    local table_entry = owner_of[entry.type .. "\0" .. entry.schema .. "\0" .. entry.name]
+    local key = entry.type .. "\0" .. entry.schema .. "\0" .. entry.name
+    local table_entry = owner_of[key]
     if table_entry and (entry.type == "INDEX" or entry.type == "CONSTRAINT") then
-      table.insert(table_entry.post, statement)
+      table.insert(table_entry.post, { sql = statement, constraint = entry.type == "CONSTRAINT" })
+    elseif entry.type == "FK CONSTRAINT" and fk_tables[key] then
+      foreign_keys[#foreign_keys + 1] = { name = entry.name, sql = statement, tables = fk_tables[key] }
     elseif entry.type == "FK CONSTRAINT" then
-      foreign_keys[#foreign_keys + 1] = { name = entry.name, sql = statement }
+      late_keys[#late_keys + 1] = { name = entry.name, sql = statement }
     elseif entry.type == "INDEX" or entry.type == "CONSTRAINT" or entry.type == "INDEX ATTACH" then
       early[#early + 1] = statement
     else
@@ -532,21 +555,74 @@ function sql.copy_database(opts)
       workers[i] = { source = s, target = t }
     end
 
-    -- data, then each table's indexes and statistics as soon as its rows are in
+    -- One pool runs everything that belongs to tables, as a graph: each
+    -- table's COPY (split by ctid ranges into several parts when it is
+    -- large), then its primary key and unique constraints (one task: ALTER
+    -- TABLE locks the table), then each of its other indexes as a task of
+    -- its own (CREATE INDEX on one table can run on several workers at
+    -- once), then ANALYZE; a foreign key as soon as both of its tables are
+    -- done. Locks keep two tasks that would wait for each other's table
+    -- locks (ANALYZE, ALTER TABLE) from holding two workers at once.
     local pool = copy.pool(workers)
+    local split_bytes = opts.split_bytes or SPLIT_BYTES
+    local analyze_task = {}
     for _, t in ipairs(tables) do
       local columns = t.columns and (" (" .. t.columns .. ")") or ""
-      local actions = {
-        { phase = "data", source = "COPY " .. t.qualified .. columns .. " TO STDOUT (FORMAT binary)",
-          target = "BEGIN;\nTRUNCATE ONLY " .. t.qualified .. ";\nCOPY " .. t.qualified .. columns
-              .. " FROM STDIN (FORMAT binary, FREEZE)" },
-        { phase = "data", sql = "COMMIT" },
-      }
-      if #t.post > 0 then
-        actions[#actions + 1] = { phase = "indexes", sql = table.concat(t.post, "\n") }
+      local lock = "table " .. t.oid
+      local parts = 1
+      if jobs > 1 and split_bytes > 0 and t.bytes >= split_bytes and t.blocks >= 2 * jobs then
+        parts = jobs
       end
-      actions[#actions + 1] = { phase = "analyze", sql = "ANALYZE " .. t.qualified }
-      pool:add { label = t.qualified, estimate = t.bytes, actions = actions }
+      local loaded = {}
+      if parts == 1 then
+        loaded[1] = pool:add { label = t.qualified, estimate = t.bytes, actions = {
+          { phase = "data", source = "COPY " .. t.qualified .. columns .. " TO STDOUT (FORMAT binary)",
+            target = "BEGIN;\nTRUNCATE ONLY " .. t.qualified .. ";\nCOPY " .. t.qualified .. columns
+                .. " FROM STDIN (FORMAT binary, FREEZE)" },
+          { phase = "data", sql = "COMMIT" },
+        } }
+      else
+        -- parts of one table load concurrently, so none of them can
+        -- TRUNCATE it first for COPY FREEZE: the rows are frozen by the
+        -- first VACUUM instead
+        local select_list = t.columns or "*"
+        for i = 1, parts do
+          local first = (i - 1) * t.blocks // parts
+          local last = i * t.blocks // parts
+          local where = i == 1 and string.format("ctid < '(%d,0)'", last)
+              or i == parts and string.format("ctid >= '(%d,0)'", first)
+              or string.format("ctid >= '(%d,0)' AND ctid < '(%d,0)'", first, last)
+          loaded[i] = pool:add { label = t.qualified, estimate = t.bytes / parts, actions = {
+            { phase = "data", source = "COPY (SELECT " .. select_list .. " FROM ONLY " .. t.qualified
+                .. " WHERE " .. where .. ") TO STDOUT (FORMAT binary)",
+              target = "COPY " .. t.qualified .. columns .. " FROM STDIN (FORMAT binary)" },
+          } }
+        end
+      end
+      local constraints, indexes = {}, {}
+      for _, post in ipairs(t.post) do
+        if post.constraint then constraints[#constraints + 1] = post.sql
+        else indexes[#indexes + 1] = post.sql end
+      end
+      local ready = loaded
+      if #constraints > 0 then
+        ready = { pool:add { label = t.qualified, after = loaded, locks = { lock }, actions = {
+          { phase = "indexes", sql = table.concat(constraints, "\n") } } } }
+      end
+      local indexed = {}
+      for _, statement in ipairs(indexes) do
+        indexed[#indexed + 1] = pool:add { label = t.qualified, after = ready, actions = {
+          { phase = "indexes", sql = statement } } }
+      end
+      if #indexed == 0 then indexed = ready end
+      analyze_task[t] = pool:add { label = t.qualified, after = indexed, locks = { lock },
+        actions = { { phase = "analyze", sql = "ANALYZE " .. t.qualified } } }
+    end
+    for _, fk in ipairs(foreign_keys) do
+      local child, parent = fk.tables[1], fk.tables[2]
+      pool:add { label = fk.name, after = { analyze_task[child], analyze_task[parent] },
+        locks = { "table " .. child.oid, "table " .. parent.oid },
+        actions = { { phase = "foreign keys", sql = fk.sql, retries = 5 } } }
     end
     local stats = in_phase("data", wait_pool, pool)
     phase_done("data")
@@ -572,9 +648,9 @@ function sql.copy_database(opts)
     -- indexes and constraints of tables without rows of their own
     -- (partitioned tables), then foreign keys, several at a time
     if #early > 0 then in_phase("indexes", target._run, target, table.concat(early, "\n")) end
-    if #foreign_keys > 0 then
+    if #late_keys > 0 then
       local fk_pool = copy.pool(workers)
-      for _, fk in ipairs(foreign_keys) do
+      for _, fk in ipairs(late_keys) do
         fk_pool:add { label = fk.name, actions = { { phase = "foreign keys", sql = fk.sql,
           retries = 5 } } }
       end
@@ -590,6 +666,12 @@ function sql.copy_database(opts)
       for _, r in ipairs(late_analyze) do names[#names + 1] = r.qualified end
       in_phase("analyze", target._run, target, "ANALYZE " .. table.concat(names, ", "))
     end
+    -- The workers commit with synchronous_commit off. One synchronous commit
+    -- that writes a commit record flushes the WAL up to it, so every earlier
+    -- commit of the copy is durable before copy_database returns: a crash of
+    -- the target server afterwards cannot lose part of the copy.
+    in_phase("post-data", target._run, target,
+      "SET synchronous_commit = on;\nBEGIN;\nSELECT pg_catalog.txid_current();\nCOMMIT")
     phase_done("post")
     source:_run("COMMIT")
     return stats
@@ -598,7 +680,7 @@ function sql.copy_database(opts)
   if not ok then error(err, 0) end
   local stats = err
   local result = { tables = #tables, rows = stats.rows, bytes = math.floor(stats.bytes),
-    seconds = core.now() - started, phases = phases }
+    seconds = core.now() - started, phases = phases, busy = stats.busy }
   log("info", "copied %d tables, %d rows, %s in %.1fs", result.tables, result.rows,
     human_bytes(result.bytes), result.seconds)
   return result

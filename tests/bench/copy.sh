@@ -3,17 +3,20 @@
 # database (companies, persons with emails, appointments, documents with
 # bytea, five secondary indexes, foreign keys) of about SIZE_MB in one
 # cluster, then times, interleaved, ROUNDS times each:
-#   copy_database to a second cluster (jobs = JOBS)
+#   copy_database to a second cluster (jobs = JOBS, default the core count)
 #   pg_dump -Fd -jJOBS -Z0 + pg_restore -jJOBS, then ANALYZE
 #   pg_dump | psql, then ANALYZE
 #   CREATE DATABASE ... TEMPLATE ... STRATEGY WAL_LOG and FILE_COPY (same cluster)
-# and prints the medians, the ratios and copy_database's phase breakdown.
+# and prints the medians with min/max, the ratios, copy_database's phase
+# breakdown and wfengine's peak RSS. BASELINE=/path/to/an/older/wfengine
+# times that binary's copy_database too, in the same rounds (before/after).
 #   SIZE_MB=1024 ROUNDS=3 JOBS=2 sh tests/bench/copy.sh
 set -eu
 cd "$(dirname "$0")/../.."
 SIZE_MB=${SIZE_MB:-1024}
 ROUNDS=${ROUNDS:-3}
-JOBS=${JOBS:-2}
+JOBS=${JOBS:-$(nproc)}
+BASELINE=${BASELINE:-}
 PORT_A=${PORT_A:-56190}
 PORT_B=${PORT_B:-56191}
 WFENGINE=${WFENGINE:-./wfengine}
@@ -79,18 +82,26 @@ return workflow { name = "bench_copy", params = { from = { required = true }, to
     for _, k in ipairs { "check", "schema", "data", "sequences", "constraints", "post" } do
       parts[#parts + 1] = string.format("%s=%.2f", k, s.phases[k] or 0)
     end
+    -- worker-seconds per kind of work inside the overlapped data phase
+    for _, k in ipairs { "data", "indexes", "analyze", "foreign keys" } do
+      if s.busy and s.busy[k] then
+        parts[#parts + 1] = string.format("busy.%s=%.2f", k:gsub(" ", "_"), s.busy[k])
+      end
+    end
     io.stdout:write("PHASES ", table.concat(parts, " "), "\n")
   end } } }
 LUA
 
 reset_b() { psql_b -d postgres -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1"; }
-t_copy() {
+t_copy() { # t_copy [WFENGINE]: seconds; peak RSS (kB) appended to $TMP/rss
   reset_b t_copy
   start=$(now)
-  "$WFENGINE" run -q "$TMP/copy.lua" --state "$TMP/state" -p jobs="$JOBS" \
+  /usr/bin/time -f %M -o "$TMP/rss1" "${1:-$WFENGINE}" run -q "$TMP/copy.lua" --state "$TMP/state" -p jobs="$JOBS" \
     -p from="host=127.0.0.1 port=$PORT_A user=postgres dbname=crm" \
-    -p to="host=127.0.0.1 port=$PORT_B user=postgres dbname=t_copy" >>"$TMP/phases"
-  awk "BEGIN { print $(now) - $start }"
+    -p to="host=127.0.0.1 port=$PORT_B user=postgres dbname=t_copy" >>"${2:-$TMP/phases}"
+  end=$(now)
+  tail -1 "$TMP/rss1" >>"$TMP/rss${1:+_baseline}"
+  awk "BEGIN { print $end - $start }"
 }
 t_dir() {
   reset_b t_dir
@@ -116,23 +127,48 @@ t_template() {
 }
 
 : >"$TMP/phases"
+: >"$TMP/phases_baseline"
 for round in $(seq 1 "$ROUNDS"); do
   echo "round $round/$ROUNDS"
   echo "$(t_copy)" >>"$TMP/copy"
+  [ -n "$BASELINE" ] && echo "$(t_copy "$BASELINE" "$TMP/phases_baseline")" >>"$TMP/baseline"
   echo "$(t_dir)" >>"$TMP/dir"
   echo "$(t_pipe)" >>"$TMP/pipe"
   echo "$(t_template WAL_LOG)" >>"$TMP/wal_log"
   echo "$(t_template FILE_COPY)" >>"$TMP/file_copy"
 done
 median() { sort -n "$1" | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+range() { sort -n "$1" | awk '{ v[NR] = $1 } END { printf "%.2f-%.2f", v[1], v[NR] }'; }
 copy=$(median "$TMP/copy") dir=$(median "$TMP/dir") pipe=$(median "$TMP/pipe")
 wal=$(median "$TMP/wal_log") file=$(median "$TMP/file_copy")
 best=$(awk "BEGIN { print ($dir < $pipe) ? $dir : $pipe }")
-printf '\nmedians of %d rounds, %s MB source, jobs=%s\n' "$ROUNDS" "$SIZE_MB" "$JOBS"
-printf '  %-34s %8.2f s\n' "copy_database (stream)" "$copy" "pg_dump -Fd -Z0 + pg_restore" "$dir" \
-  "pg_dump | psql" "$pipe" "CREATE DATABASE TEMPLATE (WAL_LOG)" "$wal" \
-  "CREATE DATABASE TEMPLATE (FILE_COPY)" "$file"
+mem=$(awk '/MemTotal/ { printf "%.1f GB", $2 / 1048576 }' /proc/meminfo)
+printf '\ncopy: %s MB source (%s), jobs=%s, %s cores, %s memory, load average %s\n' "$SIZE_MB" \
+  "$(psql_a -d crm -At -c "SELECT pg_size_pretty(pg_database_size('crm'))")" "$JOBS" "$(nproc)" "$mem" \
+  "$(cut -d' ' -f1-3 /proc/loadavg)"
+printf 'median of %d interleaved rounds (min-max), each method ending in ANALYZE:\n' "$ROUNDS"
+row() { printf '  %-40s %8.2f s  (%s)\n' "$1" "$(median "$2")" "$(range "$2")"; }
+row "copy_database (stream, jobs=$JOBS)" "$TMP/copy"
+[ -n "$BASELINE" ] && row "copy_database, baseline binary" "$TMP/baseline"
+row "pg_dump -Fd -j$JOBS -Z0 + pg_restore -j$JOBS" "$TMP/dir"
+row "pg_dump | psql" "$TMP/pipe"
+row "CREATE DATABASE TEMPLATE (WAL_LOG)" "$TMP/wal_log"
+row "CREATE DATABASE TEMPLATE (FILE_COPY)" "$TMP/file_copy"
 printf '  copy_database / best pg_dump-based: %.2fx (goal <= 0.55x)\n' "$(awk "BEGIN { print $copy / $best }")"
+# the machine may be shared: the ratio within each round (methods run
+# back to back) is steadier than the ratio of medians
+paste "$TMP/copy" "$TMP/dir" "$TMP/pipe" | awk '{ print $1 / ($2 < $3 ? $2 : $3) }' >"$TMP/ratios"
+printf '  per-round ratio to the best pg_dump-based: median %.2fx (%s)\n' "$(median "$TMP/ratios")" "$(range "$TMP/ratios")"
+if [ -n "$BASELINE" ]; then
+  paste "$TMP/baseline" "$TMP/dir" "$TMP/pipe" | awk '{ print $1 / ($2 < $3 ? $2 : $3) }' >"$TMP/ratios_baseline"
+  printf '  baseline per-round ratio:                  median %.2fx (%s)\n' "$(median "$TMP/ratios_baseline")" "$(range "$TMP/ratios_baseline")"
+fi
+[ -n "$BASELINE" ] && printf '  baseline / best pg_dump-based:      %.2fx\n' "$(awk "BEGIN { print $(median "$TMP/baseline") / $best }")"
 printf '  copy_database / FILE_COPY template: %.2fx\n' "$(awk "BEGIN { print $copy / $file }")"
-echo "copy_database phases (seconds, per round):"
+printf '  wfengine peak RSS: %s kB (max of %d rounds)\n' "$(sort -n "$TMP/rss" | tail -1)" "$ROUNDS"
+echo "copy_database phases (wall seconds; busy = worker-seconds inside the overlapped data phase), per round:"
 sed 's/^PHASES /  /' "$TMP/phases"
+if [ -n "$BASELINE" ]; then
+  echo "baseline phases:"
+  sed 's/^PHASES /  /' "$TMP/phases_baseline"
+fi

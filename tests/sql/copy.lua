@@ -34,6 +34,12 @@ return workflow {
         local one = sql.copy_database { from = dsn(p.source_port, "src"),
           to = { host = "127.0.0.1", port = p.target_port, user = "postgres", dbname = "dst1" }, jobs = 1 }
         tap.is(one.rows, expected.rows, "one job copies the same rows")
+        local split = sql.copy_database { from = dsn(p.source_port, "src"),
+          to = dsn(p.target_port, "dst_split"), jobs = 3, split_bytes = 1 }
+        tap.is(split.rows, expected.rows, "tables split by ctid ranges: the same rows")
+        for _, phase in ipairs { "data", "indexes", "analyze", "foreign keys" } do
+          tap.ok(type(split.busy[phase]) == "number", "busy seconds of " .. phase)
+        end
       end,
     },
     step "errors" {

@@ -12,7 +12,7 @@ sql_psql 56130 -d postgres -c "CREATE DATABASE src" -c "CREATE DATABASE broken"
 sql_psql 56130 -d src -v ON_ERROR_STOP=1 -f tests/sql/copy_schema.sql >/dev/null
 sql_psql 56130 -d broken -c "CREATE FUNCTION public.at_home() RETURNS bool LANGUAGE sql AS \$\$SELECT current_database() = 'broken'\$\$" \
   -c "CREATE TABLE public.guarded (v int CHECK (public.at_home()))" -c "INSERT INTO public.guarded VALUES (1)"
-for db in dst dst1 broken_dst; do sql_psql 56131 -d postgres -c "CREATE DATABASE $db"; done
+for db in dst dst1 dst_split broken_dst; do sql_psql 56131 -d postgres -c "CREATE DATABASE $db"; done
 
 sql_run tests/sql/copy.lua -p source_port=56130 -p target_port=56131 >"$SQL_TMP/copy.tap"
 sql_ok $? "the copy workflow succeeds"
@@ -33,6 +33,7 @@ sql_ok $? "foreign keys are enforced on the copy"
 [ "$(sql_psql 56131 -d dst -c "SELECT count(*) FROM pg_stats WHERE schemaname = 'crm' AND tablename = 'persons'")" -gt 0 ]
 sql_ok $? "the copy is analyzed"
 
+sql_compare 56130 src 56131 dst_split
 CMP_SRC_DB=src CMP_DST_DB=dst1
 sql_same "one job: rows of crm.persons" "SELECT count(*), md5(string_agg(x::text, '' ORDER BY x::text)) FROM crm.persons x"
 sql_same "one job: same indexes" "SELECT indexdef FROM pg_indexes WHERE schemaname <> 'pg_catalog' ORDER BY 1"
