@@ -445,10 +445,12 @@ static int fsync_path(const char *path) {
   return rc;
 }
 
-/* core.mkdir(path) -> true | nil, message: creates path and its missing
- * parents, fsyncing each parent so the new entries survive a crash. */
+/* core.mkdir(path [, durable]) -> true | nil, message: creates path and its
+ * missing parents, fsyncing each parent (unless durable is false) so the new
+ * entries survive a crash. */
 static int core_mkdir(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
+  int durable = lua_isnoneornil(L, 2) || lua_toboolean(L, 2);
   char buffer[4096];
   size_t length = strlen(path);
   if (length >= sizeof buffer) return luaL_argerror(L, 1, "path too long");
@@ -457,7 +459,9 @@ static int core_mkdir(lua_State *L) {
     if (*p != '/' && *p != '\0') continue;
     char saved = *p;
     *p = '\0';
-    if (mkdir(buffer, 0755) == 0) {
+    int created = mkdir(buffer, 0755) == 0;
+    if (!created && errno != EEXIST) return push_errno(L, buffer);
+    if (created && durable) {
       char *slash = strrchr(buffer, '/');
       if (slash && slash != buffer) {
         *slash = '\0';
@@ -466,8 +470,6 @@ static int core_mkdir(lua_State *L) {
       } else {
         fsync_path(slash == buffer ? "/" : ".");
       }
-    } else if (errno != EEXIST) {
-      return push_errno(L, buffer);
     }
     *p = saved;
     if (saved == '\0') break;
@@ -518,17 +520,19 @@ static int journal_append(lua_State *L) {
   return 0;
 }
 
-/* core.journal_open(path) -> journal: opens for appending, creating the file
- * and fsyncing its directory when it is new. */
+/* core.journal_open(path [, durable]) -> journal: opens for appending,
+ * creating the file and (unless durable is false) fsyncing it and its
+ * directory when it is new. */
 static int core_journal_open(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
+  int durable = lua_isnoneornil(L, 2) || lua_toboolean(L, 2);
   struct journal *journal = lua_newuserdatauv(L, sizeof *journal, 0);
   journal->fd = -1;
   luaL_setmetatable(L, "wfengine.journal");
   int existed = access(path, F_OK) == 0;
   journal->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
   if (journal->fd < 0) return push_errno(L, path);
-  if (!existed) {
+  if (!existed && durable) {
     char directory[4096];
     snprintf(directory, sizeof directory, "%s", path);
     char *slash = strrchr(directory, '/');

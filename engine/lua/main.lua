@@ -163,9 +163,8 @@ local function drive(spec, continuing)
     local held, holder = locks.acquire(spec.state, key, spec.run_id)
     if not held then return fail("%s", holder) end
   end
-  local writer, open_err = journal.open(spec.state, spec.run_id)
+  local writer, open_err = journal.open(spec.state, spec.run_id, spec.mode ~= "simulate")
   if not writer then return fail("cannot open the journal: %s", open_err) end
-  writer.nosync = spec.mode == "simulate"
   local args = spec.args
   local v = view.new { json = args.json, quiet = args.quiet, verbose = args.verbose,
     total = #spec.wf.steps, steps = spec.wf.by_id, run_id = spec.run_id }
