@@ -24,6 +24,7 @@ import imaplib
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import socket
@@ -352,9 +353,10 @@ class Lab:
         return [WFENGINE, "clone_sandbox.lua", "-c", self.config, "--state", self.state_dir, "-y", "--json",
                 "-p", "source=" + SOURCE, "-p", "target=" + TARGET] + list(extra)
 
-    def engine(self, argv, timeout=600, kill=None):
+    def engine(self, argv, timeout=600, kill=None, on_event=None):
         """Runs wfengine. kill = fn(event, seconds since start) -> delay or None: once it
-        returns a number for an event (None for each line), SIGKILL follows after that delay."""
+        returns a number for an event (None for each line), SIGKILL follows after that delay.
+        on_event = fn(event): called for every event as it is printed (keep it short)."""
         t0 = time.time()
         p = subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
@@ -376,6 +378,11 @@ class Lab:
         watchdog.start()
         for line in p.stdout:
             out.append(line)
+            if on_event is not None:
+                try:
+                    on_event(json.loads(line))
+                except ValueError:
+                    pass
             if kill is not None and timer[0] is None:
                 try:
                     e = json.loads(line)
@@ -402,6 +409,18 @@ class Lab:
     def rollback(self, run_id, **kw):
         return self.engine([WFENGINE, "rollback", run_id, "--state", self.state_dir, "-y", "--json"], **kw)
 
+    def restart_sandbox_pg(self):
+        """pg_ctl restart -m fast of the sandbox cluster: every session is cut."""
+        return self.sh(["sh", "-c", '. tests/lib/pg.sh; pg_as "$(pg_bindir)/pg_ctl" -D "$1/data" -m fast -w '
+                        "-t 60 restart >/dev/null", "-", os.path.join(self.data, "pg-sandbox")])
+
+    def dovecot(self, action):
+        """dovecot_stop / dovecot_start of the lab's IMAP server."""
+        d = os.path.join(self.data, "dovecot")
+        if action == "stop":
+            return self.sh(["sh", "-c", ". tests/lib/dovecot.sh; dovecot_stop \"$1\"", "-", d])
+        return self.sh(["sh", "-c", ". tests/lib/dovecot.sh; dovecot_start \"$1\" \"$2\"", "-", d, str(self.imap)])
+
     def show(self, run_id):
         p = subprocess.run([WFENGINE, "show", run_id, "--state", self.state_dir, "--json"], cwd=ROOT,
                            env=self.env, capture_output=True, text=True, timeout=60)
@@ -425,7 +444,7 @@ def canonical(v):
     if isinstance(v, dict):
         items = {k: canonical(x) for k, x in v.items()}
         if items and all(isinstance(x, dict) and x.get("id") == k for k, x in v.items()) \
-                and any(k[:1].isalpha() and k[1:].isdigit() for k in v):
+                and any(re.match(r"^[a-z]+[0-9]+$", k) for k in v):
             return sorted((json.dumps({a: b for a, b in x.items() if a != "id"}, sort_keys=True)
                            for x in items.values()))
         return items
