@@ -8,8 +8,8 @@
 #   anywhere     SIGKILL at a uniformly random instant of the clone
 #   mid-copy     SIGKILL at a random instant inside step 8 (copy_database)
 #   late         SIGKILL at a random instant from notify_apps on (exactly-once)
-#   compensating --fail-at a random step after the copy, SIGKILL at a random
-#                instant of the compensation
+#   compensating --fail-at a random step after the copy, SIGKILL 0-100 ms into
+#                the 1st..4th compensation to start
 # and with probability 1/3 kills the first resume again (a crash while
 # recovering from a crash), then resumes until the run ends. Checks:
 #   the last resume exits 0 (1 for `compensating`: the undo finishes);
@@ -18,7 +18,8 @@
 #   every authorized app got exactly one BackupRestored (none when
 #   compensating before notify_apps), counted in the emulator's request log
 #   as requests that acted (replays with the same Idempotency-Key are fine);
-#   SuperID registration PUT acted at most once.
+#   SuperID registration PUT acted once (compensating: at most once, and
+#   undone as often).
 # WF_TEST_FULL=1: 24 iterations; otherwise 3. WF_TORTURE_SEED (default: the
 # date), WF_TORTURE_ITERATIONS and WF_TORTURE_SCENARIO (one of the four) override. Own lab on ports 56720-56723.
 import os
@@ -43,11 +44,13 @@ t.diag("seed %d (WF_TORTURE_SEED=%d to repeat), %d iterations" % (seed, seed, it
 APPS = ("a1", "a2", "a3", "a4")
 
 
-def acted(log, method, pattern):
-    """Requests of the emulator's log that acted: 2xx and not an idempotent replay."""
+def acted(log, method, pattern, undo=False):
+    """Requests of the emulator's log that acted: 2xx and not an idempotent replay; those
+    of the compensations (":undo:" in the Idempotency-Key) when undo, else the others."""
     import fnmatch
     return [e for e in log if e["method"] == method and fnmatch.fnmatch(e["path"], pattern)
-            and 200 <= int(e.get("status") or 0) < 300 and not e.get("replayed") and not e.get("fault")]
+            and 200 <= int(e.get("status") or 0) < 300 and not e.get("replayed") and not e.get("fault")
+            and (":undo:" in (e.get("idempotency_key") or "")) == undo]
 
 
 rc, out = lab.up()
@@ -88,8 +91,15 @@ try:
         else:
             target = rng.choice(after_copy)
             extra = ["--fail-at", target]
-            d = rng.uniform(0.0, 2.0)
-            kill = (lambda d: lambda e, s: d if e.get("type") == "compensation_started" else None)(d)
+            # the k-th compensation to start, and a moment inside it (they take 10-200 ms)
+            k, d = rng.randint(1, 4), rng.uniform(0.0, 0.1)
+            seen = []
+
+            def kill(e, s, k=k, d=d, seen=seen):
+                if e.get("type") == "compensation_started":
+                    seen.append(e)
+                    return d if len(seen) == k else None
+                return None
         label = "#%d %s%s" % (i, scenario, " (--fail-at %s)" % extra[1] if extra else "")
         r = lab.clone(*extra, kill=kill, timeout=300)
         run_id = r.run_id
@@ -118,6 +128,8 @@ try:
         log = log.get("log", log.get("requests", [])) if isinstance(log, dict) else log
         notified = {a: len(acted(log, "POST", "/apps/%s/webhook" % a)) for a in APPS}
         registered = len(acted(log, "PUT", "/superid/customers/" + faultlab.TARGET))
+        unregistered = len(acted(log, "PUT", "/superid/customers/" + faultlab.TARGET, undo=True)) + \
+            len(acted(log, "DELETE", "/superid/customers/" + faultlab.TARGET, undo=True))
         if scenario == "compensating":
             after = lab.snapshot()
             lost = "provision_mail_service" in steps[:steps.index(extra[1])]
@@ -127,7 +139,8 @@ try:
             same = t.ok(not diffs, "%s: everything as before the run" % label,
                         diffs[:20] + ["first run:", r.tail(15), "last run:", last.tail(40)])
             t.ok(notified == dict.fromkeys(APPS, 0), "%s: no app notified (%s)" % (label, notified))
-            t.ok(registered <= 1, "%s: SuperID registration acted at most once (%d)" % (label, registered))
+            t.ok(registered <= 1 and unregistered == registered, "%s: SuperID registration acted at most once, "
+                 "and its undo as often (%d, %d)" % (label, registered, unregistered))
         else:
             outcome = lab.outcome()
             diffs = lab.differences(reference, outcome)

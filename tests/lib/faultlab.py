@@ -375,6 +375,7 @@ class Lab:
                     pass
 
         watchdog = threading.Timer(timeout, do_kill, ["by the %ds watchdog" % timeout])
+        watchdog.daemon = True
         watchdog.start()
         for line in p.stdout:
             out.append(line)
@@ -392,6 +393,7 @@ class Lab:
                 if delay is not None:
                     why = "%.2fs after %s %s" % (delay, e.get("type"), e.get("step") or "")
                     timer[0] = threading.Timer(delay, do_kill, [why])
+                    timer[0].daemon = True
                     timer[0].start()
         p.wait()
         watchdog.cancel()
