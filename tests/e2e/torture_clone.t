@@ -22,6 +22,7 @@
 #   undone as often).
 # WF_TEST_FULL=1: 24 iterations; otherwise 3. WF_TORTURE_SEED (default: the
 # date), WF_TORTURE_ITERATIONS and WF_TORTURE_SCENARIO (one of the four) override. Own lab on ports 56720-56723.
+import json
 import os
 import random
 import sys
@@ -117,6 +118,10 @@ try:
                 kill2 = (lambda at2: lambda e, s: max(0.0, at2 - s))(at2)
             last = lab.resume(run_id, kill=kill2, timeout=300)
             figures["resumes"] += 1
+            for e in last.events:
+                if e.get("type") in ("step_failed", "compensation_failed", "run_compensated"):
+                    t.diag("%s: resume %d: %s %s %s" % (label, attempts, e.get("type"), e.get("step") or "",
+                                                       json.dumps(e.get("error"))[:300]))
             if last.killed:
                 kills += 1
                 t.diag("%s: resume killed %s" % (label, last.killed))

@@ -8,8 +8,9 @@
 # Scenarios (make test runs those marked *, make test-full all):
 #   * http-mix     503 + Retry-After on the control plane, 429 on SuperID, a
 #                  dropped connection on blob storage and on SoArc, a 503 after
-#                  the webhook acted (the retry must not notify twice)
-#   * timeout      answers delayed beyond the request timeout (3 s in this
+#                  the webhook acted (the retry must not notify twice), one
+#                  answer delayed beyond the request timeout
+#     timeout      answers delayed beyond the request timeout (3 s in this
 #                  test's config) on a read and on a change
 #   * pg-restart   pg_ctl restart of the sandbox cluster during step 8 (copy)
 #   * dovecot      Dovecot stopped when step 17 is due, started 3 s later
@@ -35,8 +36,8 @@ if why:
     print("1..0 # SKIP " + why)
     sys.exit(0)
 
-QUICK = ["http-mix", "timeout", "pg-restart", "dovecot"]
-ALL = QUICK + ["exhausted", "refused", "dovecot-down"]
+QUICK = ["http-mix", "pg-restart", "dovecot"]
+ALL = QUICK + ["timeout", "exhausted", "refused", "dovecot-down"]
 if os.environ.get("WF_TRANSIENT"):
     chosen = os.environ["WF_TRANSIENT"].split(",")
 else:
@@ -144,6 +145,7 @@ try:
         survives("http-mix", [
             {"method": "PUT", "path": "/tenants/%s/mode" % T, "status": 503, "retry_after": 1, "count": 2},
             {"method": "GET", "path": "/tenants/%s/tasks*" % T, "status": 503, "count": 1},
+            {"method": "GET", "path": "/tenants/%s/cluster" % T, "delay": 5, "count": 1},
             {"method": "PUT", "path": "/superid/customers/%s" % T, "status": 429, "retry_after": 1, "count": 1},
             {"method": "PUT", "path": "/superid/tenants/%s/state" % T, "status": 502, "count": 1},
             {"method": "POST", "path": "/storage/%s/templates/copy" % T, "drop": True, "count": 1},
