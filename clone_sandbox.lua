@@ -372,10 +372,21 @@ return workflow {
         -- short by a crash (resume runs the step again from attempt 1), may have left
         -- part of the copy, which sql.copy_database refuses. The database is this run's
         -- own (step 5 renamed the old sandbox away, step 6 made this one empty).
+        -- After a kill -9 the dead engine's CREATE DATABASE may still be running on the
+        -- server (it finishes unseen), so the new one can collide with it ("duplicate
+        -- key ... pg_database"): wait a moment and drop again, a few times.
         local db = target_db(ctx)
         with_admin(ctx, db.cluster, function(admin)
-          databases.drop(admin, db.name)
-          databases.create(admin, db.name)
+          for i = 1, 5 do
+            local ok, err = pcall(function()
+              databases.drop(admin, db.name)
+              databases.create(admin, db.name)
+            end)
+            if ok then break end
+            if i == 5 or type(err) ~= "table" or err.kind ~= "sql" then error(err, 0) end
+            ctx:warn("re-creating database %s: %s; again in 1 s", db.name, tostring(err.message))
+            ctx:sleep(1)
+          end
         end)
         local stats = sql.copy_database { from = from, to = to, jobs = 2, owner = false, privileges = false }
         return { tables = stats.tables, rows = stats.rows, bytes = stats.bytes,
