@@ -356,8 +356,9 @@ return workflow {
       title = "Copy customer database from XXX to ZZZ",
       doc = "Copies schema and data from the source database to the new target database "
         .. "in one snapshot (sql.copy_database, 2 jobs, without the source's owners and "
-        .. "grants). Depending on source database size, this step might take long. A retry "
-        .. "(connection lost only) starts again from an empty database. Undo: step 6's drop.",
+        .. "grants). Depending on source database size, this step might take long. Every attempt "
+        .. "(a retry on connection loss, or a resume after a crash) starts again from a new "
+        .. "empty database. Undo: step 6's drop.",
       run = function(ctx)
         local from, to = databases.dsn(ctx, source_db(ctx)), databases.dsn(ctx, target_db(ctx))
         if ctx.mode == "dry-run" then
@@ -367,14 +368,26 @@ return workflow {
             source_db(ctx).name, target_db(ctx).name)
           return { dry_run = true }
         end
-        if ctx.attempt > 1 then
-          -- a failed attempt may have left part of the copy: start from empty
-          local db = target_db(ctx)
-          with_admin(ctx, db.cluster, function(admin)
-            databases.drop(admin, db.name)
-            databases.create(admin, db.name)
-          end)
-        end
+        -- Always start from a new empty database: a failed attempt, or an attempt cut
+        -- short by a crash (resume runs the step again from attempt 1), may have left
+        -- part of the copy, which sql.copy_database refuses. The database is this run's
+        -- own (step 5 renamed the old sandbox away, step 6 made this one empty).
+        -- After a kill -9 the dead engine's CREATE DATABASE may still be running on the
+        -- server (it finishes unseen), so the new one can collide with it ("duplicate
+        -- key ... pg_database"): wait a moment and drop again, a few times.
+        local db = target_db(ctx)
+        with_admin(ctx, db.cluster, function(admin)
+          for i = 1, 5 do
+            local ok, err = pcall(function()
+              databases.drop(admin, db.name)
+              databases.create(admin, db.name)
+            end)
+            if ok then break end
+            if i == 5 or type(err) ~= "table" or err.kind ~= "sql" then error(err, 0) end
+            ctx:warn("re-creating database %s: %s; again in 1 s", db.name, tostring(err.message))
+            ctx:sleep(1)
+          end
+        end)
         local stats = sql.copy_database { from = from, to = to, jobs = 2, owner = false, privileges = false }
         return { tables = stats.tables, rows = stats.rows, bytes = stats.bytes,
           seconds = stats.seconds }

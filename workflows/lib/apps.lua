@@ -30,7 +30,7 @@ function Apps:notify(list, body)
   local requests = {}
   for i, app in ipairs(list) do
     requests[i] = { method = "POST", url = app.webhook_url, json = body, bearer = self.api.token,
-      idempotency_key = table.concat({ self.ctx.run_id, self.ctx.step, app.id }, ":") }
+      timeout = self.api.timeout, idempotency_key = table.concat({ self.ctx.run_id, self.ctx.step, app.id }, ":") }
   end
   local received = {}
   for i, response in ipairs(http.parallel(requests)) do

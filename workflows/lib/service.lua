@@ -9,6 +9,12 @@ local json = require "wf.json"
 
 local service = {}
 
+-- Seconds one request may take (services.<name>.timeout overrides). Without it a
+-- service that accepts the connection and never answers holds the step until the
+-- step's own timeout (300 s, up to 1900 s); with it the request fails as a
+-- retryable timeout and the step's retry policy applies.
+service.TIMEOUT = 60
+
 local Client = {}
 Client.__index = Client
 
@@ -22,7 +28,7 @@ function service.client(ctx, name, undo)
     ctx:fail(string.format("config: services.%s.url is missing", name), { retryable = false })
   end
   return setmetatable({ ctx = ctx, name = name, base = (conf.url:gsub("/+$", "")),
-    token = conf.token, undo = undo }, Client)
+    token = conf.token, undo = undo, timeout = tonumber(conf.timeout) or service.TIMEOUT }, Client)
 end
 
 function Client:key(method, path)
@@ -37,7 +43,7 @@ end
 function Client:request(method, path, body, opts)
   opts = opts or {}
   local request = { method = method, url = self.base .. path, bearer = self.token, json = body,
-    raise = opts.raise, query = opts.query }
+    raise = opts.raise, query = opts.query, timeout = self.timeout }
   if method ~= "GET" and method ~= "HEAD" then request.idempotency_key = self:key(method, path) end
   local response = http.request(request)
   local data = response.json

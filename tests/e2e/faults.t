@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+# faults.t: a failure at every step of clone_sandbox.lua puts everything back
+# (issue [6], "Failure at every step"). For each step S: reset the lab to its
+# seeded state (an older sandbox sbx2001 exists), snapshot it, run the clone
+# with --fail-at S, and check:
+#   exit 1 (compensated); past the irreversible notify_apps exit 5 (paused),
+#   then `wfengine rollback RUN` exits 1;
+#   the sandbox database checksum (every row of every table, the cluster's
+#   databases and roles: no sbx2001_old_* left) as before; the source's too;
+#   the emulator's /_state as before (history and task running/done aside;
+#   past notify_apps: the one BackupRestored per app stands, and only one);
+#   the Service/ IMAP folders as before, and their messages (a known gap:
+#   step 17's undo cannot restore mail content, reported as TODO).
+# WF_TEST_FULL=1 (make test-full): all 31 steps. Otherwise a rotating subset:
+# 3 steps drawn with a seed from the date (WF_FAULTS_SEED overrides), plus
+# always prepare_database (right after the copy) and notify_apps (the
+# irreversible step). WF_FAULTS_STEPS=a,b,c runs exactly those.
+# Own lab on ports 56700-56703, data in tests/tmp/faults/faults.
+import os
+import random
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import faultlab  # noqa: E402
+
+os.chdir(faultlab.ROOT)
+t = faultlab.Tap()
+lab = faultlab.Lab("faults", 56700)
+why = lab.skip_reason()
+if why:
+    print("1..0 # SKIP " + why)
+    sys.exit(0)
+
+steps = lab.steps()
+t.ok(len(steps) == 31, "the plan has 31 steps (%d)" % len(steps))
+IRREVERSIBLE = "notify_apps"
+irr = steps.index(IRREVERSIBLE)
+fixed = ["prepare_database", IRREVERSIBLE]
+if os.environ.get("WF_FAULTS_STEPS"):
+    chosen = [s for s in os.environ["WF_FAULTS_STEPS"].split(",") if s]
+    t.diag("steps from WF_FAULTS_STEPS: %s" % ",".join(chosen))
+elif faultlab.FULL:
+    chosen = list(steps)
+    t.diag("WF_TEST_FULL: all %d steps" % len(chosen))
+else:
+    seed = faultlab.seed_from("WF_FAULTS_SEED", faultlab.date_seed())
+    rng = random.Random(seed)
+    drawn = rng.sample([s for s in steps if s not in fixed], 3)
+    chosen = sorted(set(drawn + fixed), key=steps.index)
+    t.diag("rotating subset, seed %d (WF_FAULTS_SEED=%d to repeat; make test-full runs all 31): %s"
+           % (seed, seed, ",".join(chosen)))
+
+rc, out = lab.up()
+if not t.ok(rc == 0, "lab up on ports %d-%d" % (lab.src, lab.emu), out):
+    lab.down()
+    t.done()
+
+figures = {"steps": 0, "exit_ok": 0, "restored": 0, "mail_content_lost": 0}
+try:
+    for step in chosen:
+        figures["steps"] += 1
+        lab.reset()
+        before = lab.snapshot()
+        r = lab.clone("--fail-at", step)
+        past = steps.index(step) > irr
+        want = 5 if past else 1
+        label = "--fail-at %s (#%d)" % (step, steps.index(step) + 1)
+        good = t.ok(r.rc == want, "%s: exit %d (got %s, %.0fs)" % (label, want, r.rc, r.seconds), r.tail())
+        compensated = r.types("compensation_succeeded")
+        if past and r.rc == 5:
+            rb = lab.rollback(r.run_id or "?")
+            good = t.ok(rb.rc == 1, "%s: rollback RUN exits 1 (got %s)" % (label, rb.rc), rb.tail()) and good
+            compensated += rb.types("compensation_succeeded")
+        if good:
+            figures["exit_ok"] += 1
+        after = lab.snapshot()
+        ok_db = t.ok(after["sandbox"] == before["sandbox"], "%s: sandbox database restored exactly (checksum)"
+                     % label, lab.differences(before, after, ignore=("state", "mail", "source")))
+        ok_src = t.ok(after["source"] == before["source"], "%s: source unchanged" % label)
+        sb, sa = before["state"], after["state"]
+        if past:
+            # the notifications stand (irreversible), exactly one per authorized app
+            notes = {a: [n for n in sa["apps"][a]["notifications"] if n not in sb["apps"][a]["notifications"]]
+                     for a in sa["apps"]}
+            counts = {a: len(v) for a, v in notes.items()}
+            t.ok(counts == {"a1": 1, "a2": 1, "a3": 1, "a4": 1},
+                 "%s: each authorized app notified once, and the notification stands (%s)" % (label, counts))
+            for a in sa["apps"]:
+                sa["apps"][a]["notifications"] = sb["apps"][a]["notifications"]
+        ok_state = t.ok(sa == sb, "%s: /_state as before" % label, faultlab.diff_json(sb, sa))
+        ok_folders = t.ok(sorted(after["mail"]) == sorted(before["mail"]), "%s: IMAP folders as before" % label,
+                          "%s -> %s" % (sorted(before["mail"]), sorted(after["mail"])))
+        lost = "provision_mail_service" in compensated
+        same_mail = after["mail"] == before["mail"]
+        if not same_mail and lost:
+            figures["mail_content_lost"] += 1
+        t.ok(same_mail, "%s: IMAP messages as before" % label,
+             "%s -> %s" % (before["mail"], after["mail"]),
+             todo="step 17's undo recreates deleted Service folders empty (wf.mail cannot fetch messages)"
+             if lost else None)
+        if ok_db and ok_src and ok_state and ok_folders:
+            figures["restored"] += 1
+finally:
+    lab.down()
+
+t.diag("figures: %d steps failed on purpose, %d with the right exit code, %d restored exactly "
+       "(databases, /_state, folders), %d lost Service mail content (known)"
+       % (figures["steps"], figures["exit_ok"], figures["restored"], figures["mail_content_lost"]))
+t.done()

@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+# transient.t: the clone through transient faults (issue [6], "Transient
+# faults"). Each scenario resets the lab, injects faults through the
+# emulator's /_faults or interrupts a real service, runs the clone and checks:
+#   "survives": exit 0 and the same final state as a clean clone
+#   (faultlab.Lab.outcome), every fault was hit, each app notified once;
+#   "compensates": exit 1 and everything as before the run (faults.t's check).
+# Scenarios (make test runs those marked *, make test-full all):
+#   * http-mix     503 + Retry-After on the control plane, 429 on SuperID, a
+#                  dropped connection on blob storage and on SoArc, a 503 after
+#                  the webhook acted (the retry must not notify twice), one
+#                  answer delayed beyond the request timeout
+#     timeout      answers delayed beyond the request timeout (3 s in this
+#                  test's config) on a read and on a change
+#   * pg-restart   pg_ctl restart of the sandbox cluster during step 8 (copy)
+#   * dovecot      Dovecot stopped when step 17 is due, started 3 s later
+#     exhausted    SuperID answers 503 to step 21 every time: the retries are
+#                  spent, the clone compensates
+#     refused      blob storage answers 400 (not retryable) to step 16
+#     dovecot-down Dovecot stays down through step 17's retries: compensates
+# WF_TRANSIENT=a,b runs exactly those. Own lab on ports 56710-56713.
+import os
+import re
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import faultlab  # noqa: E402
+
+os.chdir(faultlab.ROOT)
+t = faultlab.Tap()
+lab = faultlab.Lab("transient", 56710)
+why = lab.skip_reason()
+if why:
+    print("1..0 # SKIP " + why)
+    sys.exit(0)
+
+QUICK = ["http-mix", "pg-restart", "dovecot"]
+ALL = QUICK + ["timeout", "exhausted", "refused", "dovecot-down"]
+if os.environ.get("WF_TRANSIENT"):
+    chosen = os.environ["WF_TRANSIENT"].split(",")
+else:
+    chosen = ALL if faultlab.FULL else QUICK
+t.diag("scenarios: %s%s" % (",".join(chosen), "" if faultlab.FULL else " (make test-full adds the rest)"))
+T, APPS = faultlab.TARGET, ("a1", "a2", "a3", "a4")
+
+rc, out = lab.up()
+if not t.ok(rc == 0, "lab up on ports %d-%d" % (lab.src, lab.emu), out):
+    lab.down()
+    t.done()
+
+# the lab's config with a 3 s request timeout on every HTTP service
+with open(os.path.join(faultlab.ROOT, "tests/lab/lab.yaml")) as f:
+    text = f.read()
+config = os.path.join(lab.data, "lab-timeout.yaml")
+with open(config, "w") as f:
+    f.write(re.sub(r"(?m)^(    token: .*)$", r"\1\n    timeout: 3", text))
+lab.config = config
+
+figures = {"scenarios": 0, "faults": 0, "hits": 0, "interruptions": 0, "ok": 0}
+
+
+def notified():
+    log = lab.http("GET", "/_log", auth=False)["requests"]
+    return {a: sum(1 for e in log if e["method"] == "POST" and e["path"] == "/apps/%s/webhook" % a
+                   and 200 <= int(e.get("status") or 0) < 300 and not e.get("replayed") and not e.get("fault"))
+            for a in APPS}
+
+
+def retried(r):
+    return sorted({e.get("step") for e in r.events if e.get("type") == "step_failed" and e.get("will_retry")})
+
+
+def survives(name, faults, on_event=None, interruptions=0):
+    lab.reset()
+    if faults:
+        lab.http("POST", "/_faults", faults, auth=False)
+    r = lab.clone(on_event=on_event, timeout=600)
+    hit = lab.faults() if faults else []
+    figures["scenarios"] += 1
+    figures["faults"] += len(faults)
+    figures["hits"] += sum(f.get("hits", 0) for f in hit)
+    figures["interruptions"] += interruptions
+    good = t.ok(r.rc == 0, "%s: the clone succeeds through retries (exit %s, %.0fs; retried: %s)"
+                % (name, r.rc, r.seconds, ",".join(retried(r))), r.tail())
+    if faults:
+        unhit = [f for f in hit if f.get("remaining", 0) != 0 or not f.get("hits")]
+        good = t.ok(not unhit, "%s: every fault was hit (%d faults, %d hits)"
+                    % (name, len(hit), sum(f.get("hits", 0) for f in hit)), unhit) and good
+    diffs = lab.differences(reference, lab.outcome())
+    good = t.ok(not diffs, "%s: the same final state as a clean clone" % name, diffs) and good
+    n = notified()
+    good = t.ok(n == dict.fromkeys(APPS, 1), "%s: every app notified exactly once (%s)" % (name, n)) and good
+    if good:
+        figures["ok"] += 1
+    return r
+
+
+def compensates(name, faults, lost_mail=False, on_event=None, interruptions=0, after_run=None):
+    lab.reset()
+    before = lab.snapshot()
+    if faults:
+        lab.http("POST", "/_faults", faults, auth=False)
+    r = lab.clone(on_event=on_event, timeout=600)
+    figures["scenarios"] += 1
+    figures["faults"] += len(faults)
+    figures["hits"] += sum(f.get("hits", 0) for f in (lab.faults() if faults else []))
+    figures["interruptions"] += interruptions
+    lab.http("DELETE", "/_faults", auth=False)
+    if after_run:
+        after_run()
+    good = t.ok(r.rc == 1, "%s: the clone fails and compensates (exit %s, %.0fs; retried: %s)"
+                % (name, r.rc, r.seconds, ",".join(retried(r))), r.tail())
+    after = lab.snapshot()
+    diffs = lab.differences(before, after, ignore=("mail",) if lost_mail else ())
+    if lost_mail and sorted(after["mail"]) != sorted(before["mail"]):
+        diffs.append("IMAP folders %s -> %s" % (sorted(before["mail"]), sorted(after["mail"])))
+    good = t.ok(not diffs, "%s: everything as before the run%s" % (
+        name, " (Service folders back, their mail not: known)" if lost_mail else ""), diffs) and good
+    if good:
+        figures["ok"] += 1
+    return r
+
+
+def at_step(step, action, delay=0.0, kind="step_started"):
+    """on_event hook: action() in a thread, delay seconds after `kind` of `step` (once)."""
+    fired = []
+
+    def hook(e):
+        if not fired and e.get("type") == kind and e.get("step") == step:
+            fired.append(time.time())
+            threading.Timer(delay, action).start()
+    hook.fired = fired
+    return hook
+
+
+try:
+    lab.reset()
+    clean = lab.clone()
+    t.ok(clean.rc == 0, "a clean clone (exit %s, %.0fs): the reference" % (clean.rc, clean.seconds), clean.tail())
+    reference = lab.outcome()
+
+    if "http-mix" in chosen:
+        survives("http-mix", [
+            {"method": "PUT", "path": "/tenants/%s/mode" % T, "status": 503, "retry_after": 1, "count": 2},
+            {"method": "GET", "path": "/tenants/%s/tasks*" % T, "status": 503, "count": 1},
+            {"method": "GET", "path": "/tenants/%s/cluster" % T, "delay": 5, "count": 1},
+            {"method": "PUT", "path": "/superid/customers/%s" % T, "status": 429, "retry_after": 1, "count": 1},
+            {"method": "PUT", "path": "/superid/tenants/%s/state" % T, "status": 502, "count": 1},
+            {"method": "POST", "path": "/storage/%s/templates/copy" % T, "drop": True, "count": 1},
+            {"method": "POST", "path": "/soarc/%s/packages/copy" % T, "drop": True, "count": 1},
+            {"method": "DELETE", "path": "/tenants/%s/mail-routes" % T, "status": 503, "after": True, "count": 1},
+            {"method": "POST", "path": "/apps/a2/webhook", "status": 503, "after": True, "count": 1},
+            {"method": "POST", "path": "/apps/a4/webhook", "drop": True, "after": True, "count": 1},
+        ])
+
+    if "timeout" in chosen:
+        survives("timeout", [
+            {"method": "GET", "path": "/tenants/%s/cluster" % T, "delay": 5, "count": 1},
+            {"method": "PUT", "path": "/superid/environments/*", "delay": 5, "count": 1},
+            {"method": "POST", "path": "/apps/a1/webhook", "delay": 5, "count": 1},
+        ])
+
+    if "pg-restart" in chosen:
+        hook = at_step("copy_database", lab.restart_sandbox_pg, 0.3)
+        r = survives("pg-restart", [], on_event=hook, interruptions=1)
+        cut = [e for e in r.events if e.get("type") == "step_failed"]
+        t.diag("pg-restart: sandbox cluster restarted 0.3 s into step 8; failed attempts: %s"
+               % ", ".join("%s:%s (%s)" % (e.get("step"), e.get("attempt"),
+                                           (e.get("error") or {}).get("message", "")[:80]) for e in cut))
+        t.ok(any(e.get("step") == "copy_database" for e in cut) or not cut,
+             "pg-restart: the cut hit the copy, which started again from an empty database", cut)
+
+    def dovecot_outage(seconds):
+        def act():
+            lab.dovecot("stop")
+            if seconds:
+                time.sleep(seconds)
+                lab.dovecot("start")
+        return act
+
+    if "dovecot" in chosen:
+        # stopped as step 16 starts (so it is down when 17 begins), back 3 s later
+        r = survives("dovecot", [], on_event=at_step("clone_templates", dovecot_outage(3)), interruptions=1)
+        t.ok("provision_mail_service" in retried(r), "dovecot: step 17 was retried while Dovecot was down",
+             retried(r))
+
+    if "exhausted" in chosen:
+        compensates("exhausted", [{"method": "PUT", "path": "/superid/tenants/%s/state" % T, "status": 503,
+                                   "count": 0}], lost_mail=True)
+
+    if "refused" in chosen:
+        r = compensates("refused", [{"method": "POST", "path": "/storage/%s/templates/copy" % T, "status": 400,
+                                     "count": 0}])
+        t.ok("clone_templates" not in retried(r), "refused: a 400 is not retried")
+
+    if "dovecot-down" in chosen:
+        compensates("dovecot-down", [], on_event=at_step("clone_templates", dovecot_outage(0)), interruptions=1,
+                    after_run=lambda: lab.dovecot("start"))
+finally:
+    lab.down()
+
+t.diag("figures: %d scenarios, %d faults injected (%d hits), %d service interruptions, %d ended as required"
+       % (figures["scenarios"], figures["faults"], figures["hits"], figures["interruptions"], figures["ok"]))
+t.done()
