@@ -731,9 +731,17 @@ return workflow {
 
     step "superid_in_migration" {
       title = "Set SuperId Tenant State to: In migration",
-      doc = "Undo: the previous state.",
+      doc = "Also notes who holds plans on the sandbox now, for step 22. Undo: the previous state.",
       run = function(ctx)
-        local answer = superid.client(ctx):set_state(target(ctx), "In migration")
+        local sid = superid.client(ctx)
+        -- Step 22 withdraws these plans. Noted here, in a completed step's
+        -- state, so that a re-run of step 22 after a crash sends the very
+        -- same request under its idempotency key.
+        local holders = {}
+        for user in pairs(sid:plans(target(ctx))) do holders[#holders + 1] = user end
+        table.sort(holders)
+        ctx.state.plan_holders = array(holders)
+        local answer = sid:set_state(target(ctx), "In migration")
         return { previous = answer.previous or json.null }
       end,
       compensate = function(ctx, result)
@@ -754,7 +762,14 @@ return workflow {
             WHERE is_active AND superid_user IS NOT NULL ORDER BY superid_user]])
         end)
         local assignments = json.object()
-        for user in pairs(sid:plans(target(ctx))) do assignments[user] = json.null end
+        -- From step 21's note, not a fresh read: after a crash the plans read
+        -- now may already be this step's own, and the request must not change.
+        local holders = ctx.state.plan_holders
+        if holders then
+          for _, user in ipairs(holders) do assignments[user] = json.null end
+        else
+          for user in pairs(sid:plans(target(ctx))) do assignments[user] = json.null end
+        end
         for _, r in ipairs(rows) do
           assignments[r.superid_user] = array { r.role == "admin" and "sandbox-admin" or "sandbox-user" }
         end

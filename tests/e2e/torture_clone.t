@@ -121,8 +121,9 @@ try:
             figures["resumes"] += 1
             for e in last.events:
                 if e.get("type") == "step_failed" and "idempotency_key_reused" in json.dumps(e.get("error")):
-                    known = "known bug: %s re-run after a crash sends a different body under the same " \
-                        "Idempotency-Key (422), see docs/reliability.md" % e.get("step")
+                    # Fixed (step 22 sends the plan holders noted by step 21): a failure now.
+                    t.diag("%s re-ran after a crash with a different body under the same "
+                           "Idempotency-Key (422)" % e.get("step"))
                 if e.get("type") in ("step_failed", "compensation_failed", "run_compensated"):
                     t.diag("%s: resume %d: %s %s %s" % (label, attempts, e.get("type"), e.get("step") or "",
                                                        json.dumps(e.get("error"))[:300]))
