@@ -347,18 +347,35 @@ local function check_empty(target)
   return state
 end
 
+-- psql exits 2 when "the connection to the server went bad" (psql(1)): a
+-- lost connection, which a retry may get past; every other failure of the
+-- pipeline is not. psql is looked at first, since the pg_dump feeding it
+-- then fails too (a broken pipe).
+local function pipeline_failure(commands, result)
+  for i, child in ipairs(result) do
+    local what = commands[i].argv[1]:match("[^/]*$")
+    if what == "psql" and not child.error and child.signal == 0 and child.status == 2 then
+      return i, what, "08006", true
+    end
+  end
+  for i, child in ipairs(result) do
+    if child.error or child.status ~= 0 or child.signal ~= 0 then
+      return i, commands[i].argv[1]:match("[^/]*$"), nil, false
+    end
+  end
+end
+
 local function run_pipeline(phase, commands, capture)
   local handle = copy.spawn(commands, capture)
   local result = handle:wait()
-  for i, child in ipairs(result) do
-    if child.error or child.status ~= 0 or child.signal ~= 0 then
-      local what = commands[i].argv[1]:match("[^/]*$")
-      local why = child.error or (child.signal ~= 0 and ("killed by signal " .. child.signal))
-          or ("exit status " .. child.status)
-      raise(nil, string.format("copy_database, phase %s: %s failed (%s)%s", phase, what, why,
-        child.stderr ~= "" and (": " .. child.stderr:gsub("%s+$", "")) or ""),
-        { phase = phase }, false)
-    end
+  local i, what, code, retryable = pipeline_failure(commands, result)
+  if i then
+    local child = result[i]
+    local why = child.error or (child.signal ~= 0 and ("killed by signal " .. child.signal))
+        or ("exit status " .. child.status)
+    raise(code, string.format("copy_database, phase %s: %s failed (%s)%s", phase, what, why,
+      child.stderr ~= "" and (": " .. child.stderr:gsub("%s+$", "")) or ""),
+      { phase = phase }, retryable)
   end
   return result
 end
