@@ -139,7 +139,10 @@ local function prepare(opts)
     if body ~= nil then fail_usage("http request: give json or body, not both") end
     local j = json()
     if not j then fail_usage("http request: json bodies need the wf.json module") end
-    body = j.encode(opts.json)
+    -- Keys sorted: Lua's table order differs from one process to the next,
+    -- and a retried or resumed request must send the same bytes under its
+    -- Idempotency-Key (services compare the body).
+    body = j.encode(opts.json, { sort_keys = true })
     if not present["content-type"] then headers[#headers + 1] = "Content-Type: application/json" end
   elseif body ~= nil and type(body) ~= "string" then
     fail_usage("http request: body must be a string (use json = ... for tables)")
