@@ -29,6 +29,22 @@ local present = service.present
 
 -- ---- helpers ----------------------------------------------------------------
 
+-- Steps 16, 27 and 28 mirror one of the source's storage containers into the
+-- target's; their undo puts the target's previous contents back.
+local function mirror_container(kind)
+  return function(ctx)
+    local answer = storage.container(ctx, kind, ctx.params.target):copy_from(ctx.params.source)
+    return { copied = json.array(answer.copied or {}), deleted = json.array(answer.deleted or {}),
+      previous = json.array(answer.previous or {}) }
+  end
+end
+
+local function restore_container(kind)
+  return function(ctx, result)
+    storage.container(ctx, kind, ctx.params.target, true):put_all(result.previous)
+  end
+end
+
 local TENANT_ID = "[a-z][a-z0-9_]*"
 
 local function tenant_id_check(value)
@@ -585,14 +601,8 @@ return workflow {
       title = "Clone Azure templates from CUST on ARCHIVEServer",
       doc = "Copy templates from source to target: mirrors the source's template container "
         .. "into the target's. Undo: put the previous container back.",
-      run = function(ctx)
-        local answer = storage.container(ctx, "templates", target(ctx)):copy_from(source(ctx))
-        return { copied = array(answer.copied), deleted = array(answer.deleted),
-          previous = array(answer.previous) }
-      end,
-      compensate = function(ctx, result)
-        storage.container(ctx, "templates", target(ctx), true):put_all(result.previous)
-      end,
+      run = mirror_container("templates"),
+      compensate = restore_container("templates"),
     },
 
     step "provision_mail_service" {
@@ -906,27 +916,15 @@ return workflow {
         title = "Clone EjPackages in Azure from CustID",
         doc = "Mirrors the source's EjPackages container in Azure storage into the target's. "
           .. "Undo: the previous container.",
-        run = function(ctx)
-          local answer = storage.container(ctx, "ejpackages", target(ctx)):copy_from(source(ctx))
-          return { copied = array(answer.copied), deleted = array(answer.deleted),
-            previous = array(answer.previous) }
-        end,
-        compensate = function(ctx, result)
-          storage.container(ctx, "ejpackages", target(ctx), true):put_all(result.previous)
-        end,
+        run = mirror_container("ejpackages"),
+        compensate = restore_container("ejpackages"),
       },
       step "clone_ejpackages_soarc" {
         title = "Clone EjPackages in SoArc from CustID",
         doc = "Mirrors the source's packages on the SoArc archive server into the target's. "
           .. "Undo: the previous packages.",
-        run = function(ctx)
-          local answer = storage.container(ctx, "soarc", target(ctx)):copy_from(source(ctx))
-          return { copied = array(answer.copied), deleted = array(answer.deleted),
-            previous = array(answer.previous) }
-        end,
-        compensate = function(ctx, result)
-          storage.container(ctx, "soarc", target(ctx), true):put_all(result.previous)
-        end,
+        run = mirror_container("soarc"),
+        compensate = restore_container("soarc"),
       },
     },
 
