@@ -161,6 +161,7 @@ static void set_failure(sql_conn *conn, const char *message) {
 
 void sql_conn_close(sql_conn *conn, const char *why) {
   enum sql_conn_state state = conn->state;
+  if (conn->pg && (why || conn->failure)) conn->lost = 1;
   poll_release(conn);
   if (conn->cancel) {
     conn->cancel->conn = NULL;
@@ -683,7 +684,10 @@ void sql_push_result_error(lua_State *L, const PGresult *result, const char *pre
 sql_conn *sql_conn_check_open(lua_State *L, int index) {
   sql_conn *conn = luaL_checkudata(L, index, SQL_CONN_META);
   if (!conn->pg && !conn->simulate) {
-    wf_push_error(L, "sql", NULL, 0, "connection is closed");
+    /* 08003, connection_does_not_exist: retryable when the server took it
+     * away (a restart), not when the workflow closed it itself. */
+    wf_push_error(L, "sql", "08003", conn->lost,
+                  conn->lost ? "connection is closed (it was lost)" : "connection is closed");
     lua_error(L);
   }
   return conn;

@@ -48,6 +48,7 @@ struct sql_conn {
   PGresult *result; /* last successful result of the operation; owned */
   PGresult *error;  /* first error result of the operation; owned */
   char *failure;    /* libpq-level failure (lost connection, ...); malloc */
+  int lost;         /* closed by a failure, not by close(): a retry may help */
   char *display;    /* the DSN for messages, password shown as ***; malloc */
   char *notices;    /* NOTICE/WARNING lines not yet logged; malloc */
   size_t notices_length;

@@ -776,7 +776,10 @@ static int pool_wait(lua_State *L) {
       if (worker->source->state != SQL_IDLE || worker->target->state != SQL_IDLE ||
           !worker->source->pg || !worker->target->pg) {
         pool->finished = 1;
-        return luaL_error(L, "copy pool: a connection is closed or busy");
+        /* Closed under us is a lost connection (a server restart): retryable. */
+        int lost = !worker->source->pg || !worker->target->pg;
+        return wf_raise(L, "sql", lost ? "08003" : NULL, lost, "copy pool: a connection is %s",
+                        lost ? "closed (it was lost)" : "busy");
       }
     }
     for (int i = 0; i < pool->worker_count; i++) {
