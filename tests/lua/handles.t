@@ -55,7 +55,13 @@ return workflow {
       for i = 1, 30 do pcall(function() local c = sql.connect(dsn) c:query("select nonsense") end) end
       collectgarbage() collectgarbage()
       local probe = sql.connect(dsn)
-      local n = probe:scalar("select count(*) from pg_stat_activity where backend_type = 'client backend'")
+      -- A closed connection's backend exits a moment later: poll for it.
+      local n
+      for _ = 1, 50 do
+        n = probe:scalar("select count(*) from pg_stat_activity where backend_type = 'client backend'")
+        if n == 1 then break end
+        ctx:sleep(0.1)
+      end
       probe:close()
       local closed_err = pcall(function() probe:scalar("select 1") end)
       return { backends = n, closed_raises = not closed_err }
