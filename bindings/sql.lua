@@ -366,7 +366,7 @@ local function pipeline_failure(commands, result)
 end
 
 local function run_pipeline(phase, commands, capture)
-  local handle = copy.spawn(commands, capture)
+  local handle <close> = copy.spawn(commands, capture)
   local result = handle:wait()
   local i, what, code, retryable = pipeline_failure(commands, result)
   if i then
@@ -498,7 +498,9 @@ function sql.copy_database(opts)
     for _, flag in ipairs(dump_flags) do argv[#argv + 1] = flag end
     return { argv = argv, env = source_env }
   end
-  local post_dump = copy.spawn({ dump_argv("post-data") }, true)
+  -- <close>: when the schema phase fails or the step is cancelled, this
+  -- pg_dump is stopped now, not whenever the pipeline is collected
+  local post_dump <close> = copy.spawn({ dump_argv("post-data") }, true)
   in_phase("schema", run_pipeline, "schema", {
     dump_argv("pre-data"),
     { argv = { psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-d",
