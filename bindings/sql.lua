@@ -349,9 +349,18 @@ end
 
 -- psql exits 2 when "the connection to the server went bad" (psql(1)): a
 -- lost connection, which a retry may get past; every other failure of the
--- pipeline is not. psql is looked at first, since the pg_dump feeding it
--- then fails too (a broken pipe).
+-- pipeline is not. A program that could not be run (exit 127, the shell's
+-- convention, which wf_spawn follows) is named first, looked for in the
+-- order copy.spawn starts them, last first (after the first one that
+-- cannot start, the others are not started: "operation canceled"); then
+-- psql, since the pg_dump feeding either fails too (a broken pipe).
 local function pipeline_failure(commands, result)
+  for i = #result, 1, -1 do
+    local child = result[i]
+    if child.error or (child.signal == 0 and child.status == 127) then
+      return i, commands[i].argv[1]:match("[^/]*$"), nil, false
+    end
+  end
   for i, child in ipairs(result) do
     local what = commands[i].argv[1]:match("[^/]*$")
     if what == "psql" and not child.error and child.signal == 0 and child.status == 2 then

@@ -13,7 +13,8 @@
  * spawn({ {argv, env}, {argv, env} }, capture) runs a pipeline of child
  * processes through the loop (pg_dump | psql), the first's stdout piped into
  * the second's stdin by the kernel, capturing each one's stderr and, when
- * asked, the last one's stdout. */
+ * asked, the last one's stdout. The children die with the engine (wf_spawn)
+ * and get SIGTERM when the wait is cancelled or the pipeline collected. */
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1068,8 +1069,13 @@ static int copy_spawn(lua_State *L) {
     pipeline->out_pipe.data = pipeline;
     pipeline->open_handles++;
   }
+  /* The last command (psql) starts first. Children are tied to the engine's
+   * life (wf_spawn), and when it dies the kernel signals them in the order
+   * they were started: psql must be killed before pg_dump's end could reach
+   * it as an end of input, which it would take for the end of the script
+   * and COMMIT a partial schema. */
   int failed = 0;
-  for (int i = 0; i < count; i++) {
+  for (int i = count - 1; i >= 0; i--) {
     copy_child *child = &pipeline->children[i];
     uv_pipe_init(loop, &child->error_pipe, 0);
     child->error_pipe.data = pipeline;
@@ -1105,7 +1111,7 @@ static int copy_spawn(lua_State *L) {
     child->process.data = pipeline;
     int rc = failed                        ? UV_ECANCELED
              : (count == 2 && link[0] < 0) ? UV_EMFILE
-                                           : uv_spawn(loop, &child->process, &options);
+                                           : wf_spawn(L, &child->process, &options);
     if (rc < 0) {
       failed = 1;
       child->spawn_error = strdup(uv_strerror(rc));

@@ -65,6 +65,12 @@ int args_parse(struct args *args, int argc, char **argv, char *err, size_t errle
 /* hash.c: FNV-1a 64 of a byte string as 16 lower-case hex digits + NUL. */
 void hash_hex(const void *data, size_t length, char out[17]);
 
+/* child.c: the hidden mode through which wf_spawn starts a child tied to
+ * the engine's life: `wfengine --exec-tied-child PARENT_PID FILE ARG0 ...`.
+ * main() hands argv to child_exec first, which never returns on success. */
+#define CHILD_EXEC_FLAG "--exec-tied-child"
+int child_exec(int argc, char **argv);
+
 /* loop.c */
 int engine_open_core(lua_State *L); /* the "wfengine.core" module */
 void engine_init(void);

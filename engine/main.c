@@ -116,6 +116,8 @@ static int run_lua(const struct args *args) {
 }
 
 int main(int argc, char **argv) {
+  /* first, before any set-up: a child wf_spawn started, to become pg_dump or psql */
+  if (argc > 1 && strcmp(argv[1], CHILD_EXEC_FLAG) == 0) return child_exec(argc, argv);
   struct args args;
   char err[512];
   if (args_parse(&args, argc, argv, err, sizeof err) < 0) {

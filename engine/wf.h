@@ -25,6 +25,11 @@
  * what it owned, and must not call wf_wake for that wait afterwards. The
  * coroutine is then closed, so its `<close>` variables and, later, __gc run.
  *
+ * Child processes. Start them with wf_spawn, not uv_spawn: the kernel kills
+ * them (SIGKILL) when the engine dies, even by kill -9, so no pg_dump or
+ * psql outlives it. Stopping one on cancel is still the binding's job
+ * (uv_process_kill in the cancel hook and in __gc).
+ *
  * A wf_wait must stay at a fixed address from wf_await until the wake or the
  * cancel: embed it in a userdata that the waiting Lua code references (the
  * connection, the request), or in memory the binding frees itself.
@@ -60,6 +65,13 @@ int wf_await(lua_State *L, wf_wait *wait, lua_KContext ctx, lua_KFunction k);
 /* Marks the wait finished; the engine resumes its coroutine from the loop.
  * Safe to call from any loop callback; calls no Lua. */
 void wf_wake(wf_wait *wait);
+
+/* uv_spawn on the engine's loop, the child tied to the engine's life (see
+ * above; engine/child.c says how). Same options and result as uv_spawn;
+ * a program that cannot be run exits 127 after a line on its stderr instead
+ * of failing here. Calls no Lua, so never raises. Call it on the loop's
+ * thread. */
+int wf_spawn(lua_State *L, uv_process_t *process, const uv_process_options_t *options);
 
 /* Journals and shows a line for the calling step ("info", "warn" or "would":
  * the dry-run report of a change not made). Secrets are redacted. */
