@@ -394,6 +394,22 @@ local function run_pipeline(phase, commands, capture)
   return result
 end
 
+-- Adds each foreign key whose two tables are in the pool, as soon as they
+-- are: a worker takes the first ready task in the order they were added,
+-- so the keys of the largest tables come before the COPY of the small
+-- ones, which then fill the end of the copy instead of a lone key check.
+local function add_foreign_keys(pool, foreign_keys, analyze_task)
+  for _, fk in ipairs(foreign_keys) do
+    local child, parent = fk.tables[1], fk.tables[2]
+    if not fk.added and analyze_task[child] and analyze_task[parent] then
+      fk.added = true
+      pool:add { label = fk.name, after = { analyze_task[child], analyze_task[parent] },
+        locks = { "table " .. child.oid, "table " .. parent.oid },
+        actions = { { phase = "foreign keys", sql = fk.sql, retries = 5 } } }
+    end
+  end
+end
+
 local function wait_pool(pool)
   while true do
     local done, stats = pool:wait()
@@ -602,7 +618,8 @@ function sql.copy_database(opts)
     -- primary keys and unique constraints among them as plain unique
     -- indexes (CREATE INDEX on one table can run on several workers at
     -- once), then those keys made constraints on their indexes and
-    -- ANALYZE; a foreign key as soon as both of its tables are done. Locks keep two tasks that would wait for each other's table
+    -- ANALYZE; a foreign key as soon as both of its tables are done (and
+    -- before the tables that come after them, see add_foreign_keys). Locks keep two tasks that would wait for each other's table
     -- locks (ANALYZE, ALTER TABLE) from holding two workers at once.
     local pool = copy.pool(workers)
     local split_bytes = opts.split_bytes or SPLIT_BYTES
@@ -663,12 +680,7 @@ function sql.copy_database(opts)
       end
       analyze_task[t] = pool:add { label = t.qualified, after = indexed, locks = { lock },
         actions = finish }
-    end
-    for _, fk in ipairs(foreign_keys) do
-      local child, parent = fk.tables[1], fk.tables[2]
-      pool:add { label = fk.name, after = { analyze_task[child], analyze_task[parent] },
-        locks = { "table " .. child.oid, "table " .. parent.oid },
-        actions = { { phase = "foreign keys", sql = fk.sql, retries = 5 } } }
+      add_foreign_keys(pool, foreign_keys, analyze_task)
     end
     local stats = in_phase("data", wait_pool, pool)
     phase_done("data")
