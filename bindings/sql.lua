@@ -240,15 +240,29 @@ WHERE c.relkind = 'r' AND ]] .. SYSTEM_SCHEMAS .. " AND " .. not_extension_membe
 
 -- Keys as pg_dump writes them in its entry headers ("Name: ...; Type: ...;
 -- Schema: ..."), to find which table each index and constraint belongs to.
+-- For a primary key or unique constraint that is not deferrable, also the
+-- statement pg_dump writes for it when that is all its entry holds (no
+-- CLUSTER ON or REPLICA IDENTITY after it), and the two statements that
+-- build it instead: the unique index on its own, then the constraint on
+-- that index. Run with search_path empty, so that every name is qualified
+-- as pg_dump qualifies it.
 local OWNED_SQL = [[
-SELECT 'INDEX' AS type, n.nspname AS schema, ic.relname AS name, t.oid AS table_oid
+SELECT 'INDEX' AS type, n.nspname AS schema, ic.relname AS name, t.oid AS table_oid,
+  NULL AS plain_sql, NULL AS index_sql, NULL AS attach_sql
 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid
   JOIN pg_namespace n ON n.oid = ic.relnamespace
 WHERE t.relkind = 'r' AND ]] .. SYSTEM_SCHEMAS .. [[
 UNION ALL
-SELECT 'CONSTRAINT', n.nspname, t.relname || ' ' || c.conname, t.oid
+SELECT 'CONSTRAINT', n.nspname, t.relname || ' ' || c.conname, t.oid,
+  format(E'ALTER TABLE ONLY %I.%I\n    ADD CONSTRAINT %I %s;', n.nspname, t.relname, c.conname,
+    pg_get_constraintdef(c.oid)),
+  CASE WHEN ic.oid IS NOT NULL THEN pg_get_indexdef(ic.oid) || ';' END,
+  CASE WHEN ic.oid IS NOT NULL THEN format('ALTER TABLE ONLY %I.%I ADD CONSTRAINT %I %s USING INDEX %I;',
+    n.nspname, t.relname, c.conname, CASE c.contype WHEN 'p' THEN 'PRIMARY KEY' ELSE 'UNIQUE' END,
+    ic.relname) END
 FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid
   JOIN pg_namespace n ON n.oid = t.relnamespace
+  LEFT JOIN pg_class ic ON ic.oid = c.conindid AND c.contype IN ('p', 'u') AND NOT c.condeferrable
 WHERE c.contype IN ('p', 'u', 'x') AND t.relkind = 'r' AND ]] .. SYSTEM_SCHEMAS
 
 -- Foreign keys between two plain tables, keyed as pg_dump names them.
@@ -387,6 +401,22 @@ local function run_pipeline(phase, commands, capture)
       { phase = phase }, retryable)
   end
   return result
+end
+
+-- Adds each foreign key whose two tables are in the pool, as soon as they
+-- are: a worker takes the first ready task in the order they were added,
+-- so the keys of the largest tables come before the COPY of the small
+-- ones, which then fill the end of the copy instead of a lone key check.
+local function add_foreign_keys(pool, foreign_keys, analyze_task)
+  for _, fk in ipairs(foreign_keys) do
+    local child, parent = fk.tables[1], fk.tables[2]
+    if not fk.added and analyze_task[child] and analyze_task[parent] then
+      fk.added = true
+      pool:add { label = fk.name, after = { analyze_task[child], analyze_task[parent] },
+        locks = { "table " .. child.oid, "table " .. parent.oid },
+        actions = { { phase = "foreign keys", sql = fk.sql, retries = 5 } } }
+    end
+  end
 end
 
 local function wait_pool(pool)
@@ -529,9 +559,11 @@ function sql.copy_database(opts)
     by_oid[t.oid] = t
     t.post = {}
   end
-  local owner_of = {}
+  local owner_of, owned = {}, {}
+  source:_run("SELECT pg_catalog.set_config('search_path', '', true)")
   for _, row in ipairs(source:query(OWNED_SQL)) do
-    owner_of[row.type .. "\0" .. row.schema .. "\0" .. sanitize(row.name)] = by_oid[row.table_oid]
+    local key = row.type .. "\0" .. row.schema .. "\0" .. sanitize(row.name)
+    owner_of[key], owned[key] = by_oid[row.table_oid], row
   end
   local fk_tables = {}
   for _, row in ipairs(source:query(FOREIGN_KEYS_SQL)) do
@@ -545,7 +577,14 @@ function sql.copy_database(opts)
     local statement = "SET default_tablespace = '';\n" .. entry.sql
     local key = entry.type .. "\0" .. entry.schema .. "\0" .. entry.name
     local table_entry = owner_of[key]
-    if table_entry and (entry.type == "INDEX" or entry.type == "CONSTRAINT") then
+    local row = owned[key]
+    if table_entry and row and row.attach_sql and row.index_sql
+        and entry.sql:match("^%s*(.-)%s*$") == row.plain_sql then
+      -- a key built as a plain unique index beside the table's other
+      -- indexes, then made a constraint on it (a catalog change)
+      table.insert(table_entry.post, { sql = "SET default_tablespace = '';\n" .. row.index_sql,
+        attach = row.attach_sql })
+    elseif table_entry and (entry.type == "INDEX" or entry.type == "CONSTRAINT") then
       table.insert(table_entry.post, { sql = statement, constraint = entry.type == "CONSTRAINT" })
     elseif entry.type == "FK CONSTRAINT" and fk_tables[key] then
       foreign_keys[#foreign_keys + 1] = { name = entry.name, sql = statement, tables = fk_tables[key] }
@@ -585,11 +624,13 @@ function sql.copy_database(opts)
 
     -- One pool runs everything that belongs to tables, as a graph: each
     -- table's COPY (split by ctid ranges into several parts when it is
-    -- large), then its primary key and unique constraints (one task: ALTER
-    -- TABLE locks the table), then each of its other indexes as a task of
-    -- its own (CREATE INDEX on one table can run on several workers at
-    -- once), then ANALYZE; a foreign key as soon as both of its tables are
-    -- done. Locks keep two tasks that would wait for each other's table
+    -- large), then the constraints that must be built by ALTER TABLE (one
+    -- task: it locks the table), then each index as a task of its own,
+    -- primary keys and unique constraints among them as plain unique
+    -- indexes (CREATE INDEX on one table can run on several workers at
+    -- once), then those keys made constraints on their indexes and
+    -- ANALYZE; a foreign key as soon as both of its tables are done (and
+    -- before the tables that come after them, see add_foreign_keys). Locks keep two tasks that would wait for each other's table
     -- locks (ANALYZE, ALTER TABLE) from holding two workers at once.
     local pool = copy.pool(workers)
     local split_bytes = opts.split_bytes or SPLIT_BYTES
@@ -627,10 +668,11 @@ function sql.copy_database(opts)
           } }
         end
       end
-      local constraints, indexes = {}, {}
+      local constraints, indexes, attach = {}, {}, {}
       for _, post in ipairs(t.post) do
         if post.constraint then constraints[#constraints + 1] = post.sql
         else indexes[#indexes + 1] = post.sql end
+        if post.attach then attach[#attach + 1] = post.attach end
       end
       local ready = loaded
       if #constraints > 0 then
@@ -643,14 +685,13 @@ function sql.copy_database(opts)
           { phase = "indexes", sql = statement } } }
       end
       if #indexed == 0 then indexed = ready end
+      local finish = { { phase = "analyze", sql = "ANALYZE " .. t.qualified } }
+      if #attach > 0 then
+        table.insert(finish, 1, { phase = "indexes", sql = table.concat(attach, "\n") })
+      end
       analyze_task[t] = pool:add { label = t.qualified, after = indexed, locks = { lock },
-        actions = { { phase = "analyze", sql = "ANALYZE " .. t.qualified } } }
-    end
-    for _, fk in ipairs(foreign_keys) do
-      local child, parent = fk.tables[1], fk.tables[2]
-      pool:add { label = fk.name, after = { analyze_task[child], analyze_task[parent] },
-        locks = { "table " .. child.oid, "table " .. parent.oid },
-        actions = { { phase = "foreign keys", sql = fk.sql, retries = 5 } } }
+        actions = finish }
+      add_foreign_keys(pool, foreign_keys, analyze_task)
     end
     local stats = in_phase("data", wait_pool, pool)
     phase_done("data")

@@ -71,6 +71,25 @@ CREATE VIEW crm.person_names AS
 CREATE MATERIALIZED VIEW crm.company_sizes AS
   SELECT company_id, count(*) AS persons FROM crm.persons GROUP BY company_id;
 CREATE UNIQUE INDEX company_sizes_pk ON crm.company_sizes (company_id);
+-- keys copy_database builds as unique indexes first, and keys it must not
+-- (deferrable, or with CLUSTER ON / REPLICA IDENTITY in the same dump entry)
+CREATE TABLE crm.tags (
+  id int PRIMARY KEY,
+  code text NOT NULL,
+  label text,
+  slot int,
+  CONSTRAINT tags_code_key UNIQUE (code) INCLUDE (label),
+  CONSTRAINT tags_label_key UNIQUE NULLS NOT DISTINCT (label),
+  CONSTRAINT tags_slot_key UNIQUE (slot) DEFERRABLE INITIALLY DEFERRED
+);
+ALTER TABLE crm.tags CLUSTER ON tags_pkey;
+CREATE TABLE crm.tag_links (
+  tag_id int NOT NULL REFERENCES crm.tags,
+  person_id int NOT NULL,
+  CONSTRAINT tag_links_key UNIQUE (tag_id, person_id) WITH (fillfactor = 70)
+);
+ALTER TABLE crm.tag_links REPLICA IDENTITY USING INDEX tag_links_key;
+COMMENT ON CONSTRAINT tags_code_key ON crm.tags IS 'one row per code';
 COMMENT ON TABLE crm.persons IS 'people, with tabs	and ''quotes''';
 COMMENT ON INDEX crm.persons_lower_email IS 'case-insensitive lookups';
 
@@ -99,5 +118,8 @@ INSERT INTO public.nocols DEFAULT VALUES;
 SELECT nextval('public.invoice_no') FROM generate_series(1, 5);
 INSERT INTO public.events SELECT g, DATE '2023-06-01' + (g % 400), 'event ' || g FROM generate_series(1, 5000) g;
 INSERT INTO public.event_refs SELECT g, g, DATE '2023-06-01' + (g % 400) FROM generate_series(1, 100) g;
+INSERT INTO crm.tags SELECT g, 'code' || g, CASE WHEN g % 2 = 0 THEN 'label' || g END, g
+FROM generate_series(1, 2001) g WHERE g % 2 = 0 OR g = 1;
+INSERT INTO crm.tag_links SELECT t.id, p FROM crm.tags t, generate_series(1, 5) p;
 REFRESH MATERIALIZED VIEW crm.company_sizes;
 ANALYZE;
