@@ -5,9 +5,9 @@
  * target that the resumed run is about to drop. Linux kills a process when
  * its parent dies if the process asked for it with PR_SET_PDEATHSIG, but
  * only the child itself can ask, between fork and exec, and uv_spawn has no
- * hook there. So wf_spawn runs the wfengine binary itself (/proc/self/exe,
- * the very file that runs, even if it was replaced on disk since) in a
- * hidden mode,
+ * hook there. So wf_spawn runs the wfengine binary itself (the file
+ * /proc/self/exe names, or /proc/self/exe if that file was replaced on disk
+ * since) in a hidden mode,
  *
  *     wfengine --exec-tied-child PARENT_PID FILE ARG0 ARG1 ...
  *
@@ -63,20 +63,34 @@ int child_exec(int argc, char **argv) {
   _exit(127);
 }
 
+/* The file to re-exec: the path /proc/self/exe links to, when it is still
+ * there (under valgrind, /proc/self/exe itself is valgrind's tool, while
+ * readlink answers for the program it runs), else /proc/self/exe (the binary
+ * was replaced or removed since the engine started), else NULL. */
+static const char *self_exe(void) {
+  static char path[4096];
+  ssize_t n = readlink(SELF_EXE, path, sizeof path - 1);
+  if (n > 0) {
+    path[n] = '\0';
+    if (access(path, X_OK) == 0) return path;
+  }
+  return access(SELF_EXE, X_OK) == 0 ? SELF_EXE : NULL;
+}
+
 int wf_spawn(lua_State *L, uv_process_t *process, const uv_process_options_t *options) {
 #ifdef __linux__
-  static int usable = -1;
-  if (usable < 0) {
-    usable = access(SELF_EXE, X_OK) == 0;
-    /* stderr, not wf_log: wf_spawn runs while the binding holds half-made
-     * handles and must not call Lua, which could raise */
-    if (!usable)
-      fprintf(stderr,
-              "wfengine: warning: %s is missing: child processes will outlive the "
-              "engine if it is killed\n",
-              SELF_EXE);
+  static int warned;
+  const char *self = self_exe();
+  /* stderr, not wf_log: wf_spawn runs while the binding holds half-made
+   * handles and must not call Lua, which could raise */
+  if (!self && !warned) {
+    warned = 1;
+    fprintf(stderr,
+            "wfengine: warning: %s is missing: child processes will outlive the "
+            "engine if it is killed\n",
+            SELF_EXE);
   }
-  if (usable) {
+  if (self) {
     int count = 0;
     while (options->args[count])
       count++;
@@ -92,7 +106,7 @@ int wf_spawn(lua_State *L, uv_process_t *process, const uv_process_options_t *op
     args[3] = (char *)options->file;
     memcpy(args + 4, options->args, sizeof(char *) * (size_t)(count + 1));
     uv_process_options_t tied = *options;
-    tied.file = SELF_EXE;
+    tied.file = self;
     tied.args = args;
     int rc = uv_spawn(wf_loop(L), process, &tied);
     free(args);
