@@ -8,10 +8,12 @@
 -- Safety beyond the procedure: before step 1 touches anything it checks
 -- (read-only) that the target is a sandbox of the source and the source a
 -- production tenant; step 5 renames the old sandbox database aside instead
--- of dropping it, and step 31 drops it only once everything else is done;
--- every step that changes something has a compensate that puts back what
--- its result says it replaced. Step 29 (notify partner apps) cannot be
--- undone: it is irreversible, so a failure after it pauses for a person.
+-- of dropping it, and step 31 drops it only once everything else is done
+-- (step 17 likewise moves the old Service mail folders aside to Held/, and
+-- step 31 deletes them); every step that changes something has a
+-- compensate that puts back what its result says it replaced. Step 29
+-- (notify partner apps) cannot be undone: it is irreversible, so a failure
+-- after it pauses for a person.
 local sql = require "wf.sql"
 local json = require "wf.json"
 local mail = require "wf.mail"
@@ -136,6 +138,140 @@ local function array(t) return json.array(t or {}) end
 -- " FOR UPDATE", except in dry-run where reads run in read-only transactions.
 local function for_update(ctx)
   return ctx.mode == "dry-run" and "" or " FOR UPDATE"
+end
+
+local function test_mailbox(ctx)
+  return sandbox_conf(ctx).test_mailbox or "test"
+end
+
+local function set_of(list)
+  local set = {}
+  for _, v in ipairs(list) do set[v] = true end
+  return set
+end
+
+-- Step 17: moves the target's Service folders but test into this run's
+-- holding area (Held/<target>/<run>/). The mail server is the record of what
+-- is held, not ctx.state (journaled only when a step completes): a retry or a
+-- resume finds what an earlier attempt moved there and moves only the rest.
+-- A name both held and back in Service/ is not this run's doing: stop for a
+-- person. Returns the held names (outermost: children move with a parent).
+local function hold_service_folders(ctx, folders)
+  local test = test_mailbox(ctx)
+  local held = mailboxes.outermost(folders:held_names())
+  local already = set_of(held)
+  local moving = {}
+  for _, name in ipairs(folders:names()) do
+    if name ~= test then moving[#moving + 1] = name end
+  end
+  for _, name in ipairs(mailboxes.outermost(moving)) do
+    if already[name] then
+      ctx:fail(string.format("both %s and %s exist: look before resuming", folders:folder(name),
+        folders:held_folder(name)), { retryable = false })
+    end
+    folders:hold(name)
+    if ctx.mode == "run" then ctx:log("moved %s to %s", folders:folder(name), folders:held_folder(name)) end
+    held[#held + 1] = name
+  end
+  return mailboxes.outermost(held)
+end
+
+-- Step 17's undo: every folder still held by this run goes back to Service/,
+-- messages and all. Idempotent: what a previous attempt moved back is no
+-- longer held. A name expected but neither held nor back is reported (step
+-- 31 deleted it before the run was rolled back instead of resumed).
+local function release_service_folders(ctx, folders, expected)
+  local present = set_of(folders:names())
+  for _, name in ipairs(mailboxes.outermost(folders:held_names())) do
+    if present[name] then
+      ctx:fail(string.format("both %s and %s exist: look, then move one back by hand",
+        folders:folder(name), folders:held_folder(name)), { retryable = false })
+    end
+    folders:release(name)
+    present[name] = true
+    if ctx.mode == "run" then ctx:log("moved %s back to %s", folders:held_folder(name), folders:folder(name)) end
+  end
+  for _, name in ipairs(expected or {}) do
+    if not present[name] and ctx.mode == "run" then
+      ctx:warn("%s was neither held nor back: its messages are gone", folders:folder(name))
+    end
+  end
+end
+
+-- Step 17, an attempt that failed after holding: the folders go back and a
+-- test mailbox it created goes (a failed step's own compensate never runs),
+-- so a step 17 that fails for good leaves Service/ as it found it. If that
+-- fails too (the mail server is the problem), they stay held, intact: the
+-- next attempt or a resume carries on from there.
+local function undo_attempt(ctx, folders, had_test)
+  local ok, err = pcall(function()
+    release_service_folders(ctx, folders)
+    local test = test_mailbox(ctx)
+    if not had_test and set_of(folders:names())[test] then folders:delete(test) end
+  end)
+  if not ok then
+    ctx:warn("could not move the Service folders back after the failed attempt; they stay under %s: %s",
+      folders.held, tostring(err))
+  end
+end
+
+-- Depth first: in Maildir++ a parent deleted before its children stays listed.
+local function deepest_first(names)
+  local function depth(name) return select(2, name:gsub("/", "")) end
+  table.sort(names, function(a, b)
+    if depth(a) ~= depth(b) then return depth(a) > depth(b) end
+    return a < b
+  end)
+  return names
+end
+
+-- Step 31: the clone is done, so the old sandbox's Service folders that step
+-- 17 held go. Listing the holding area makes it idempotent; a name already
+-- gone (NONEXISTENT: a retry, or a parent that only existed through its
+-- children) is fine. Returns the names deleted.
+local function discard_held_folders(ctx)
+  local folders = mailboxes.service(ctx, target(ctx))
+  local gone = {}
+  for _, name in ipairs(deepest_first(folders:held_names())) do
+    local ok, err = pcall(folders.discard, folders, name)
+    if not ok and not (type(err) == "table" and err.code == "NONEXISTENT") then error(err, 0) end
+    gone[#gone + 1] = name
+  end
+  if #gone > 0 and ctx.mode == "run" then
+    ctx:log("deleted the %d held Service folders of the old sandbox under %s", #gone, folders.held)
+  end
+  return gone
+end
+
+-- Step 17's work: hold the old folders, test created and checked, the
+-- database's mailbox and route, the route on the control plane.
+local function provision_mail_service(ctx, folders, had_test)
+  local test = test_mailbox(ctx)
+  local held = hold_service_folders(ctx, folders)
+  if not had_test then folders:create(test) end
+  if ctx.mode == "run" then
+    local left = folders:names()
+    if #left ~= 1 or left[1] ~= test then
+      ctx:fail("Service folders left on the mail server: " .. table.concat(left, ", "))
+    end
+    ctx:log("mailbox %s holds %d messages", folders:folder(test), folders:count(test))
+  end
+  local address = test .. "@" .. (ctx.state.target_mail_domain or "sandbox.invalid")
+  with_target(ctx, function(conn)
+    conn:tx(function()
+      conn:exec("DELETE FROM mail_route")
+      conn:exec("DELETE FROM mailbox")
+      conn:exec([[WITH m AS (INSERT INTO mailbox (address, server, username, folder)
+          VALUES ($1, $2, $3, $4) RETURNING id, address)
+        INSERT INTO mail_route (address, mailbox_id, destination)
+        SELECT address, id, 'mailbox:' || id FROM m]],
+        address, folders.url, folders.user, folders:folder(test))
+    end)
+  end)
+  local route = tenants.client(ctx):add_mail_route(target(ctx),
+    { address = address, destination = "inbox:" .. test })
+  return { address = address, held_folders = array(held), held_in = folders.held,
+    created_test = not had_test, route = route.id or json.null }
 end
 
 -- Retry policies.
@@ -607,64 +743,29 @@ return workflow {
 
     step "provision_mail_service" {
       title = "Verify or provision mail service",
-      doc = "All mailboxes used by Service are deleted and replaced with one single test email "
-        .. "account for this domain: deletes the target's Service folders on the mail server "
-        .. "but test, creates and verifies test, replaces the database's mailbox and "
-        .. "mail_route rows and adds the test route on the control plane. Undo: purge the "
-        .. "route, create the deleted folders again (empty: their test mail is not kept).",
+      doc = "All mailboxes used by Service are replaced with one single test email account for "
+        .. "this domain: moves the target's Service folders but test, messages and all, to "
+        .. "Held/<target>/<run id>/ on the mail server (outside Service/, nothing routes there), "
+        .. "creates and verifies test, replaces the database's mailbox and mail_route rows and "
+        .. "adds the test route on the control plane. Step 31 deletes the held folders once the "
+        .. "clone succeeded. Undo: purge the route, move the held folders back with their "
+        .. "messages, delete test if this step created it.",
       run = function(ctx)
-        local test = sandbox_conf(ctx).test_mailbox or "test"
         local folders = mailboxes.service(ctx, target(ctx))
-        -- kept across attempts: a retry must still know what the first one deleted
-        ctx.state.deleted_service_folders = ctx.state.deleted_service_folders or {}
-        local deleted = ctx.state.deleted_service_folders
-        local created = false
-        local names = folders:names()
-        for _, name in ipairs(names) do
-          if name ~= test then
-            folders:delete(name)
-            deleted[#deleted + 1] = name
-          end
+        local had_test = set_of(folders:names())[test_mailbox(ctx)] == true
+        local ok, result = pcall(provision_mail_service, ctx, folders, had_test)
+        if not ok then
+          undo_attempt(ctx, folders, had_test)
+          error(result, 0)
         end
-        local has_test = false
-        for _, name in ipairs(names) do has_test = has_test or name == test end
-        if not has_test then
-          folders:create(test)
-          created = true
-        end
-        if ctx.mode == "run" then
-          local left = folders:names()
-          if #left ~= 1 or left[1] ~= test then
-            ctx:fail("Service folders left on the mail server: " .. table.concat(left, ", "))
-          end
-          ctx:log("mailbox %s holds %d messages", folders:folder(test), folders:count(test))
-        end
-        local address = test .. "@" .. (ctx.state.target_mail_domain or "sandbox.invalid")
-        with_target(ctx, function(conn)
-          conn:tx(function()
-            conn:exec("DELETE FROM mail_route")
-            conn:exec("DELETE FROM mailbox")
-            conn:exec([[WITH m AS (INSERT INTO mailbox (address, server, username, folder)
-                VALUES ($1, $2, $3, $4) RETURNING id, address)
-              INSERT INTO mail_route (address, mailbox_id, destination)
-              SELECT address, id, 'mailbox:' || id FROM m]],
-              address, folders.url, folders.user, folders:folder(test))
-          end)
-        end)
-        local route = tenants.client(ctx):add_mail_route(target(ctx),
-          { address = address, destination = "inbox:" .. test })
-        return { address = address, deleted_folders = array(deleted), created_test = created,
-          route = route.id or json.null }
+        return result
       end,
       compensate = function(ctx, result)
         if present(result.route) then tenants.client(ctx, true):purge_mail_route(target(ctx), result.route) end
         local folders = mailboxes.service(ctx, target(ctx))
-        local existing = {}
-        for _, name in ipairs(folders:names()) do existing[name] = true end
-        for _, name in ipairs(result.deleted_folders) do
-          if not existing[name] then folders:create(name) end
-        end
-        if result.created_test then folders:delete(sandbox_conf(ctx).test_mailbox or "test") end
+        release_service_folders(ctx, folders, result.held_folders)
+        local test = test_mailbox(ctx)
+        if result.created_test and set_of(folders:names())[test] then folders:delete(test) end
       end,
     },
 
@@ -978,8 +1079,9 @@ return workflow {
     step "wait_iis_operations" {
       title = "Wait for customers IIS ApplicationHost.config operations to complete",
       doc = "Waits until the target has no IIS operation running. Then, the clone being done, "
-        .. "drops the old sandbox database step 5 put aside (a failure to drop is a warning "
-        .. "with the statement to run, never a reason to undo the clone).",
+        .. "drops the old sandbox database step 5 put aside and deletes the old Service "
+        .. "folders step 17 held under Held/<target>/<run id>/ (a failure of either is a "
+        .. "warning saying what to remove by hand, never a reason to undo the clone).",
       run = function(ctx)
         local ops = iis.client(ctx)
         ctx:wait_until(function() return ops:active(target(ctx)) == 0 end,
@@ -994,7 +1096,16 @@ return workflow {
           else ctx:warn("could not drop the old sandbox database (DROP DATABASE %s WITH (FORCE)): %s",
             old, tostring(err)) end
         end
-        return { dropped_old_database = old or json.null }
+        local held_in = mailboxes.held_prefix(target(ctx), ctx.run_id)
+        local ok, gone = pcall(discard_held_folders, ctx)
+        if not ok and type(gone) == "table" and gone.kind == "cancelled" then error(gone, 0) end
+        if not ok then
+          ctx:warn("could not delete the old sandbox's Service folders held under %s (delete them by "
+            .. "hand): %s", held_in, tostring(gone))
+          gone = {}
+        end
+        return { dropped_old_database = old or json.null, deleted_held_folders = array(gone),
+          held_in = held_in }
       end,
       timeout = 1900,
     },

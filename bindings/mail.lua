@@ -365,6 +365,15 @@ function Box:delete(name)
   return true
 end
 
+-- rename(from, to): IMAP RENAME; the messages (and any child folders) move
+-- with the mailbox. Missing parents of `to` are created by the server.
+function Box:rename(from, to)
+  local wire_from, wire_to = check_mailbox(from), check_mailbox(to)
+  local what = "rename mailbox " .. from .. " to " .. to .. " on " .. self.url
+  if changing(what) then perform(self:_spec(what, "RENAME " .. quote(wire_from) .. " " .. quote(wire_to))) end
+  return true
+end
+
 -- append(name, message): message is the raw text or a table for mail.message.
 function Box:append(name, message)
   local wire = check_mailbox(name)

@@ -119,12 +119,28 @@ def superid_state(tenant):
 
 
 def imap_folders(tenant):
+    return imap_list("Service/%s/*" % tenant)
+
+
+def imap_list(pattern):
     m = imaplib.IMAP4("127.0.0.1", IMAP)
     m.login(IMAP_USER, IMAP_PASSWORD)
-    typ, boxes = m.list('""', "Service/%s/*" % tenant)
+    typ, boxes = m.list('""', pattern)
     names = sorted(b.decode().rsplit(" ", 1)[-1].strip('"') for b in boxes if b)
     m.logout()
     return names
+
+
+def imap_counts(tenant):
+    """{folder: number of messages} of the tenant's Service folders."""
+    m = imaplib.IMAP4("127.0.0.1", IMAP)
+    m.login(IMAP_USER, IMAP_PASSWORD)
+    out = {}
+    for name in imap_folders(tenant):
+        typ, data = m.status('"%s"' % name, "(MESSAGES)")
+        out[name] = int(re.search(rb"MESSAGES (\d+)", data[0]).group(1)) if typ == "OK" else None
+    m.logout()
+    return out
 
 
 def events(stdout):
@@ -208,6 +224,9 @@ try:
     # let the seeded customer task finish, so /_state is stable
     time.sleep(1.5)
     src0, sbx0, state0, folders0 = checksum(SRC, "cust1001"), checksum(SBX, "sbx2001"), state(), imap_folders("sbx2001")
+    counts0 = imap_counts("sbx2001")
+    ok(counts0 == {"Service/sbx2001/old-campaign": 1, "Service/sbx2001/support": 1, "Service/sbx2001/test": 1},
+       "the seeded old sandbox has three Service folders of one message each", counts0)
 
     # a production tenant as target: refused by step 1's read-only check
     rc, out, err = run(CLONE + ["-p", "source=sbx2001", "-p", "target=cust1001"])
@@ -226,7 +245,11 @@ try:
        "--dry-run lists what it would do (%d would lines in %d steps)" % (len(would), len(would_steps)),
        "\n".join(json.dumps(e) for e in would[:10]))
     ok(checksum(SRC, "cust1001") == src0 and checksum(SBX, "sbx2001") == sbx0, "--dry-run: databases unchanged")
-    ok(state() == state0 and imap_folders("sbx2001") == folders0, "--dry-run: /_state and mailboxes unchanged")
+    ok(state() == state0 and imap_counts("sbx2001") == counts0 and imap_list("Held/*") == [],
+       "--dry-run: /_state and mailboxes unchanged (folders, messages, nothing held)")
+    ok(any(e.get("step") == "provision_mail_service" and "rename mailbox Service/sbx2001/support to Held/sbx2001/" \
+           in e.get("message", "") for e in would), "--dry-run: step 17 would move the folders aside",
+       "\n".join(json.dumps(e) for e in would if e.get("step") == "provision_mail_service"))
 
     # a failure after the copy: everything back
     rc, out, err = run(CLONE + ["--json", "-p", "source=cust1001", "-p", "target=sbx2001",
@@ -237,6 +260,8 @@ try:
        "--fail-at prepare_database: exit 1, compensated (%s)" % ",".join(comp), err + out[-3000:])
     ok(checksum(SBX, "sbx2001") == sbx0, "... the old sandbox is back (checksum, no renamed copy left)")
     ok(checksum(SRC, "cust1001") == src0, "... the source is untouched")
+    ok(imap_counts("sbx2001") == counts0 and imap_list("Held/*") == [],
+       "... the Service folders with their messages, nothing held", (imap_counts("sbx2001"), imap_list("Held/*")))
     s1 = state()
     ok(s1 == state0, "... /_state as before", "\n".join(
         l for l in __import__("difflib").unified_diff(
@@ -308,6 +333,13 @@ try:
     ok(imap_folders("sbx2001") == ["Service/sbx2001/test"] and imap_folders("cust1001")
        == ["Service/cust1001/invoices", "Service/cust1001/sales", "Service/cust1001/support"],
        "IMAP: the sandbox keeps one Service mailbox, test (the source's untouched)", imap_folders("sbx2001"))
+    ok(imap_counts("sbx2001") == {"Service/sbx2001/test": 1}, "IMAP: test keeps its message", imap_counts("sbx2001"))
+    ok(imap_list("Held/*") == [], "IMAP: step 31 deleted the held folders, nothing left in Held/",
+       imap_list("Held/*"))
+    held_logs = [e.get("message") for e in ev if e.get("type") == "log" and "held" in str(e.get("message"))]
+    ok(any("moved Service/sbx2001/support to Held/sbx2001/" in str(e.get("message")) for e in ev
+           if e.get("type") == "log") and any("deleted the 2 held Service folders" in str(m) for m in held_logs),
+       "the log says what step 17 moved aside and what step 31 deleted", held_logs)
     ok(psql(SBX, "sbx2001", "SELECT count(*) || ' ' || min(address) FROM mailbox") == "1 test@sbx2001.sandbox.lab"
        and psql(SBX, "sbx2001", "SELECT count(*) FROM mail_route") == "1", "database: one mailbox, one route")
     routes = http("GET", "/tenants/sbx2001/mail-routes")["mail_routes"]

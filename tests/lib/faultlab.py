@@ -17,7 +17,9 @@ tests/e2e/clone.t measures it: a checksum over every row of every table of
 the sandbox and of the source database (plus each cluster's databases and
 roles), the emulator's /_state without replaced-version history and the
 running/done state of tasks (time alone changes those), and every message of
-the Service/<tenant>/ IMAP folders (folder, subject). Python stdlib only.
+the Service/<tenant>/ IMAP folders (folder, subject), and what is left in
+Held/, where step 17 keeps the old sandbox's folders until the clone is done
+(held()). Python stdlib only.
 """
 import hashlib
 import imaplib
@@ -196,9 +198,10 @@ class Lab:
             self.psql(self.sbx, "postgres", "DO $$BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = "
                       "'%s_%s') THEN CREATE ROLE %s_%s LOGIN; END IF; END$$" % (TARGET, login, TARGET, login))
         m = self.imap_login()
-        typ, boxes = m.list('""', "Service/%s/*" % TARGET)
-        for b in sorted((b.decode().rsplit(" ", 1)[-1].strip('"') for b in boxes if b), key=len, reverse=True):
-            m.delete('"%s"' % b)
+        for pattern in ("Service/%s/*" % TARGET, "Held/*"):
+            typ, boxes = m.list('""', pattern)
+            for b in sorted((b.decode().rsplit(" ", 1)[-1].strip('"') for b in boxes if b), key=len, reverse=True):
+                m.delete('"%s"' % b)  # a \Noselect parent answers NO: it goes with its children
         for (tenant, domain), folders in SEED_FOLDERS.items():
             if tenant != TARGET:
                 continue
@@ -302,6 +305,14 @@ class Lab:
         m.logout()
         return out
 
+    def held(self):
+        """Every folder of the holding area Held/ (where step 17 keeps the old sandbox's
+        Service folders until the clone succeeded), \\Noselect parents included."""
+        m = self.imap_login()
+        typ, boxes = m.list('""', "Held/*")
+        m.logout()
+        return sorted(b.decode().rsplit(" ", 1)[-1].strip('"') for b in boxes if b)
+
     # ---- snapshots -----------------------------------------------------------------
 
     @staticmethod
@@ -321,7 +332,7 @@ class Lab:
     def snapshot(self, volatile=()):
         """Exactly what a compensation must restore (history and task running/done aside)."""
         return {"sandbox": self.checksum(self.sbx, TARGET), "source": self.checksum(self.src, SOURCE),
-                "state": self.strip_state(self.raw_state(), volatile), "mail": self.mail()}
+                "state": self.strip_state(self.raw_state(), volatile), "mail": self.mail(), "held": self.held()}
 
     def outcome(self):
         """The final state of a clone, comparable between two runs: as snapshot(), but
@@ -331,7 +342,8 @@ class Lab:
         clone inserts."""
         return {"sandbox": self.checksum(self.sbx, TARGET, VOLATILE_COLUMNS),
                 "source": self.checksum(self.src, SOURCE),
-                "state": canonical(self.strip_state(self.raw_state(), VOLATILE_KEYS)), "mail": self.mail()}
+                "state": canonical(self.strip_state(self.raw_state(), VOLATILE_KEYS)), "mail": self.mail(),
+                "held": self.held()}
 
     @staticmethod
     def differences(a, b, ignore=()):
@@ -345,6 +357,8 @@ class Lab:
             out += diff_json(a["state"], b["state"])
         if "mail" not in ignore and a["mail"] != b["mail"]:
             out.append("mailboxes differ: %s -> %s" % (json.dumps(a["mail"]), json.dumps(b["mail"])))
+        if "mail" not in ignore and a.get("held") != b.get("held"):
+            out.append("held folders (Held/) differ: %s -> %s" % (a.get("held"), b.get("held")))
         return out
 
     # ---- the engine --------------------------------------------------------------
@@ -456,6 +470,11 @@ def canonical(v):
             return sorted(json.dumps({a: b for a, b in x.items() if a != "id"}, sort_keys=True) for x in out)
         return out
     return v
+
+
+def counts(mail):
+    """{folder: number of messages} of a snapshot's "mail"."""
+    return {folder: len(subjects) for folder, subjects in mail.items()}
 
 
 def diff_json(a, b):

@@ -40,6 +40,41 @@ return workflow {
         tap.ok(not has(box:list(), "Sandbox"), "it is gone")
       end,
     },
+    step "rename" {
+      timeout = 30,
+      run = function(ctx)
+        local box = mail.imap { url = ctx.params.url, user = "alice", password = "alice-secret" }
+        box:create("Service/t1/support")
+        box:create("Service/t1/support/sub")
+        for i = 1, 3 do box:append("Service/t1/support", "Subject: m" .. i .. "\n\nbody\n") end
+        box:append("Service/t1/support/sub", "Subject: child\n\nbody\n")
+        tap.is(box:rename("Service/t1/support", "Held/t1/run_1/support"), true, "rename() a mailbox holding messages")
+        local names = box:list()
+        tap.ok(not has(names, "Service/t1/support"), "the old name is gone")
+        tap.ok(has(names, "Held/t1/run_1/support"), "the new name is listed (missing parents created)")
+        tap.is(box:count("Held/t1/run_1/support"), 3, "its 3 messages moved with it")
+        tap.is(box:count("Held/t1/run_1/support/sub"), 1, "a child folder moved with it, messages and all")
+        box:rename("Held/t1/run_1/support", "Service/t1/support")
+        tap.is(box:count("Service/t1/support"), 3, "renamed back: the 3 messages are back")
+        tap.ok(not has(box:list(), "Held/t1/run_1/support"), "and nothing is left in the holding place")
+        tap.is(box:rename("Müller & Søn ✓", "Entwürfe & Co"), true, "rename() between non-ASCII names (modified UTF-7)")
+        names = box:list()
+        tap.ok(has(names, "Entwürfe & Co") and not has(names, "Müller & Søn ✓"), "list() shows the new non-ASCII name only")
+        tap.is(box:count("Entwürfe & Co"), 1, "its message moved with it")
+        local missing = catch(box.rename, box, "Nowhere", "Elsewhere")
+        tap.is(missing.kind, "mail", "renaming a missing mailbox: kind mail")
+        tap.is(missing.code, "NONEXISTENT", "... code NONEXISTENT from the server's reply")
+        tap.is(missing.retryable, false, "... not retryable")
+        tap.like(tostring(missing.message), "^rename mailbox Nowhere to Elsewhere on imap://", "... message says what was attempted")
+        local taken = catch(box.rename, box, "Service/t1/support", "INBOX")
+        tap.is(taken.code, "ALREADYEXISTS", "renaming onto an existing mailbox: ALREADYEXISTS")
+        tap.is(box:count("Service/t1/support"), 3, "... and the mailbox is untouched")
+        local usage = catch(box.rename, box, "Service/t1/support", "bad\nname")
+        tap.like(tostring(usage.message), "line breaks", "a new name with a line break is refused")
+        usage = catch(box.rename, box, nil, "x")
+        tap.like(tostring(usage.message), "mailbox name is required", "a missing name is refused")
+      end,
+    },
     step "errors" {
       timeout = 30,
       run = function(ctx)
