@@ -278,6 +278,12 @@ end
 local HTTP_RETRY = { attempts = 5, delay = 1, backoff = 2, max_delay = 20 }
 local SQL_RETRY = { attempts = 3, delay = 2, backoff = 2 }
 local ONCE = { attempts = 1 }
+-- For the long SQL steps (copy, address rewrite): one more attempt, and only
+-- after an SQL error whose SQLSTATE says retryable (a lost connection, a
+-- deadlock); trying anything else again would spend hours to fail the same way.
+local SQL_RETRY_LONG = { attempts = 2, delay = 5, retry_on = function(err)
+  return err.kind == "sql" and err.retryable == true
+end }
 
 -- ---- the workflow -----------------------------------------------------------
 
@@ -544,9 +550,7 @@ return workflow {
         return { tables = stats.tables, rows = stats.rows, bytes = stats.bytes,
           seconds = stats.seconds }
       end,
-      retry = { attempts = 2, delay = 5, retry_on = function(err)
-        return err.kind == "sql" and err.retryable == true
-      end },
+      retry = SQL_RETRY_LONG,
       timeout = 6 * 3600,
     },
 
@@ -689,9 +693,7 @@ return workflow {
             changed = json.object(changed) }
         end)
       end,
-      retry = { attempts = 2, delay = 5, retry_on = function(err)
-        return err.kind == "sql" and err.retryable == true
-      end },
+      retry = SQL_RETRY_LONG,
       timeout = 3 * 3600,
     },
 

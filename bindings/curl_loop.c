@@ -11,6 +11,7 @@
  */
 #include "curl_loop.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,7 +276,11 @@ static int batch_gc(lua_State *L) {
   return 0;
 }
 
-curl_batch *curl_batch_push(lua_State *L, size_t count) {
+/* Pushes a new batch userdata of count transfers, each with a fresh easy
+ * handle carrying the common options (private pointer, buffers, no signals,
+ * shared caches), and the table at specs as its user value. Raises on
+ * allocation failure; __gc releases whatever was acquired. */
+static curl_batch *batch_push(lua_State *L, size_t count, int specs) {
   driver_start(L);
   if (count > (((size_t)-1) - sizeof(curl_batch)) / sizeof(curl_transfer))
     luaL_error(L, "too many transfers");
@@ -288,7 +293,7 @@ curl_batch *curl_batch_push(lua_State *L, size_t count) {
     lua_setfield(L, -2, "__gc");
   }
   lua_setmetatable(L, -2);
-  lua_newtable(L);
+  lua_pushvalue(L, specs);
   lua_setiuservalue(L, -2, 1);
   /* stack: batch. From here __gc frees whatever is acquired, so raising is safe. */
   for (size_t i = 0; i < count; i++) {
@@ -320,15 +325,49 @@ void curl_transfer_upload(curl_transfer *t, const char *text, size_t length) {
   curl_easy_setopt(t->easy, CURLOPT_SEEKDATA, t);
 }
 
-int curl_batch_await(lua_State *L, curl_batch *batch, size_t limit, lua_KContext ctx,
-                     lua_KFunction k) {
+int curl_batch_perform(lua_State *L, const char *what, size_t limit,
+                       curl_configure_function configure, lua_KFunction k) {
+  luaL_checktype(L, 1, LUA_TTABLE);
+  size_t count = lua_rawlen(L, 1);
+  if (count == 0) {
+    lua_newtable(L);
+    return 1;
+  }
+  curl_batch *batch = batch_push(L, count, 1);
+  batch->what = what;
+  for (size_t i = 0; i < count; i++) {
+    if (lua_rawgeti(L, 1, (lua_Integer)i + 1) != LUA_TTABLE)
+      luaL_error(L, "%s request %d is not a table", what, (int)i + 1);
+    configure(L, &batch->transfers[i], lua_gettop(L));
+    lua_pop(L, 1);
+  }
+  /* stack: specs, ..., batch */
   batch->limit = limit;
   batch->wait.cancel = batch_cancel;
   batch_start_next(batch);
+  lua_KContext ctx = (lua_KContext)batch;
   /* Only a refused curl_multi_add_handle finishes a transfer synchronously. */
   if (batch->finished == batch->count) return k(L, LUA_OK, ctx);
   batch->awaiting = 1;
   return wf_await(L, &batch->wait, ctx, k);
+}
+
+const char *curl_spec_string(lua_State *L, const curl_transfer *t, int spec, const char *name,
+                             size_t *length) {
+  lua_getfield(L, spec, name);
+  const char *value = NULL;
+  if (lua_type(L, -1) == LUA_TSTRING)
+    value = lua_tolstring(L, -1, length);
+  else if (!lua_isnil(L, -1))
+    luaL_error(L, "%s request field '%s' must be a string", t->batch->what, name);
+  lua_pop(L, 1); /* the spec table still references the string */
+  return value;
+}
+
+long curl_seconds_to_ms(double seconds) {
+  if (!(seconds > 0)) return 0;
+  if (seconds > 1e7) return 10000000000L;
+  return (long)ceil(seconds * 1000.0);
 }
 
 int curl_code_retryable(CURLcode code) {

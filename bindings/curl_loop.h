@@ -48,27 +48,45 @@ typedef struct curl_transfer {
 } curl_transfer;
 
 struct curl_batch {
-  wf_wait wait; /* first: fixed address inside the userdata */
+  wf_wait wait;     /* first: fixed address inside the userdata */
+  const char *what; /* "http" or "mail", for messages; a static string */
   size_t count, started, finished, limit;
   int awaiting; /* wf_await was called: wake it when the last transfer ends */
   curl_transfer transfers[];
 };
 
-/* Pushes a new batch userdata ("wf.curl.batch") of count transfers, each with
- * a fresh easy handle carrying the common options (private pointer, buffers,
- * no signals, shared caches). The batch's user value is a table in which the
- * caller keeps strings the transfers borrow (upload bodies). Raises on
- * allocation failure; __gc releases whatever was acquired. */
-curl_batch *curl_batch_push(lua_State *L, size_t count);
+/* Sets the easy handle of t from the request table at stack index spec;
+ * may raise (the batch's __gc frees what was acquired). */
+typedef void (*curl_configure_function)(lua_State *L, curl_transfer *t, int spec);
+
+/* The body of a binding's perform(specs, ...): specs, at stack index 1, is an
+ * array of request tables. Pushes a batch (userdata "wf.curl.batch") of one
+ * transfer per spec, each with a fresh easy handle carrying the common
+ * options (private pointer, buffers, no signals, shared caches), and calls
+ * configure for each; a spec that is not a table raises "<what> request N is
+ * not a table". The batch's user value is specs, so the strings curl borrows
+ * from them (bodies, uploads) live as long as the transfers. Then adds up to
+ * limit transfers (0: all) to the multi and awaits the whole batch: k runs
+ * with ctx = the batch once every transfer is done, the batch on top of the
+ * stack. An empty specs returns a new empty table at once. */
+int curl_batch_perform(lua_State *L, const char *what, size_t limit,
+                       curl_configure_function configure, lua_KFunction k);
 
 /* Makes transfer t upload the bytes text[0..length) through the read
- * callback; the caller keeps text alive (store it in the batch's user value). */
+ * callback; text must be a string of the request's spec (which the batch
+ * keeps alive). */
 void curl_transfer_upload(curl_transfer *t, const char *text, size_t length);
 
-/* Adds up to limit transfers (0: all) to the multi and awaits the whole batch;
- * k runs when every transfer is done. The batch must be on the Lua stack. */
-int curl_batch_await(lua_State *L, curl_batch *batch, size_t limit, lua_KContext ctx,
-                     lua_KFunction k);
+/* The string field name of t's request spec (at stack index spec), or NULL
+ * when it is nil; any other type raises "<what> request field 'name' must
+ * be a string". length, unless NULL, receives the string's length. The
+ * spec, kept by the batch, keeps the string alive. */
+const char *curl_spec_string(lua_State *L, const curl_transfer *t, int spec, const char *name,
+                             size_t *length);
+
+/* A timeout in seconds as curl's milliseconds: 0 (none) unless positive,
+ * rounded up, at most about 116 days (curl's long stays in range). */
+long curl_seconds_to_ms(double seconds);
 
 /* Retryable or not, from curl's own result codes: connection-level problems
  * (refused, reset, DNS, TLS handshake, empty reply) are; misuse, refused

@@ -11,7 +11,6 @@
  *   Runs every transfer concurrently (at most limit at a time, 0: no limit)
  *   and returns when all are done; the step waits on the engine's loop.
  */
-#include <math.h>
 #include <string.h>
 
 #include <lauxlib.h>
@@ -19,17 +18,6 @@
 
 #include "curl_loop.h"
 #include "wf.h"
-
-static const char *field_string(lua_State *L, int table, const char *name, size_t *length) {
-  lua_getfield(L, table, name);
-  const char *value = NULL;
-  if (lua_type(L, -1) == LUA_TSTRING)
-    value = lua_tolstring(L, -1, length);
-  else if (!lua_isnil(L, -1))
-    luaL_error(L, "http request field '%s' must be a string", name);
-  lua_pop(L, 1); /* the spec table still references the string */
-  return value;
-}
 
 static double field_number(lua_State *L, int table, const char *name, double fallback) {
   lua_getfield(L, table, name);
@@ -49,25 +37,18 @@ static int field_boolean(lua_State *L, int table, const char *name, int fallback
   return value;
 }
 
-static long seconds_to_ms(double seconds) {
-  if (!(seconds > 0)) return 0;
-  if (seconds > 1e7) return 10000000000L;
-  return (long)ceil(seconds * 1000.0);
-}
-
-/* Sets the easy handle of t from the spec at index spec; the spec (and so
- * the body string that curl borrows) stays referenced from the batch's user
- * value table at index keep. */
+/* Sets the easy handle of t from the spec at index spec; the batch keeps the
+ * spec, and so the body string that curl borrows, alive (curl_batch_perform). */
 static void http_configure(lua_State *L, curl_transfer *t, int spec) {
   CURL *easy = t->easy;
   size_t body_length = 0;
-  const char *method = field_string(L, spec, "method", NULL);
-  const char *url = field_string(L, spec, "url", NULL);
-  const char *body = field_string(L, spec, "body", &body_length);
-  const char *user = field_string(L, spec, "user", NULL);
-  const char *password = field_string(L, spec, "password", NULL);
-  const char *bearer = field_string(L, spec, "bearer", NULL);
-  const char *agent = field_string(L, spec, "user_agent", NULL);
+  const char *method = curl_spec_string(L, t, spec, "method", NULL);
+  const char *url = curl_spec_string(L, t, spec, "url", NULL);
+  const char *body = curl_spec_string(L, t, spec, "body", &body_length);
+  const char *user = curl_spec_string(L, t, spec, "user", NULL);
+  const char *password = curl_spec_string(L, t, spec, "password", NULL);
+  const char *bearer = curl_spec_string(L, t, spec, "bearer", NULL);
+  const char *agent = curl_spec_string(L, t, spec, "user_agent", NULL);
   if (!method || !url) luaL_error(L, "http request needs a method and a url");
 
   curl_easy_setopt(easy, CURLOPT_URL, url);
@@ -123,9 +104,10 @@ static void http_configure(lua_State *L, curl_transfer *t, int spec) {
     curl_easy_setopt(easy, CURLOPT_PASSWORD, password ? password : "");
   }
 
-  curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, seconds_to_ms(field_number(L, spec, "timeout", 0)));
+  curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS,
+                   curl_seconds_to_ms(field_number(L, spec, "timeout", 0)));
   curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
-                   seconds_to_ms(field_number(L, spec, "connect_timeout", 0)));
+                   curl_seconds_to_ms(field_number(L, spec, "connect_timeout", 0)));
   if (field_boolean(L, spec, "follow", 1)) {
     curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(easy, CURLOPT_MAXREDIRS, (long)field_number(L, spec, "max_redirects", 10));
@@ -192,27 +174,10 @@ static int http_perform_done(lua_State *L, int status, lua_KContext ctx) {
 }
 
 static int http_perform(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
   lua_Integer limit = luaL_optinteger(L, 2, 0);
   lua_settop(L, 2);
-  size_t count = lua_rawlen(L, 1);
-  if (count == 0) {
-    lua_newtable(L);
-    return 1;
-  }
-  curl_batch *batch = curl_batch_push(L, count);
-  /* stack: specs, limit, batch. The batch's user value keeps the specs (and
-   * the bodies curl borrows) alive as long as the transfers. */
-  lua_pushvalue(L, 1);
-  lua_setiuservalue(L, 3, 1);
-  for (size_t i = 0; i < count; i++) {
-    if (lua_rawgeti(L, 1, (lua_Integer)i + 1) != LUA_TTABLE)
-      luaL_error(L, "http request %d is not a table", (int)i + 1);
-    http_configure(L, &batch->transfers[i], lua_gettop(L));
-    lua_pop(L, 1);
-  }
-  return curl_batch_await(L, batch, limit > 0 ? (size_t)limit : 0, (lua_KContext)batch,
-                          http_perform_done);
+  return curl_batch_perform(L, "http", limit > 0 ? (size_t)limit : 0, http_configure,
+                            http_perform_done);
 }
 
 /* escape(text) -> text with every byte but ALPHA / DIGIT / "-._~" as %XX

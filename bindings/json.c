@@ -2,9 +2,10 @@
  *
  * Type mapping and limits are documented in docs/modules.md#wfjson.
  * Memory: every jansson tree and dumped text is owned by a "wf.json.box"
- * userdata held in a to-be-closed slot, so a Lua error (ours, or a memory
- * error) can never leak them; containers are linked into their parent before
- * they are filled, so the box's root reaches everything built so far.
+ * userdata held in a to-be-closed slot (wf_push_scratch), so a Lua error
+ * (ours, or a memory error) can never leak them; containers are linked into
+ * their parent before they are filled, so the box's root reaches everything
+ * built so far.
  */
 #include "json.h"
 
@@ -16,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "wf.h"
 
 #define JSON_BOX "wf.json.box"
 
@@ -34,27 +37,9 @@ static int json_box_close(lua_State *L) {
   return 0;
 }
 
-/* Pushes an empty box and marks its slot to-be-closed. */
+/* Pushes an empty box in a to-be-closed slot. */
 static struct json_box *json_box_push(lua_State *L) {
-  struct json_box *box = lua_newuserdatauv(L, sizeof *box, 0);
-  box->root = NULL;
-  box->text = NULL;
-  /* Registered only once complete: a memory error half-way leaves nothing. */
-  if (luaL_getmetatable(L, JSON_BOX) == LUA_TNIL) {
-    lua_pop(L, 1);
-    lua_createtable(L, 0, 3);
-    lua_pushcfunction(L, json_box_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, json_box_close);
-    lua_setfield(L, -2, "__close");
-    lua_pushliteral(L, JSON_BOX);
-    lua_setfield(L, -2, "__name");
-    lua_pushvalue(L, -1);
-    lua_setfield(L, LUA_REGISTRYINDEX, JSON_BOX);
-  }
-  lua_setmetatable(L, -2);
-  lua_toclose(L, -1);
-  return box;
+  return wf_push_scratch(L, sizeof(struct json_box), JSON_BOX, json_box_close);
 }
 
 void wf_json_push_marker(lua_State *L, int array) {

@@ -12,7 +12,6 @@
  * The prelude builds messages, quotes mailbox names and refines errors from
  * the server's reply codes.
  */
-#include <math.h>
 #include <string.h>
 
 #include <lauxlib.h>
@@ -104,35 +103,23 @@ static int mail_lua_sandbox_address(lua_State *L) {
 
 /* --- transfers ------------------------------------------------------------- */
 
-static const char *field_string(lua_State *L, int table, const char *name, size_t *length) {
-  lua_getfield(L, table, name);
-  const char *value = NULL;
-  if (lua_type(L, -1) == LUA_TSTRING)
-    value = lua_tolstring(L, -1, length);
-  else if (!lua_isnil(L, -1))
-    luaL_error(L, "mail request field '%s' must be a string", name);
-  lua_pop(L, 1); /* the spec table, referenced by the batch, keeps it alive */
-  return value;
-}
-
 static long field_ms(lua_State *L, int table, const char *name) {
   lua_getfield(L, table, name);
   double seconds = lua_isnumber(L, -1) ? lua_tonumber(L, -1) : 0;
   lua_pop(L, 1);
-  if (!(seconds > 0)) return 0;
-  return seconds > 1e7 ? 10000000000L : (long)ceil(seconds * 1000.0);
+  return curl_seconds_to_ms(seconds);
 }
 
 static void mail_configure(lua_State *L, curl_transfer *t, int spec) {
   CURL *easy = t->easy;
   size_t upload_length = 0;
-  const char *url = field_string(L, spec, "url", NULL);
-  const char *user = field_string(L, spec, "user", NULL);
-  const char *password = field_string(L, spec, "password", NULL);
-  const char *request = field_string(L, spec, "request", NULL);
-  const char *upload = field_string(L, spec, "upload", &upload_length);
-  const char *mail_from = field_string(L, spec, "mail_from", NULL);
-  const char *tls = field_string(L, spec, "tls", NULL);
+  const char *url = curl_spec_string(L, t, spec, "url", NULL);
+  const char *user = curl_spec_string(L, t, spec, "user", NULL);
+  const char *password = curl_spec_string(L, t, spec, "password", NULL);
+  const char *request = curl_spec_string(L, t, spec, "request", NULL);
+  const char *upload = curl_spec_string(L, t, spec, "upload", &upload_length);
+  const char *mail_from = curl_spec_string(L, t, spec, "mail_from", NULL);
+  const char *tls = curl_spec_string(L, t, spec, "tls", NULL);
   if (!url) luaL_error(L, "mail request needs a url");
 
   curl_easy_setopt(easy, CURLOPT_URL, url);
@@ -206,24 +193,8 @@ static int mail_perform_done(lua_State *L, int status, lua_KContext ctx) {
 }
 
 static int mail_perform(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
-  size_t count = lua_rawlen(L, 1);
-  if (count == 0) {
-    lua_newtable(L);
-    return 1;
-  }
-  curl_batch *batch = curl_batch_push(L, count);
-  /* stack: specs, batch; the batch keeps the specs and their uploads alive */
-  lua_pushvalue(L, 1);
-  lua_setiuservalue(L, 2, 1);
-  for (size_t i = 0; i < count; i++) {
-    if (lua_rawgeti(L, 1, (lua_Integer)i + 1) != LUA_TTABLE)
-      luaL_error(L, "mail request %d is not a table", (int)i + 1);
-    mail_configure(L, &batch->transfers[i], lua_gettop(L));
-    lua_pop(L, 1);
-  }
-  return curl_batch_await(L, batch, 0, (lua_KContext)batch, mail_perform_done);
+  return curl_batch_perform(L, "mail", 0, mail_configure, mail_perform_done);
 }
 
 static const luaL_Reg mail_funcs[] = {

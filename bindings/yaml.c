@@ -8,8 +8,9 @@
  * is the user's description.
  *
  * Memory: the parser, the current event, the file's text and scratch buffers
- * belong to a "wf.yaml.loader" userdata in a to-be-closed slot, so errors are
- * raised directly (raise_error) and never leak.
+ * belong to a "wf.yaml.loader" userdata in a to-be-closed slot
+ * (wf_push_scratch), so errors are raised directly (raise_error) and never
+ * leak.
  */
 #include <errno.h>
 #include <lauxlib.h>
@@ -24,6 +25,7 @@
 
 #include "interp.h"
 #include "json.h"
+#include "wf.h"
 
 #define YAML_LOADER "wf.yaml.loader"
 #define YAML_DEFAULT_MAX_DEPTH 200
@@ -61,24 +63,7 @@ static int yaml_loader_close(lua_State *L) {
 }
 
 static struct yaml_loader *yaml_loader_push(lua_State *L) {
-  struct yaml_loader *box = lua_newuserdatauv(L, sizeof *box, 0);
-  memset(box, 0, sizeof *box);
-  /* Registered only once complete: a memory error half-way leaves nothing. */
-  if (luaL_getmetatable(L, YAML_LOADER) == LUA_TNIL) {
-    lua_pop(L, 1);
-    lua_createtable(L, 0, 3);
-    lua_pushcfunction(L, yaml_loader_close);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, yaml_loader_close);
-    lua_setfield(L, -2, "__close");
-    lua_pushliteral(L, YAML_LOADER);
-    lua_setfield(L, -2, "__name");
-    lua_pushvalue(L, -1);
-    lua_setfield(L, LUA_REGISTRYINDEX, YAML_LOADER);
-  }
-  lua_setmetatable(L, -2);
-  lua_toclose(L, -1);
-  return box;
+  return wf_push_scratch(L, sizeof(struct yaml_loader), YAML_LOADER, yaml_loader_close);
 }
 
 /* Raises a message as it is: unlike luaL_error, no Lua position in front, so

@@ -293,6 +293,26 @@ int wf_raise(lua_State *L, const char *kind, const char *code, int retryable, co
   return lua_error(L);
 }
 
+void *wf_push_scratch(lua_State *L, size_t size, const char *name, lua_CFunction close) {
+  void *box = lua_newuserdatauv(L, size, 0);
+  memset(box, 0, size);
+  if (luaL_getmetatable(L, name) == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 3);
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, close);
+    lua_setfield(L, -2, "__close");
+    lua_pushstring(L, name);
+    lua_setfield(L, -2, "__name");
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, name);
+  }
+  lua_setmetatable(L, -2);
+  lua_toclose(L, -1);
+  return box;
+}
+
 /* ---- wfengine.core: primitives for the Lua scheduler and runner ---- */
 
 /* core.poll(timeout) -> {woken waits...}, interrupted

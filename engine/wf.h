@@ -2,7 +2,8 @@
  *
  * Bindings (the C files under bindings/) know one library each; of runs they know only
  * what is here: the loop, the mode, how to wait without blocking, logging,
- * progress, redaction of secrets and which step is calling.
+ * progress, redaction of secrets and which step is calling; and one helper
+ * for the memory a binding owns during a call (wf_push_scratch).
  *
  * Waiting. A binding function that must wait (a socket, a child process)
  * starts the operation and ends with
@@ -105,5 +106,13 @@ int wf_raise(lua_State *L, const char *kind, const char *code, int retryable, co
  * so a binding can add fields (detail, hint, retry_after) before lua_error. */
 void wf_push_error(lua_State *L, const char *kind, const char *code, int retryable,
                    const char *message);
+
+/* Scratch memory that C owns during one call: pushes a new userdata of size
+ * bytes, zeroed, with the metatable name (created on first use and
+ * registered only once complete, so a memory error half-way leaves nothing)
+ * whose __gc and __close are close, and marks its stack slot to-be-closed.
+ * close, idempotent, frees what the box holds, whether the call returns or
+ * raises, so the caller may raise at any point without leaking. */
+void *wf_push_scratch(lua_State *L, size_t size, const char *name, lua_CFunction close);
 
 #endif
