@@ -265,10 +265,17 @@ FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid
   LEFT JOIN pg_class ic ON ic.oid = c.conindid AND c.contype IN ('p', 'u') AND NOT c.condeferrable
 WHERE c.contype IN ('p', 'u', 'x') AND t.relkind = 'r' AND ]] .. SYSTEM_SCHEMAS
 
--- Foreign keys between two plain tables, keyed as pg_dump names them.
+-- Foreign keys between two plain tables, keyed as pg_dump names them, and
+-- whether a plain b-tree index of the referencing table starts with the
+-- key's columns (the referenced side always has its unique index).
 local FOREIGN_KEYS_SQL = [[
 SELECT n.nspname AS schema, t.relname || ' ' || c.conname AS name, c.conrelid AS table_oid,
-  c.confrelid AS referenced_oid
+  c.confrelid AS referenced_oid,
+  EXISTS (SELECT 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+      JOIN pg_am am ON am.oid = ic.relam
+    WHERE i.indrelid = c.conrelid AND am.amname = 'btree' AND i.indpred IS NULL
+      AND (i.indkey::int2[])[0:cardinality(c.conkey) - 1] @> c.conkey
+      AND (i.indkey::int2[])[0:cardinality(c.conkey) - 1] <@ c.conkey) AS indexed
 FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid
   JOIN pg_namespace n ON n.oid = t.relnamespace
 WHERE c.contype = 'f' AND t.relkind = 'r' AND ]] .. SYSTEM_SCHEMAS
@@ -407,14 +414,27 @@ end
 -- are: a worker takes the first ready task in the order they were added,
 -- so the keys of the largest tables come before the COPY of the small
 -- ones, which then fill the end of the copy instead of a lone key check.
+--
+-- Adding a foreign key checks every row of the referencing table against
+-- the referenced one with one query, which the planner makes a hash anti
+-- join. When the referencing columns lead a b-tree index and both tables
+-- were loaded frozen (all-visible, so index-only scans fetch no heap page),
+-- a merge anti join over the two indexes, already in order, does the same
+-- check without building a hash table: 1.0-1.2 worker-seconds instead of
+-- 2.0-3.3 at 1 GB (docs/performance.md). SET LOCAL lasts for the one
+-- statement (one implicit transaction), retries included.
 local function add_foreign_keys(pool, foreign_keys, analyze_task)
   for _, fk in ipairs(foreign_keys) do
     local child, parent = fk.tables[1], fk.tables[2]
     if not fk.added and analyze_task[child] and analyze_task[parent] then
       fk.added = true
+      local statement = fk.sql
+      if fk.indexed and child.frozen and parent.frozen then
+        statement = "SET LOCAL enable_hashjoin = off;\n" .. statement
+      end
       pool:add { label = fk.name, after = { analyze_task[child], analyze_task[parent] },
         locks = { "table " .. child.oid, "table " .. parent.oid },
-        actions = { { phase = "foreign keys", sql = fk.sql, retries = 5 } } }
+        actions = { { phase = "foreign keys", sql = statement, retries = 5 } } }
     end
   end
 end
@@ -569,7 +589,8 @@ function sql.copy_database(opts)
   for _, row in ipairs(source:query(FOREIGN_KEYS_SQL)) do
     local child, parent = by_oid[row.table_oid], by_oid[row.referenced_oid]
     if child and parent then
-      fk_tables["FK CONSTRAINT\0" .. row.schema .. "\0" .. sanitize(row.name)] = { child, parent }
+      fk_tables["FK CONSTRAINT\0" .. row.schema .. "\0" .. sanitize(row.name)] =
+        { child, parent, indexed = row.indexed }
     end
   end
   local early, foreign_keys, late_keys, rest = {}, {}, {}, {}
@@ -587,7 +608,8 @@ function sql.copy_database(opts)
     elseif table_entry and (entry.type == "INDEX" or entry.type == "CONSTRAINT") then
       table.insert(table_entry.post, { sql = statement, constraint = entry.type == "CONSTRAINT" })
     elseif entry.type == "FK CONSTRAINT" and fk_tables[key] then
-      foreign_keys[#foreign_keys + 1] = { name = entry.name, sql = statement, tables = fk_tables[key] }
+      foreign_keys[#foreign_keys + 1] = { name = entry.name, sql = statement, tables = fk_tables[key],
+        indexed = fk_tables[key].indexed }
     elseif entry.type == "FK CONSTRAINT" then
       late_keys[#late_keys + 1] = { name = entry.name, sql = statement }
     elseif entry.type == "INDEX" or entry.type == "CONSTRAINT" or entry.type == "INDEX ATTACH" then
@@ -643,6 +665,7 @@ function sql.copy_database(opts)
         parts = jobs
       end
       local loaded = {}
+      t.frozen = parts == 1
       if parts == 1 then
         loaded[1] = pool:add { label = t.qualified, estimate = t.bytes, actions = {
           { phase = "data", source = "COPY " .. t.qualified .. columns .. " TO STDOUT (FORMAT binary)",
