@@ -198,17 +198,21 @@ local function release_service_folders(ctx, folders, expected)
   end
 end
 
+-- The held folders back, and the test mailbox gone if step 17 created it:
+-- step 17's undo, and what a failed attempt of it does itself.
+local function restore_service_folders(ctx, folders, created_test, expected)
+  release_service_folders(ctx, folders, expected)
+  local test = test_mailbox(ctx)
+  if created_test and set_of(folders:names())[test] then folders:delete(test) end
+end
+
 -- Step 17, an attempt that failed after holding: the folders go back and a
 -- test mailbox it created goes (a failed step's own compensate never runs),
 -- so a step 17 that fails for good leaves Service/ as it found it. If that
 -- fails too (the mail server is the problem), they stay held, intact: the
 -- next attempt or a resume carries on from there.
 local function undo_attempt(ctx, folders, had_test)
-  local ok, err = pcall(function()
-    release_service_folders(ctx, folders)
-    local test = test_mailbox(ctx)
-    if not had_test and set_of(folders:names())[test] then folders:delete(test) end
-  end)
+  local ok, err = pcall(restore_service_folders, ctx, folders, not had_test)
   if not ok then
     ctx:warn("could not move the Service folders back after the failed attempt; they stay under %s: %s",
       folders.held, tostring(err))
@@ -764,10 +768,8 @@ return workflow {
       end,
       compensate = function(ctx, result)
         if present(result.route) then tenants.client(ctx, true):purge_mail_route(target(ctx), result.route) end
-        local folders = mailboxes.service(ctx, target(ctx))
-        release_service_folders(ctx, folders, result.held_folders)
-        local test = test_mailbox(ctx)
-        if result.created_test and set_of(folders:names())[test] then folders:delete(test) end
+        restore_service_folders(ctx, mailboxes.service(ctx, target(ctx)), result.created_test,
+          result.held_folders)
       end,
     },
 

@@ -429,7 +429,7 @@ local function add_foreign_keys(pool, foreign_keys, analyze_task)
     if not fk.added and analyze_task[child] and analyze_task[parent] then
       fk.added = true
       local statement = fk.sql
-      if fk.indexed and child.frozen and parent.frozen then
+      if fk.tables.indexed and child.frozen and parent.frozen then
         statement = "SET LOCAL enable_hashjoin = off;\n" .. statement
       end
       pool:add { label = fk.name, after = { analyze_task[child], analyze_task[parent] },
@@ -579,11 +579,10 @@ function sql.copy_database(opts)
     by_oid[t.oid] = t
     t.post = {}
   end
-  local owner_of, owned = {}, {}
+  local owned = {}
   source:_run("SELECT pg_catalog.set_config('search_path', '', true)")
   for _, row in ipairs(source:query(OWNED_SQL)) do
-    local key = row.type .. "\0" .. row.schema .. "\0" .. sanitize(row.name)
-    owner_of[key], owned[key] = by_oid[row.table_oid], row
+    owned[row.type .. "\0" .. row.schema .. "\0" .. sanitize(row.name)] = row
   end
   local fk_tables = {}
   for _, row in ipairs(source:query(FOREIGN_KEYS_SQL)) do
@@ -597,10 +596,9 @@ function sql.copy_database(opts)
   for _, entry in ipairs(entries) do
     local statement = "SET default_tablespace = '';\n" .. entry.sql
     local key = entry.type .. "\0" .. entry.schema .. "\0" .. entry.name
-    local table_entry = owner_of[key]
     local row = owned[key]
-    if table_entry and row and row.attach_sql and row.index_sql
-        and entry.sql:match("^%s*(.-)%s*$") == row.plain_sql then
+    local table_entry = row and by_oid[row.table_oid]
+    if table_entry and row.attach_sql and entry.sql:match("^%s*(.-)%s*$") == row.plain_sql then
       -- a key built as a plain unique index beside the table's other
       -- indexes, then made a constraint on it (a catalog change)
       table.insert(table_entry.post, { sql = "SET default_tablespace = '';\n" .. row.index_sql,
@@ -608,8 +606,7 @@ function sql.copy_database(opts)
     elseif table_entry and (entry.type == "INDEX" or entry.type == "CONSTRAINT") then
       table.insert(table_entry.post, { sql = statement, constraint = entry.type == "CONSTRAINT" })
     elseif entry.type == "FK CONSTRAINT" and fk_tables[key] then
-      foreign_keys[#foreign_keys + 1] = { name = entry.name, sql = statement, tables = fk_tables[key],
-        indexed = fk_tables[key].indexed }
+      foreign_keys[#foreign_keys + 1] = { name = entry.name, sql = statement, tables = fk_tables[key] }
     elseif entry.type == "FK CONSTRAINT" then
       late_keys[#late_keys + 1] = { name = entry.name, sql = statement }
     elseif entry.type == "INDEX" or entry.type == "CONSTRAINT" or entry.type == "INDEX ATTACH" then
@@ -652,8 +649,9 @@ function sql.copy_database(opts)
     -- indexes (CREATE INDEX on one table can run on several workers at
     -- once), then those keys made constraints on their indexes and
     -- ANALYZE; a foreign key as soon as both of its tables are done (and
-    -- before the tables that come after them, see add_foreign_keys). Locks keep two tasks that would wait for each other's table
-    -- locks (ANALYZE, ALTER TABLE) from holding two workers at once.
+    -- before the tables that come after them, see add_foreign_keys). Locks
+    -- keep two tasks that would wait for each other's table locks (ANALYZE,
+    -- ALTER TABLE) from holding two workers at once.
     local pool = copy.pool(workers)
     local split_bytes = opts.split_bytes or SPLIT_BYTES
     local analyze_task = {}
