@@ -17,8 +17,8 @@ SIZE_MB=${SIZE_MB:-1024}
 ROUNDS=${ROUNDS:-3}
 JOBS=${JOBS:-$(nproc)}
 BASELINE=${BASELINE:-}
-PORT_A=${PORT_A:-56190}
-PORT_B=${PORT_B:-56191}
+PORT_A=${PORT_A:-26190}
+PORT_B=${PORT_B:-26191}
 WFENGINE=${WFENGINE:-./wfengine}
 . tests/lib/pg.sh
 BIN=$(pg_bindir)

@@ -16,7 +16,7 @@ cd "$(dirname "$0")/../.."
 PERSONS=${PERSONS:-1000000}
 RBR_ROWS=${RBR_ROWS:-100000}
 ROUNDS=${ROUNDS:-3}
-PORT=${PORT:-56197}
+PORT=${PORT:-26197}
 WFENGINE=${WFENGINE:-./wfengine}
 . tests/lib/pg.sh
 BIN=$(pg_bindir)

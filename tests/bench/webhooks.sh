@@ -11,7 +11,7 @@ WFENGINE=${WFENGINE:-./wfengine}
 APPS=${APPS:-100}
 DELAY_MS=${DELAY_MS:-50}
 ROUNDS=${ROUNDS:-5}
-PORT=${PORT:-56195}
+PORT=${PORT:-26195}
 PY=$(command -v python3)
 TMP=$(mktemp -d /tmp/wf-bench-hooks.XXXXXX)
 cat >"$TMP/server.py" <<'PY'

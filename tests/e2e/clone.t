@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # clone.t: clone_sandbox.lua end to end in a lab of its own (ports
-# 56410-56413, data in tests/tmp/e2e-clone, SCALE=0.02), so it never meets a
+# 26410-26413, data in tests/tmp/e2e-clone, SCALE=0.02), so it never meets a
 # running lab. Checks, in order: the SQL address rewrite against
 # mail.sandbox_address; --simulate with no lab; parameters refused with exit
 # 2; a production target refused before anything changes; --dry-run changes
@@ -14,11 +14,11 @@ os.chdir(ROOT)
 WFENGINE = os.environ.get("WFENGINE", "./wfengine")
 DATA = os.path.join(ROOT, "tests", "tmp", "e2e-clone")
 STATE = os.path.join(DATA, "state")
-ENV = dict(os.environ, LAB_DATA=DATA, SCALE="0.02", LAB_PG_SOURCE_PORT="56410",
-           LAB_PG_SANDBOX_PORT="56411", LAB_IMAP_PORT="56412", LAB_EMULATOR_PORT="56413",
+ENV = dict(os.environ, LAB_DATA=DATA, SCALE="0.02", LAB_PG_SOURCE_PORT="26410",
+           LAB_PG_SANDBOX_PORT="26411", LAB_IMAP_PORT="26412", LAB_EMULATOR_PORT="26413",
            LAB_TASK_SECONDS="1", LAB_IIS_SECONDS="1")
 ENV.pop("SANDBOX_MAIL_DOMAIN", None)
-SRC, SBX, IMAP, EMU = 56410, 56411, 56412, 56413
+SRC, SBX, IMAP, EMU = 26410, 26411, 26412, 26413
 TOKEN = ENV.get("LAB_EMULATOR_TOKEN", "lab-token")
 IMAP_USER = ENV.get("LAB_IMAP_ADMIN_USER", "mailadmin")
 IMAP_PASSWORD = ENV.get("LAB_IMAP_ADMIN_PASSWORD", "lab-mailadmin")

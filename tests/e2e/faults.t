@@ -20,7 +20,7 @@
 # 3 steps drawn with a seed from the date (WF_FAULTS_SEED overrides), plus
 # always prepare_database (right after the copy) and notify_apps (the
 # irreversible step). WF_FAULTS_STEPS=a,b,c runs exactly those.
-# Own lab on ports 56700-56703, data in tests/tmp/faults/faults.
+# Own lab on ports 26700-26703, data in tests/tmp/faults/faults.
 import json
 import os
 import random
@@ -31,7 +31,7 @@ import faultlab  # noqa: E402
 
 os.chdir(faultlab.ROOT)
 t = faultlab.Tap()
-lab = faultlab.Lab("faults", 56700)
+lab = faultlab.Lab("faults", 26700)
 why = lab.skip_reason()
 if why:
     print("1..0 # SKIP " + why)

@@ -21,7 +21,7 @@
 #   SuperID registration PUT acted once (compensating: at most once, and
 #   undone as often).
 # WF_TEST_FULL=1: 24 iterations; otherwise 3. WF_TORTURE_SEED (default: the
-# date), WF_TORTURE_ITERATIONS and WF_TORTURE_SCENARIO (one of the four) override. Own lab on ports 56720-56723.
+# date), WF_TORTURE_ITERATIONS and WF_TORTURE_SCENARIO (one of the four) override. Own lab on ports 26720-26723.
 import json
 import os
 import random
@@ -32,7 +32,7 @@ import faultlab  # noqa: E402
 
 os.chdir(faultlab.ROOT)
 t = faultlab.Tap()
-lab = faultlab.Lab("torture", 56720)
+lab = faultlab.Lab("torture", 26720)
 why = lab.skip_reason()
 if why:
     print("1..0 # SKIP " + why)

@@ -21,7 +21,7 @@
 #     dovecot-late Dovecot stopped as step 31 starts: the clone still succeeds
 #                  (exit 0); deleting the held old Service folders is a
 #                  warning, and they are still there, intact
-# WF_TRANSIENT=a,b runs exactly those. Own lab on ports 56710-56713.
+# WF_TRANSIENT=a,b runs exactly those. Own lab on ports 26710-26713.
 import os
 import re
 import sys
@@ -33,7 +33,7 @@ import faultlab  # noqa: E402
 
 os.chdir(faultlab.ROOT)
 t = faultlab.Tap()
-lab = faultlab.Lab("transient", 56710)
+lab = faultlab.Lab("transient", 26710)
 why = lab.skip_reason()
 if why:
     print("1..0 # SKIP " + why)

@@ -2,7 +2,7 @@
 ''''exec "$(command -v python3 || echo /usr/bin/python3)" "$0" "$@" # '''
 """emulator.t: the control-plane emulator, endpoint group by endpoint group.
 
-Starts tests/emulator/emulator.py on a free port in 56300-56399 and checks
+Starts tests/emulator/emulator.py on a free port in 26300-26399 and checks
 every endpoint group, the fault injector (status, count, Retry-After, delay,
 dropped connection, after-acting), Idempotency-Key replay, /_reset, and that
 every mutation can be reverted through the API to the identical /_state.
@@ -41,7 +41,7 @@ def is_(got, want, name):
 
 
 def free_port():
-    for p in range(56300, 56400):
+    for p in range(26300, 26400):
         s = socket.socket()
         try:
             s.bind(("127.0.0.1", p))
@@ -55,7 +55,7 @@ def free_port():
 
 PORT = free_port()
 if PORT is None:
-    print("1..0 # SKIP no free port in 56300-56399")
+    print("1..0 # SKIP no free port in 26300-26399")
     sys.exit(0)
 
 

@@ -4,7 +4,7 @@
 # workflow's lines and the checks below count as one plan.
 set -u
 . tests/http/lib.sh
-http_server_start 56203
+http_server_start 26203
 state=$(mktemp -d)
 out=$("$WFENGINE" run -q --state "$state" tests/http/concurrency.lua -p url="$HTTP_URL" 2>"$state/stderr")
 code=$?

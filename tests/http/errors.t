@@ -3,5 +3,5 @@
 # close the connection, the response size limit.
 set -u
 . tests/http/lib.sh
-http_server_start 56202
-"$WFENGINE" run -q --state "$(mktemp -d)" tests/http/errors.lua -p url="$HTTP_URL" -p closed_port=56298
+http_server_start 26202
+"$WFENGINE" run -q --state "$(mktemp -d)" tests/http/errors.lua -p url="$HTTP_URL" -p closed_port=26298

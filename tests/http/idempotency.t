@@ -2,7 +2,7 @@
 # wf.http: idempotency keys stable across retries and across resume.
 set -u
 . tests/http/lib.sh
-http_server_start 56204
+http_server_start 26204
 state=$(mktemp -d)
 first=$("$WFENGINE" run -q --state "$state" tests/http/idempotency.lua -p url="$HTTP_URL" -p marker="$state/marker" 2>"$state/stderr1")
 code1=$?

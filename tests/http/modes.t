@@ -3,7 +3,7 @@
 # redacted) and simulate (nothing reaches the server).
 set -u
 . tests/http/lib.sh
-http_server_start 56205
+http_server_start 26205
 state=$(mktemp -d)
 dry=$("$WFENGINE" run -q --dry-run --state "$state" tests/http/modes.lua -p url="$HTTP_URL" 2>"$state/dry.err")
 dry_code=$?

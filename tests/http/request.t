@@ -3,5 +3,5 @@
 # connection reuse, against the test server.
 set -u
 . tests/http/lib.sh
-http_server_start 56201
+http_server_start 26201
 "$WFENGINE" run -q --state "$(mktemp -d)" tests/http/request.lua -p url="$HTTP_URL"

@@ -24,7 +24,7 @@ trap 'exit 1' INT TERM HUP PIPE
 sh tests/lab/up >"$LAB_DATA/up.log" 2>&1
 rc=$?
 ok $rc "lab up"
-[ $rc = 0 ] || sed 's/^/# /' "$LAB_DATA/up.log"
+[ $rc = 0 ] || sed "s/^/# /" "$LAB_DATA/up.log" >&2
 sh tests/lab/up >/dev/null 2>&1
 ok $? "lab up again is fine"
 sh tests/lab/status >/dev/null 2>&1

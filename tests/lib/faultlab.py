@@ -1,11 +1,11 @@
 """faultlab.py: a private lab for the reliability tests (tests/e2e/faults.t,
 transient.t, torture_clone.t) and the checks they share.
 
-Each test starts its own lab (tests/lab/up) on four ports of 56700-56799 with
+Each test starts its own lab (tests/lab/up) on four ports of 26700-26799 with
 its data under tests/tmp/faults/<name>, SCALE=0.02, so one clone takes about
 10 s and nothing meets the default lab or another test's lab.
 
-    lab = faultlab.Lab("faults", 56700)   # ports 56700..56703
+    lab = faultlab.Lab("faults", 26700)   # ports 26700..26703
     lab.up(); lab.reset()
     before = lab.snapshot()
     r = lab.clone("--fail-at", "prepare_database")

@@ -7,7 +7,7 @@ import http.server, os, shutil, subprocess, tempfile, threading
 WFENGINE = os.path.abspath(os.environ.get("WFENGINE", "./wfengine"))
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TMP = tempfile.mkdtemp(prefix="wf-handles-")
-PG_PORT = 56508
+PG_PORT = 26508
 count = 0
 
 

@@ -10,7 +10,7 @@ WFENGINE = os.path.abspath(os.environ.get("WFENGINE", "./wfengine"))
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 TMP = tempfile.mkdtemp(prefix="wf-secrets-")
 STATE = os.path.join(TMP, "state")
-PG_PORT = 56507
+PG_PORT = 26507
 count = 0
 
 SECRETS = {

@@ -3,8 +3,8 @@
 # server in dry-run and simulate: nothing changes, dry-run says what would.
 set -u
 . tests/mail/lib.sh
-imap_start 56210
-real=$("$WFENGINE" run -q --state "$MAIL_TMP/state" tests/mail/imap.lua -p url="$IMAP_URL" -p closed_port=56297)
+imap_start 26210
+real=$("$WFENGINE" run -q --state "$MAIL_TMP/state" tests/mail/imap.lua -p url="$IMAP_URL" -p closed_port=26297)
 dry_run() {
   "$WFENGINE" run --state "$MAIL_TMP/state" "$@" tests/mail/imap_dry_run.lua -p url="$IMAP_URL" 2>&1
 }

@@ -3,10 +3,10 @@
 # dry-run and simulate against Dovecot (nothing changes).
 set -u
 . tests/mail/lib.sh
-smtp_start 56212
-imap_start 56213
+smtp_start 26212
+imap_start 26213
 run() {
-  "$WFENGINE" run -q --state "$MAIL_TMP/state" "$@" tests/mail/smtp.lua -p url="$SMTP_URL" -p imap="$IMAP_URL" -p closed_port=56296 2>>"$MAIL_TMP/stderr"
+  "$WFENGINE" run -q --state "$MAIL_TMP/state" "$@" tests/mail/smtp.lua -p url="$SMTP_URL" -p imap="$IMAP_URL" -p closed_port=26296 2>>"$MAIL_TMP/stderr"
 }
 real=$(run)
 dry=$(run --dry-run)

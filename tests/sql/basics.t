@@ -3,5 +3,5 @@
 # path and its retryable, transactions, quoting, closing and collection.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/sql/cluster.sh
-sql_setup 56110
+sql_setup 26110
 sql_run tests/sql/basics.lua -p dsn="$DSN_1"

@@ -17,7 +17,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import wftest  # noqa: E402
 
-PORT = 56150
+PORT = 26150
 t = wftest.Tap()
 ROOT = wftest.ROOT
 WFENGINE = os.path.abspath(os.path.join(ROOT, wftest.WFENGINE)) if not os.path.isabs(

@@ -5,24 +5,24 @@
 # lines without secrets; simulate opens no connection at all.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/sql/cluster.sh
-sql_setup 56120 56121
-sql_psql 56120 -d postgres -c "CREATE TABLE ledger (id int PRIMARY KEY, note text)" \
+sql_setup 26120 26121
+sql_psql 26120 -d postgres -c "CREATE TABLE ledger (id int PRIMARY KEY, note text)" \
   -c "INSERT INTO ledger VALUES (1, 'a')"
-sql_psql 56121 -d postgres -c "CREATE DATABASE empty_target"
-TARGET="host=127.0.0.1 port=56121 user=postgres dbname=empty_target"
+sql_psql 26121 -d postgres -c "CREATE DATABASE empty_target"
+TARGET="host=127.0.0.1 port=26121 user=postgres dbname=empty_target"
 
 sql_run tests/sql/modes.lua -p dsn="$DSN_1" -p mode=run >"$SQL_TMP/run.tap"
 sql_ok $? "run mode: exit 0"
 sql_tap_merge run <"$SQL_TMP/run.tap"
-grep -q "canceling statement due to user request" "$SQL_TMP/pg56120/server.log"
+grep -q "canceling statement due to user request" "$SQL_TMP/pg26120/server.log"
 sql_ok $? "the server log shows the statement cancelled"
 
 sql_run tests/sql/modes.lua -n -p dsn="$DSN_1" -p mode=dry-run -p target="$TARGET" >"$SQL_TMP/dry.tap"
 sql_ok $? "dry-run: exit 0"
 sql_tap_merge dry-run <"$SQL_TMP/dry.tap"
-[ "$(sql_psql 56120 -d postgres -c "SELECT count(*) || ':' || min(note) FROM ledger")" = "1:a" ]
+[ "$(sql_psql 26120 -d postgres -c "SELECT count(*) || ':' || min(note) FROM ledger")" = "1:a" ]
 sql_ok $? "dry-run wrote nothing"
-[ "$(sql_psql 56121 -d empty_target -c "SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace")" = 0 ]
+[ "$(sql_psql 26121 -d empty_target -c "SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace")" = 0 ]
 sql_ok $? "dry-run copy_database copied nothing"
 journal=$(cat "$SQL_TMP"/state/runs/*/events.jsonl)
 echo "$journal" | grep 'execute: INSERT INTO ledger' | grep -q '"level":"would"'
