@@ -767,10 +767,17 @@ return workflow {
         return result
       end,
       compensate = function(ctx, result)
+        if result == nil then
+          -- an attempt cut short (the engine killed or interrupted, then the
+          -- run rolled back): what it held is read from the mail server
+          release_service_folders(ctx, mailboxes.service(ctx, target(ctx)))
+          return
+        end
         if present(result.route) then tenants.client(ctx, true):purge_mail_route(target(ctx), result.route) end
         restore_service_folders(ctx, mailboxes.service(ctx, target(ctx)), result.created_test,
           result.held_folders)
       end,
+      undo_partial = true,
     },
 
     step "grant_query_login" {

@@ -10,7 +10,7 @@ local ID_PATTERN = "^[a-z][a-z0-9_]*$"
 local STEP_FIELDS = {
   title = "string", doc = "string", run = "function", compensate = "function",
   retry = "table", timeout = "number", when = "function", confirm = "string",
-  irreversible = "boolean", simulate = "function",
+  irreversible = "boolean", simulate = "function", undo_partial = "boolean",
 }
 local GROUP_FIELDS = { title = "string", doc = "string" }
 local WORKFLOW_FIELDS = {
@@ -138,6 +138,9 @@ function dsl.step(id)
     local what = "step '" .. id .. "'"
     check_fields(where, what, def, STEP_FIELDS)
     if def.run == nil then invalid(where, "%s: field 'run' (a function) is required", what) end
+    if def.undo_partial and def.compensate == nil then
+      invalid(where, "%s: undo_partial needs a 'compensate' function", what)
+    end
     check_retry(where, what, def.retry)
     check_timeout(where, what, def.timeout)
     local s = { kind = "step", id = id, where = where }

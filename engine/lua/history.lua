@@ -131,7 +131,7 @@ function history.show(state, run_id, as_json)
   end
   if rec.error then print("  failed at " .. tostring(rec.failed_step) .. ": " .. view.error_text(rec.error)) end
   if #owed > 0 then
-    print("  compensation owed (completed, not undone): " .. table.concat(owed, ", "))
+    print("  compensation owed (not undone yet): " .. table.concat(owed, ", "))
   end
   local next_step = {
     paused = "resume or rollback", interrupted = "resume or rollback", crashed = "resume or rollback",

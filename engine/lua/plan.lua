@@ -8,7 +8,7 @@ local function flags(s)
   local out = {}
   if s.confirm then out[#out + 1] = "confirm" end
   if s.irreversible then out[#out + 1] = "irreversible" end
-  if s.compensate then out[#out + 1] = "undo" end
+  if s.compensate then out[#out + 1] = s.undo_partial and "undo, also partial" or "undo" end
   if s.when then out[#out + 1] = "conditional" end
   return out
 end
@@ -45,7 +45,7 @@ function plan.json(wf)
   for _, s in ipairs(wf.steps) do
     steps[#steps + 1] = { index = s.index, id = s.id, title = s.title, group = s.group or json.null,
       doc = s.doc, confirm = s.confirm, irreversible = s.irreversible or false,
-      compensate = s.compensate ~= nil }
+      compensate = s.compensate ~= nil, undo_partial = s.undo_partial or false }
   end
   return json.encode({ name = wf.name, description = wf.description, steps = json.array(steps) }) .. "\n"
 end

@@ -110,17 +110,31 @@ function record.replay(events)
   return rec
 end
 
--- Completed steps whose compensation has not run to the end, in plan order.
+-- An attempt cut short: the process was killed or interrupted while the
+-- step ran or waited to retry, so no step_succeeded or final step_failed
+-- was journaled.
+local CUT_SHORT = { running = true, retrying = true }
+
+-- Whether step record s is owed its undo: it completed, or (the step says
+-- undo_partial) an attempt of it was cut short; and the undo has not run to
+-- the end. def is the step's definition, or the plan entry of run_started
+-- when the workflow file is not at hand.
+function record.undo_owed(s, def)
+  if not def or not def.compensate or s.compensation == "done" then return false end
+  return s.status == "succeeded" or (def.undo_partial == true and CUT_SHORT[s.status] == true)
+end
+
+-- Steps whose undo is owed (record.undo_owed), in plan order.
 function record.owed(rec, wf)
-  local owed, has_undo = {}, {}
-  for _, s in ipairs(rec.plan or {}) do has_undo[s.id] = s.compensate end
+  local owed, planned = {}, {}
+  for _, s in ipairs(rec.plan or {}) do planned[s.id] = s end
   for _, id in ipairs(rec.order) do
-    local s = rec.steps[id]
     local def = wf and wf.by_id[id]
-    local undoable = def and def.compensate ~= nil or (not wf and has_undo[id] ~= false)
-    if s.status == "succeeded" and s.compensation ~= "done" and undoable then
-      owed[#owed + 1] = id
+    if not wf then
+      local p = planned[id]
+      def = { compensate = not p or p.compensate ~= false, undo_partial = p and p.undo_partial }
     end
+    if record.undo_owed(rec.steps[id], def) then owed[#owed + 1] = id end
   end
   return owed
 end

@@ -364,9 +364,7 @@ end
 
 function Run:compensate_step(s)
   local rec = self.record.steps[s.id]
-  if not rec or rec.status ~= "succeeded" or rec.compensation == "done" or not s.compensate then
-    return true
-  end
+  if not rec or not record.undo_owed(rec, s) then return true end
   local policy = self:policy(s)
   for attempt = 1, policy.attempts do
     self:emit("compensation_started", { step = s.id, attempt = attempt, index = s.index })

@@ -16,6 +16,8 @@
 # Then one failure inside step 17 itself, after it moved the folders (the
 # control plane refuses the test route with a 400): the attempt puts them
 # back, so the same checks hold although a failed step is not compensated.
+# And the engine killed (kill -9) inside step 17 after the move, then the run
+# rolled back: step 17 says undo_partial, so the same checks hold.
 # WF_TEST_FULL=1 (make test-full): all 31 steps. Otherwise a rotating subset:
 # 3 steps drawn with a seed from the date (WF_FAULTS_SEED overrides), plus
 # always prepare_database (right after the copy) and notify_apps (the
@@ -133,6 +135,37 @@ try:
              and "moved" in str(e.get("message"))]
     t.ok(len(moved) >= 2, "%s: the attempt moved the folders aside, then back (%d log lines)"
          % (label, len(moved)), [json.dumps(e) for e in moved])
+    after = lab.snapshot()
+    ok_db = t.ok(after["sandbox"] == before["sandbox"], "%s: sandbox database restored exactly" % label,
+                 lab.differences(before, after, ignore=("state", "mail", "source")))
+    ok_state = t.ok(after["state"] == before["state"], "%s: /_state as before" % label,
+                    faultlab.diff_json(before["state"], after["state"]))
+    if check_mail(label, before, after, ["provision_mail_service"]) and ok_db and ok_state:
+        figures["restored"] += 1
+
+    # the engine killed inside step 17, after it moved the folders aside (the
+    # control plane holds its route request), then the run rolled back: step
+    # 17 is not a completed step, but it says undo_partial, so its undo runs
+    figures["steps"] += 1
+    label = "kill -9 inside provision_mail_service, then rollback"
+    lab.reset()
+    before = lab.snapshot()
+    lab.fault(method="POST", path="/tenants/%s/mail-routes" % faultlab.TARGET, delay=30, status=503,
+              count=1)
+
+    def inside_step_17(e, seconds):
+        moved = e.get("type") == "log" and e.get("step") == "provision_mail_service" \
+            and "moved" in str(e.get("message"))
+        return 1.0 if moved else None
+    r = lab.clone(kill=inside_step_17)
+    held = lab.held()
+    t.ok(r.killed is not None and held != [], "%s: killed (%s) with folders held (%s)"
+         % (label, r.killed, held), r.tail())
+    rb = lab.rollback(r.run_id or "?")
+    lab.http("DELETE", "/_faults", auth=False)
+    if t.ok(rb.rc == 1 and "provision_mail_service" in rb.types("compensation_succeeded"),
+            "%s: rollback exits 1 and undoes the cut-short step 17 (got %s)" % (label, rb.rc), rb.tail()):
+        figures["exit_ok"] += 1
     after = lab.snapshot()
     ok_db = t.ok(after["sandbox"] == before["sandbox"], "%s: sandbox database restored exactly" % label,
                  lab.differences(before, after, ignore=("state", "mail", "source")))
