@@ -12,6 +12,7 @@
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -591,6 +592,81 @@ static int core_isatty(lua_State *L) {
   return 1;
 }
 
+/* core.wait_readable(fd): suspends the calling task until fd can be read
+ * (for a terminal in canonical mode: a whole line, or end of input), so a
+ * confirm prompt neither stops the other tasks nor keeps SIGINT from
+ * interrupting the run. The wait lives in a userdata on the task's stack;
+ * the uv_poll_t is freed by its close callback. */
+typedef struct {
+  wf_wait wait;
+  uv_poll_t *poll;
+} readable_wait;
+
+static void readable_closed(uv_handle_t *handle) {
+  free(handle);
+}
+
+static void readable_stop(readable_wait *rw) {
+  if (!rw->poll) return;
+  uv_poll_stop(rw->poll);
+  uv_close((uv_handle_t *)rw->poll, readable_closed);
+  rw->poll = NULL;
+}
+
+static void readable_ready(uv_poll_t *poll, int status, int events) {
+  (void)status;
+  (void)events;
+  readable_wait *rw = poll->data;
+  readable_stop(rw);
+  rw->wait.cancel = NULL;
+  wf_wake(&rw->wait);
+}
+
+static void readable_cancel(wf_wait *wait) {
+  readable_stop((readable_wait *)(void *)((char *)wait - offsetof(readable_wait, wait)));
+}
+
+static int readable_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)L;
+  (void)status;
+  (void)ctx;
+  return 0;
+}
+
+/* A task collected while it waits (never cancelled) must not leave the
+ * poll pointing at freed memory. */
+static int readable_gc(lua_State *L) {
+  readable_stop(lua_touserdata(L, 1));
+  return 0;
+}
+
+static int core_wait_readable(lua_State *L) {
+  int fd = (int)luaL_checkinteger(L, 1);
+  readable_wait *rw = lua_newuserdatauv(L, sizeof *rw, 0);
+  memset(rw, 0, sizeof *rw);
+  if (luaL_newmetatable(L, "wfengine.readable_wait")) {
+    lua_pushcfunction(L, readable_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  rw->poll = malloc(sizeof *rw->poll);
+  if (!rw->poll) return luaL_error(L, "out of memory");
+  int rc = uv_poll_init(engine.loop, rw->poll, fd);
+  if (rc != 0) {
+    free(rw->poll);
+    rw->poll = NULL;
+    return luaL_error(L, "cannot watch fd %d: %s", fd, uv_strerror(rc));
+  }
+  rw->poll->data = rw;
+  rc = uv_poll_start(rw->poll, UV_READABLE | UV_DISCONNECT, readable_ready);
+  if (rc != 0) {
+    readable_stop(rw);
+    return luaL_error(L, "cannot watch fd %d: %s", fd, uv_strerror(rc));
+  }
+  rw->wait.cancel = readable_cancel;
+  return wf_await(L, &rw->wait, 0, readable_k);
+}
+
 static int core_getpid(lua_State *L) {
   lua_pushinteger(L, getpid());
   return 1;
@@ -680,6 +756,7 @@ static const luaL_Reg core_funcs[] = {
     {"lock", core_lock},
     {"unlock", core_unlock},
     {"isatty", core_isatty},
+    {"wait_readable", core_wait_readable},
     {"getpid", core_getpid},
     {"alive", core_alive},
     {"interrupted", core_interrupted},

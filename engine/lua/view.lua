@@ -37,13 +37,20 @@ end
 function View:say(text)
   if self.json then return end
   self:clear_live()
+  if self.prompt then io.stdout:write(self.tty and "\r\27[K" or "\n") end
   io.stdout:write(core.redact(text), "\n")
+  if self.prompt then io.stdout:write(self.prompt.text) end
   self:draw_live()
   io.stdout:flush()
 end
 
 function View:complain(text)
   self:clear_live()
+  if self.prompt then -- a question left unanswered (the run was interrupted)
+    self.prompt.out:write("\n")
+    self.prompt.out:flush()
+    self.prompt = nil
+  end
   io.stderr:write(core.redact(text), "\n")
   io.stderr:flush()
 end
@@ -75,7 +82,7 @@ function View:label(id)
 end
 
 function View:draw_live()
-  if not self.tty or self.json or self.quiet then return end
+  if not self.tty or self.json or self.quiet or self.prompt then return end
   local id, info
   for k, v in pairs(self.running) do
     if not info or v.started < info.started then id, info = k, v end
@@ -128,13 +135,23 @@ function View:start_ticker(mode)
   end)
 end
 
+-- Asks on the terminal and waits for the answer on the loop: other tasks
+-- go on meanwhile (their lines print above the question, which is asked
+-- again below them), and SIGINT interrupts the run as anywhere else.
 function View:confirm(s)
   if not core.isatty(0) then return false end
   self:clear_live()
   -- On stderr with --json, so that stdout stays pure JSON.
   local out = self.json and io.stderr or io.stdout
-  out:write(self:paint("yellow", "? ") .. s.confirm .. " [y/N] ")
+  self.prompt = { out = out, text = self:paint("yellow", "? ") .. s.confirm .. " [y/N] " }
+  out:write(self.prompt.text)
   out:flush()
+  local ok, err = pcall(core.wait_readable, 0)
+  self.prompt = nil
+  if not ok then
+    out:write("\n")
+    error(err, 0)
+  end
   local answer = io.stdin:read("l")
   return answer ~= nil and answer:match("^%s*[yY]") ~= nil
 end

@@ -3,7 +3,10 @@
 # one clear first line on stderr naming the file:line, field, step or
 # parameter, and nothing journaled. Also `confirm` without a terminal.
 import os
+import signal
+import subprocess
 import sys
+import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import wftest
@@ -194,4 +197,40 @@ t.like(str(err.get("message")), "Drop the sandbox?", "... the error quotes the q
 t.is_(r.garbage, [], "with --json the prompt does not go into the event stream",
       todo="engine bug: the confirm prompt is written to stdout even with --json" if r.garbage else None,
       result=r)
+
+# While the question waits, the loop goes on: a step beside it in a parallel
+# group keeps working; Ctrl-C (SIGINT) at the prompt interrupts the run (exit
+# 4, resumable) rather than declining the step and compensating.
+g = t.workflow('''return workflow {
+  name = "asking",
+  steps = {
+    step "first" { run = function(ctx) ctx:log("first ran") end,
+      compensate = function(ctx) ctx:log("first undone") end },
+    parallel "both" {
+      step "ask" { confirm = "Go on?", run = function(ctx) ctx:log("asked and went on") end },
+      step "tick" { run = function(ctx) for i = 1, 50 do ctx:log("tick " .. i); ctx:sleep(0.1) end end },
+    },
+  },
+}''', "asking.lua")
+master, slave = os.openpty()
+state = t.fresh_state()
+proc = subprocess.Popen([wftest.WFENGINE, "run", g, "--json", "--state", state], stdin=slave,
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+watchdog = threading.Timer(20, proc.kill)  # the old engine blocked on the prompt for good
+watchdog.start()
+ticks = 0
+for line in proc.stdout:
+    if '"tick ' in line:
+        ticks += 1
+        if ticks == 5:
+            proc.send_signal(signal.SIGINT)
+            break
+rest, err_text = proc.communicate(timeout=20)
+watchdog.cancel()
+os.close(master)
+os.close(slave)
+t.is_(ticks, 5, "the step beside an unanswered prompt keeps running (5 ticks seen)")
+t.is_(proc.returncode, 4, "SIGINT at the prompt: exit 4, interrupted")
+t.ok('"run_interrupted"' in rest and "first undone" not in rest and "declined" not in rest,
+     "... journaled as interrupted; nothing declined, nothing compensated", diag=rest[-2000:])
 t.done()
