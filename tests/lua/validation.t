@@ -233,4 +233,21 @@ t.is_(ticks, 5, "the step beside an unanswered prompt keeps running (5 ticks see
 t.is_(proc.returncode, 4, "SIGINT at the prompt: exit 4, interrupted")
 t.ok('"run_interrupted"' in rest and "first undone" not in rest and "declined" not in rest,
      "... journaled as interrupted; nothing declined, nothing compensated", diag=rest[-2000:])
+
+# Two questions at once (two confirm steps in one group): asked one after the other.
+two = t.workflow('''return workflow {
+  name = "two_questions",
+  steps = { parallel "both" {
+    step "a" { confirm = "First?", run = function(ctx) ctx:log("a ran") end },
+    step "b" { confirm = "Second?", run = function(ctx) ctx:log("b ran") end },
+  } },
+}''', "two.lua")
+master, slave = os.openpty()
+os.write(master, b"y\nn\n")
+r = t.run(two, stdin=slave, timeout=20)
+os.close(master)
+os.close(slave)
+err = (r.one("step_failed", "b") or {}).get("error") or {}
+t.is_((r.rc, r.logs(), err.get("kind")), (1, ["a ran"], "declined"),
+      "two questions at once are asked in turn: y runs the first, n declines the second", result=r)
 t.done()
