@@ -248,7 +248,7 @@ WHERE c.relkind = 'r' AND ]] .. SYSTEM_SCHEMAS .. " AND " .. not_extension_membe
 -- as pg_dump qualifies it.
 local OWNED_SQL = [[
 SELECT 'INDEX' AS type, n.nspname AS schema, ic.relname AS name, t.oid AS table_oid,
-  NULL AS plain_sql, NULL AS index_sql, NULL AS attach_sql
+  NULL AS plain_sql, NULL AS index_sql, NULL AS attach_sql, pg_relation_size(ic.oid) AS bytes
 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid
   JOIN pg_namespace n ON n.oid = ic.relnamespace
 WHERE t.relkind = 'r' AND ]] .. SYSTEM_SCHEMAS .. [[
@@ -259,7 +259,8 @@ SELECT 'CONSTRAINT', n.nspname, t.relname || ' ' || c.conname, t.oid,
   CASE WHEN ic.oid IS NOT NULL THEN pg_get_indexdef(ic.oid) || ';' END,
   CASE WHEN ic.oid IS NOT NULL THEN format('ALTER TABLE ONLY %I.%I ADD CONSTRAINT %I %s USING INDEX %I;',
     n.nspname, t.relname, c.conname, CASE c.contype WHEN 'p' THEN 'PRIMARY KEY' ELSE 'UNIQUE' END,
-    ic.relname) END
+    ic.relname) END,
+  coalesce(pg_relation_size(nullif(c.conindid, 0)), 0)
 FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid
   JOIN pg_namespace n ON n.oid = t.relnamespace
   LEFT JOIN pg_class ic ON ic.oid = c.conindid AND c.contype IN ('p', 'u') AND NOT c.condeferrable
@@ -495,6 +496,15 @@ function sql.copy_database(opts)
   if math.type(jobs) ~= "integer" or jobs < 1 or jobs > 64 then
     error("bad argument #1 to 'copy_database' (jobs must be an integer from 1 to 64)", 2)
   end
+  local index_workers = opts.index_workers
+  if index_workers ~= nil and (math.type(index_workers) ~= "integer" or index_workers < 0
+      or index_workers > 64) then
+    error("bad argument #1 to 'copy_database' (index_workers must be an integer from 0 to 64)", 2)
+  end
+  -- With several jobs the copy already runs that many builds at once, so by
+  -- default a build gets no parallel workers of its own: jobs is the
+  -- parallelism asked for (docs/modules.md)
+  if index_workers == nil and jobs > 1 then index_workers = 0 end
   local strategy = opts.strategy or "stream"
   if strategy ~= "stream" and strategy ~= "template" then
     error("bad argument #1 to 'copy_database' (strategy must be \"stream\" or \"template\")", 2)
@@ -602,9 +612,10 @@ function sql.copy_database(opts)
       -- a key built as a plain unique index beside the table's other
       -- indexes, then made a constraint on it (a catalog change)
       table.insert(table_entry.post, { sql = "SET default_tablespace = '';\n" .. row.index_sql,
-        attach = row.attach_sql })
+        attach = row.attach_sql, bytes = row.bytes })
     elseif table_entry and (entry.type == "INDEX" or entry.type == "CONSTRAINT") then
-      table.insert(table_entry.post, { sql = statement, constraint = entry.type == "CONSTRAINT" })
+      table.insert(table_entry.post, { sql = statement, constraint = entry.type == "CONSTRAINT",
+        bytes = row.bytes })
     elseif entry.type == "FK CONSTRAINT" and fk_tables[key] then
       foreign_keys[#foreign_keys + 1] = { name = entry.name, sql = statement, tables = fk_tables[key] }
     elseif entry.type == "FK CONSTRAINT" then
@@ -620,6 +631,9 @@ function sql.copy_database(opts)
 
   -- workers: each a source connection in the snapshot and a target connection
   local session = preamble .. "\nSET synchronous_commit = off;\n"
+  if index_workers then
+    session = session .. "SET max_parallel_maintenance_workers = " .. index_workers .. ";\n"
+  end
   if opts.maintenance_work_mem then
     session = session .. "SET maintenance_work_mem = " .. sql.literal(opts.maintenance_work_mem)
         .. ";\n"
@@ -690,20 +704,28 @@ function sql.copy_database(opts)
         end
       end
       local constraints, indexes, attach = {}, {}, {}
-      for _, post in ipairs(t.post) do
+      for i, post in ipairs(t.post) do
         if post.constraint then constraints[#constraints + 1] = post.sql
-        else indexes[#indexes + 1] = post.sql end
+        else indexes[#indexes + 1] = { sql = post.sql, bytes = post.bytes, order = i } end
         if post.attach then attach[#attach + 1] = post.attach end
       end
+      -- the largest index of the table (its size on the source) first: it
+      -- takes longest to build, and the table's ANALYZE and foreign keys
+      -- wait for its last index, so starting the long build late leaves the
+      -- other workers idle at the end
+      table.sort(indexes, function(a, b)
+        if a.bytes ~= b.bytes then return a.bytes > b.bytes end
+        return a.order < b.order
+      end)
       local ready = loaded
       if #constraints > 0 then
         ready = { pool:add { label = t.qualified, after = loaded, locks = { lock }, actions = {
           { phase = "indexes", sql = table.concat(constraints, "\n") } } } }
       end
       local indexed = {}
-      for _, statement in ipairs(indexes) do
+      for _, index in ipairs(indexes) do
         indexed[#indexed + 1] = pool:add { label = t.qualified, after = ready, actions = {
-          { phase = "indexes", sql = statement } } }
+          { phase = "indexes", sql = index.sql } } }
       end
       if #indexed == 0 then indexed = ready end
       local finish = { { phase = "analyze", sql = "ANALYZE " .. t.qualified } }

@@ -35,7 +35,7 @@ return workflow {
           to = { host = "127.0.0.1", port = p.target_port, user = "postgres", dbname = "dst1" }, jobs = 1 }
         tap.is(one.rows, expected.rows, "one job copies the same rows")
         local split = sql.copy_database { from = dsn(p.source_port, "src"),
-          to = dsn(p.target_port, "dst_split"), jobs = 3, split_bytes = 1 }
+          to = dsn(p.target_port, "dst_split"), jobs = 3, split_bytes = 1, index_workers = 2 }
         tap.is(split.rows, expected.rows, "tables split by ctid ranges: the same rows")
         for _, phase in ipairs { "data", "indexes", "analyze", "foreign keys" } do
           tap.ok(type(split.busy[phase]) == "number", "busy seconds of " .. phase)
@@ -68,6 +68,10 @@ return workflow {
           sql.copy_database { from = dsn(p.source_port, "src"), to = dsn(p.target_port, "x"), jobs = 0 }
         end, "jobs = 0 refused")
         tap.like(tostring(err), "jobs", "bad jobs: says so")
+        err = tap.raises(function()
+          sql.copy_database { from = dsn(p.source_port, "src"), to = dsn(p.target_port, "x"), index_workers = -1 }
+        end, "index_workers = -1 refused")
+        tap.like(tostring(err), "index_workers must be an integer from 0 to 64", "bad index_workers: says so")
         tap.raises(function() sql.copy_database { from = dsn(p.source_port, "src") } end, "to is required")
         err = tap.raises(function()
           sql.copy_database { from = dsn(p.source_port, "src"), to = dsn(p.target_port, "tpl"),
