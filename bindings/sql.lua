@@ -492,15 +492,16 @@ function sql.copy_database(opts)
   if type(opts) ~= "table" or opts.from == nil or opts.to == nil then
     error("bad argument #1 to 'copy_database' (table with from and to expected)", 2)
   end
-  local jobs = opts.jobs or 2
-  if math.type(jobs) ~= "integer" or jobs < 1 or jobs > 64 then
-    error("bad argument #1 to 'copy_database' (jobs must be an integer from 1 to 64)", 2)
+  local function integer_option(name, low, high)
+    local value = opts[name]
+    if value ~= nil and (math.type(value) ~= "integer" or value < low or value > high) then
+      error(string.format("bad argument #1 to 'copy_database' (%s must be an integer from %d to %d)",
+        name, low, high), 3)
+    end
+    return value
   end
-  local index_workers = opts.index_workers
-  if index_workers ~= nil and (math.type(index_workers) ~= "integer" or index_workers < 0
-      or index_workers > 64) then
-    error("bad argument #1 to 'copy_database' (index_workers must be an integer from 0 to 64)", 2)
-  end
+  local jobs = integer_option("jobs", 1, 64) or 2
+  local index_workers = integer_option("index_workers", 0, 64)
   -- With several jobs the copy already runs that many builds at once, so by
   -- default a build gets no parallel workers of its own: jobs is the
   -- parallelism asked for (docs/modules.md)

@@ -12,7 +12,6 @@
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -598,7 +597,7 @@ static int core_isatty(lua_State *L) {
  * interrupting the run. The wait lives in a userdata on the task's stack;
  * the uv_poll_t is freed by its close callback. */
 typedef struct {
-  wf_wait wait;
+  wf_wait wait; /* first: readable_cancel casts back */
   uv_poll_t *poll;
 } readable_wait;
 
@@ -623,7 +622,7 @@ static void readable_ready(uv_poll_t *poll, int status, int events) {
 }
 
 static void readable_cancel(wf_wait *wait) {
-  readable_stop((readable_wait *)(void *)((char *)wait - offsetof(readable_wait, wait)));
+  readable_stop((readable_wait *)(void *)wait); /* wait is its first member */
 }
 
 static int readable_k(lua_State *L, int status, lua_KContext ctx) {

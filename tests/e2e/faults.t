@@ -84,6 +84,23 @@ def check_mail(label, before, after, compensated):
         figures["mail_restored"] += 1
     return ok_folders and ok_counts and ok_same and ok_held
 
+def moved_log(e):
+    """A log line of step 17 saying it moved a folder (aside or back)."""
+    return e.get("type") == "log" and e.get("step") == "provision_mail_service" \
+        and "moved" in str(e.get("message"))
+
+
+def check_step17_case(label, before):
+    """After a case inside step 17: databases, /_state and the mail as before."""
+    after = lab.snapshot()
+    ok_db = t.ok(after["sandbox"] == before["sandbox"], "%s: sandbox database restored exactly" % label,
+                 lab.differences(before, after, ignore=("state", "mail", "source")))
+    ok_state = t.ok(after["state"] == before["state"], "%s: /_state as before" % label,
+                    faultlab.diff_json(before["state"], after["state"]))
+    if check_mail(label, before, after, ["provision_mail_service"]) and ok_db and ok_state:
+        figures["restored"] += 1
+
+
 try:
     for step in chosen:
         figures["steps"] += 1
@@ -131,17 +148,10 @@ try:
     if t.ok(r.rc == 1 and "provision_mail_service" in r.types("step_failed"),
             "%s: exit 1 (got %s, %.0fs)" % (label, r.rc, r.seconds), r.tail()):
         figures["exit_ok"] += 1
-    moved = [e for e in r.events if e.get("type") == "log" and e.get("step") == "provision_mail_service"
-             and "moved" in str(e.get("message"))]
+    moved = [e for e in r.events if moved_log(e)]
     t.ok(len(moved) >= 2, "%s: the attempt moved the folders aside, then back (%d log lines)"
          % (label, len(moved)), [json.dumps(e) for e in moved])
-    after = lab.snapshot()
-    ok_db = t.ok(after["sandbox"] == before["sandbox"], "%s: sandbox database restored exactly" % label,
-                 lab.differences(before, after, ignore=("state", "mail", "source")))
-    ok_state = t.ok(after["state"] == before["state"], "%s: /_state as before" % label,
-                    faultlab.diff_json(before["state"], after["state"]))
-    if check_mail(label, before, after, ["provision_mail_service"]) and ok_db and ok_state:
-        figures["restored"] += 1
+    check_step17_case(label, before)
 
     # the engine killed inside step 17, after it moved the folders aside (the
     # control plane holds its route request), then the run rolled back: step
@@ -152,12 +162,7 @@ try:
     before = lab.snapshot()
     lab.fault(method="POST", path="/tenants/%s/mail-routes" % faultlab.TARGET, delay=30, status=503,
               count=1)
-
-    def inside_step_17(e, seconds):
-        moved = e.get("type") == "log" and e.get("step") == "provision_mail_service" \
-            and "moved" in str(e.get("message"))
-        return 1.0 if moved else None
-    r = lab.clone(kill=inside_step_17)
+    r = lab.clone(kill=lambda e, seconds: 1.0 if moved_log(e) else None)
     held = lab.held()
     t.ok(r.killed is not None and held != [], "%s: killed (%s) with folders held (%s)"
          % (label, r.killed, held), r.tail())
@@ -166,13 +171,7 @@ try:
     if t.ok(rb.rc == 1 and "provision_mail_service" in rb.types("compensation_succeeded"),
             "%s: rollback exits 1 and undoes the cut-short step 17 (got %s)" % (label, rb.rc), rb.tail()):
         figures["exit_ok"] += 1
-    after = lab.snapshot()
-    ok_db = t.ok(after["sandbox"] == before["sandbox"], "%s: sandbox database restored exactly" % label,
-                 lab.differences(before, after, ignore=("state", "mail", "source")))
-    ok_state = t.ok(after["state"] == before["state"], "%s: /_state as before" % label,
-                    faultlab.diff_json(before["state"], after["state"]))
-    if check_mail(label, before, after, ["provision_mail_service"]) and ok_db and ok_state:
-        figures["restored"] += 1
+    check_step17_case(label, before)
 finally:
     lab.down()
 
