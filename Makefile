@@ -20,6 +20,8 @@ LIB_OBJ  := $(filter-out $(BUILD)/engine/main.o,$(OBJ))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 WFENGINE ?= ./wfengine
+# Every test file runs under a time limit (tests/lib/timeout-exec).
+PROVE    := prove --exec tests/lib/timeout-exec
 
 .PHONY: all deps test test-full asan lint format bench demo lab-up lab-down install clean check-deps
 
@@ -54,18 +56,18 @@ deps:
 
 test: deps
 	$(MAKE) all unit
-	prove $(PROVE_FLAGS) $(UNIT_BIN) -r tests
+	$(PROVE) $(PROVE_FLAGS) $(UNIT_BIN) -r tests
 
 test-full: deps
 	$(MAKE) all unit
-	WF_TEST_FULL=1 prove $(PROVE_FLAGS) $(UNIT_BIN) -r tests
+	WF_TEST_FULL=1 WF_TEST_TIMEOUT=$${WF_TEST_TIMEOUT:-3600} $(PROVE) $(PROVE_FLAGS) $(UNIT_BIN) -r tests
 
 # AddressSanitizer + UndefinedBehaviorSanitizer over the same tests.
 asan: deps
 	$(MAKE) BUILD=build/asan OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	  LDFLAGS="-fsanitize=address,undefined" build/asan/wfengine unit-asan
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  WFENGINE=$(CURDIR)/build/asan/wfengine prove $(PROVE_FLAGS) $(patsubst $(BUILD)/%,build/asan/%,$(UNIT_BIN)) -r tests
+	  WFENGINE=$(CURDIR)/build/asan/wfengine $(PROVE) $(PROVE_FLAGS) $(patsubst $(BUILD)/%,build/asan/%,$(UNIT_BIN)) -r tests
 
 unit-asan: $(UNIT_BIN)
 

@@ -36,6 +36,7 @@ static struct {
 typedef struct socket_watch {
   uv_poll_t poll;
   curl_socket_t fd;
+  int events; /* what curl asked to watch */
 } socket_watch;
 
 static void driver_check_finished(void);
@@ -115,6 +116,11 @@ static void on_socket_ready(uv_poll_t *poll, int status, int events) {
   if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
   if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
   curl_multi_socket_action(driver.multi, watch->fd, flags, &running);
+  /* On a socket error libuv stopped the handle. curl calls back only when
+   * what it wants changes, so a socket it keeps would never be watched
+   * again: watch it as before (curl's own timeouts still bound the wait). */
+  if (status < 0 && !uv_is_closing((uv_handle_t *)poll) && watch->events)
+    uv_poll_start(poll, watch->events, on_socket_ready);
   driver_check_finished();
 }
 
@@ -144,6 +150,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
   int events = 0;
   if (what & CURL_POLL_IN) events |= UV_READABLE;
   if (what & CURL_POLL_OUT) events |= UV_WRITABLE;
+  watch->events = events;
   return uv_poll_start(&watch->poll, events, on_socket_ready) == 0 ? 0 : -1;
 }
 

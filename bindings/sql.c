@@ -66,9 +66,16 @@ static void poll_release(sql_conn *conn) {
 
 static void on_poll(uv_poll_t *handle, int status, int events) {
   sql_conn *conn = handle->data;
-  if (!conn || !conn->driver) return;
-  /* On a socket error let libpq find out what happened. */
-  if (status < 0) events = UV_READABLE | UV_WRITABLE;
+  if (!conn) return;
+  /* On a socket error (POLLERR: a reset, a terminated backend) libuv has
+   * already stopped the handle: forget the recorded events, or the next
+   * sql_conn_watch would take the poll for running and nothing would ever
+   * wake the waiter. Then let libpq find out what happened. */
+  if (status < 0) {
+    conn->poll_events = 0;
+    events = UV_READABLE | UV_WRITABLE;
+  }
+  if (!conn->driver) return;
   conn->driver(conn, events);
 }
 

@@ -219,6 +219,27 @@ local function check_tx(ctx)
   tap.is(after, before, "collected connections are closed on the server")
 end
 
+-- A query on a connection whose backend was just terminated must fail, never
+-- wait forever: libuv stops the socket's poll on POLLERR, and the binding
+-- must watch it again (it once took the poll for running and hung). 50
+-- rounds, because the reset and the query race; the step's timeout turns a
+-- hang into a failure instead of stalling the suite.
+local function check_dying(ctx)
+  local db <close> = sql.connect(ctx.params.dsn)
+  local failed, retryable = 0, 0
+  for _ = 1, 50 do
+    local victim <close> = sql.connect(ctx.params.dsn)
+    db:scalar("SELECT pg_terminate_backend($1)", victim:scalar("SELECT pg_backend_pid()"))
+    local ok, err = pcall(victim.scalar, victim, "SELECT 1")
+    if not ok then
+      failed = failed + 1
+      if type(err) == "table" and err.retryable then retryable = retryable + 1 end
+    end
+  end
+  tap.is(failed, 50, "50 queries on terminated backends: each fails, none hangs")
+  tap.is(retryable, 50, "each failure is retryable")
+end
+
 return workflow {
   name = "sql_basics",
   params = { dsn = { required = true } },
@@ -227,6 +248,7 @@ return workflow {
     step "params" { run = check_params },
     step "errors" { run = check_errors },
     step "tx" { run = check_tx },
+    step "dying" { timeout = 60, run = check_dying },
     step "done" { run = function() assert(tap.done(), "some tests failed") end },
   },
 }
