@@ -160,9 +160,9 @@ try:
     label = "kill -9 inside provision_mail_service, then rollback"
     lab.reset()
     before = lab.snapshot()
-    lab.fault(method="POST", path="/tenants/%s/mail-routes" % faultlab.TARGET, delay=30, status=503,
+    lab.fault(method="POST", path="/tenants/%s/mail-routes" % faultlab.TARGET, hold=True, status=503,
               count=1)
-    r = lab.clone(kill=lambda e, seconds: 1.0 if moved_log(e) else None)
+    r = lab.clone(kill=lambda e, seconds: 0.0 if moved_log(e) and lab.wait_held() else None)
     held = lab.held()
     t.ok(r.killed is not None and held != [], "%s: killed (%s) with folders held (%s)"
          % (label, r.killed, held), r.tail())

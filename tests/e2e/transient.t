@@ -10,18 +10,25 @@
 #                  dropped connection on blob storage and on SoArc, a 503 after
 #                  the webhook acted (the retry must not notify twice), one
 #                  answer delayed beyond the request timeout
-#     timeout      answers delayed beyond the request timeout (3 s in this
+#     timeout      answers delayed 8 s, beyond the request timeout (3 s in this
 #                  test's config) on a read and on a change
-#   * pg-restart   pg_ctl restart of the sandbox cluster during step 8 (copy)
-#   * dovecot      Dovecot stopped when step 17 is due, started 3 s later
+#   * pg-restart   pg_ctl restart of the sandbox cluster during step 8 (copy),
+#                  while the copy waits for a source table lock the test holds
+#   * dovecot      Dovecot stopped while the emulator holds step 16's request
+#                  (so it is down when step 17 begins), started again when
+#                  step 17 has failed once
 #     exhausted    SuperID answers 503 to step 21 every time: the retries are
 #                  spent, the clone compensates
 #     refused      blob storage answers 400 (not retryable) to step 16
 #     dovecot-down Dovecot stays down through step 17's retries: compensates
-#     dovecot-late Dovecot stopped as step 31 starts: the clone still succeeds
+#     dovecot-late Dovecot stopped while the emulator holds step 31's first
+#                  look at the IIS operations: the clone still succeeds
 #                  (exit 0); deleting the held old Service folders is a
 #                  warning, and they are still there, intact
 # WF_TRANSIENT=a,b runs exactly those. Own lab on ports 26710-26713.
+# No fault is timed from the start of a step: each is triggered by an observed
+# event (a held lock, a held request, a journal event), so a busy machine
+# cannot make it miss.
 import os
 import re
 import sys
@@ -136,6 +143,26 @@ def at_step(step, action, delay=0.0, kind="step_started"):
     return hook
 
 
+def when_held(step, action):
+    """on_event hook: once `step` has started and its request waits in the emulator's
+    hold fault, action() runs, then the request goes on. Event-driven: the engine is
+    provably inside that request while action() runs, however busy the machine is."""
+    def act():
+        lab.wait_held()
+        try:
+            action()
+        finally:
+            lab.release_held()
+    return at_step(step, act)
+
+
+def both(*hooks):
+    def hook(e):
+        for h in hooks:
+            h(e)
+    return hook
+
+
 try:
     lab.reset()
     clean = lab.clone()
@@ -146,7 +173,7 @@ try:
         survives("http-mix", [
             {"method": "PUT", "path": "/tenants/%s/mode" % T, "status": 503, "retry_after": 1, "count": 2},
             {"method": "GET", "path": "/tenants/%s/tasks*" % T, "status": 503, "count": 1},
-            {"method": "GET", "path": "/tenants/%s/cluster" % T, "delay": 5, "count": 1},
+            {"method": "GET", "path": "/tenants/%s/cluster" % T, "delay": 8, "count": 1},
             {"method": "PUT", "path": "/superid/customers/%s" % T, "status": 429, "retry_after": 1, "count": 1},
             {"method": "PUT", "path": "/superid/tenants/%s/state" % T, "status": 502, "count": 1},
             {"method": "POST", "path": "/storage/%s/templates/copy" % T, "drop": True, "count": 1},
@@ -158,32 +185,44 @@ try:
 
     if "timeout" in chosen:
         survives("timeout", [
-            {"method": "GET", "path": "/tenants/%s/cluster" % T, "delay": 5, "count": 1},
-            {"method": "PUT", "path": "/superid/environments/*", "delay": 5, "count": 1},
-            {"method": "POST", "path": "/apps/a1/webhook", "delay": 5, "count": 1},
+            {"method": "GET", "path": "/tenants/%s/cluster" % T, "delay": 8, "count": 1},
+            {"method": "PUT", "path": "/superid/environments/*", "delay": 8, "count": 1},
+            {"method": "POST", "path": "/apps/a1/webhook", "delay": 8, "count": 1},
         ])
 
     if "pg-restart" in chosen:
-        hook = at_step("copy_database", lab.restart_sandbox_pg, 0.3)
-        r = survives("pg-restart", [], on_event=hook, interruptions=1)
+        # The cut must land inside step 8, whatever the machine's speed: a source table
+        # is locked before the run, so step 8 blocks reading the source's catalog sizes
+        # with its target connection open; once the copy is seen waiting for the lock,
+        # the sandbox cluster restarts (cutting that connection), then the lock goes.
+        lock = lab.hold_lock(lab.src, faultlab.SOURCE, "document")
+        seen = []
+
+        def cut_while_blocked():
+            seen.append(lock.wait_for_waiter())
+            lab.restart_sandbox_pg()
+            lock.release()
+        try:
+            r = survives("pg-restart", [], on_event=at_step("copy_database", cut_while_blocked), interruptions=1)
+        finally:
+            lock.release()
+        t.ok(seen == [True], "pg-restart: the copy was seen waiting for the held source lock", seen)
         cut = [e for e in r.events if e.get("type") == "step_failed"]
-        t.diag("pg-restart: sandbox cluster restarted 0.3 s into step 8; failed attempts: %s"
+        t.diag("pg-restart: sandbox cluster restarted while step 8 waited; failed attempts: %s"
                % ", ".join("%s:%s (%s)" % (e.get("step"), e.get("attempt"),
                                            (e.get("error") or {}).get("message", "")[:80]) for e in cut))
-        t.ok(any(e.get("step") == "copy_database" for e in cut) or not cut,
+        t.ok(cut and all(e.get("step") == "copy_database" for e in cut),
              "pg-restart: the cut hit the copy, which started again from an empty database", cut)
 
-    def dovecot_outage(seconds):
-        def act():
-            lab.dovecot("stop")
-            if seconds:
-                time.sleep(seconds)
-                lab.dovecot("start")
-        return act
+    # Dovecot goes down while step 16's request is held by the emulator, so it is
+    # provably down before step 17 begins (no race with a fast step 16).
+    HOLD_16 = {"method": "POST", "path": "/storage/%s/templates/copy" % T, "hold": True, "count": 1}
 
     if "dovecot" in chosen:
-        # stopped as step 16 starts (so it is down when 17 begins), back 3 s later
-        r = survives("dovecot", [], on_event=at_step("clone_templates", dovecot_outage(3)), interruptions=1)
+        # back up as soon as step 17 has failed once: the retry finds it
+        r = survives("dovecot", [HOLD_16], on_event=both(
+            when_held("clone_templates", lambda: lab.dovecot("stop")),
+            at_step("provision_mail_service", lambda: lab.dovecot("start"), kind="step_failed")), interruptions=1)
         t.ok("provision_mail_service" in retried(r), "dovecot: step 17 was retried while Dovecot was down",
              retried(r))
 
@@ -197,18 +236,23 @@ try:
         t.ok("clone_templates" not in retried(r), "refused: a 400 is not retried")
 
     if "dovecot-down" in chosen:
-        compensates("dovecot-down", [], on_event=at_step("clone_templates", dovecot_outage(0)), interruptions=1,
-                    after_run=lambda: lab.dovecot("start"))
+        compensates("dovecot-down", [HOLD_16], on_event=when_held("clone_templates", lambda: lab.dovecot("stop")),
+                    interruptions=1, after_run=lambda: lab.dovecot("start"))
 
     if "dovecot-late" in chosen:
+        # Dovecot stops while step 31's first look at the IIS operations is held,
+        # before the step reaches the held folders
         lab.reset()
+        lab.http("POST", "/_faults", {"method": "GET", "path": "/tenants/%s/iis/operations" % T, "hold": True,
+                                      "count": 1}, auth=False)
         stopped = threading.Event()
 
         def stop():
             lab.dovecot("stop")
             stopped.set()
-        r = lab.clone(on_event=at_step("wait_iis_operations", stop), timeout=600)
+        r = lab.clone(on_event=when_held("wait_iis_operations", stop), timeout=600)
         stopped.wait(60)  # else the stop's cleanup could remove the pid file of the restarted server
+        lab.http("DELETE", "/_faults", auth=False)
         lab.dovecot("start")
         figures["scenarios"] += 1
         figures["interruptions"] += 1

@@ -194,12 +194,19 @@ class Emulator:
         self.reset({})
 
     # -- test hooks ------------------------------------------------------
+    def release_holds(self, fault_id=None):
+        for fid, event in getattr(self, "holds", {}).items():
+            if fault_id in (None, fid):
+                event.set()
+
     def reset(self, body):
         with self.lock:
             self.task_seconds = float(body.get("task_seconds", self.defaults["task_seconds"]))
             self.iis_seconds = float(body.get("iis_seconds", self.defaults["iis_seconds"]))
             self.state = seed_state(time.time(), self.task_seconds)
+            self.release_holds()
             self.faults = []
+            self.holds = {}  # fault id -> threading.Event: set when the held requests may go on
             self.idempotency = {}
             self.log = []
             self.serial = 100  # ids for created objects; not part of /_state on purpose
@@ -889,6 +896,9 @@ class Handler(BaseHTTPRequestHandler):
                                   {"WWW-Authenticate": 'Bearer realm="lab"'})
         method = "GET" if self.command == "HEAD" else self.command
         fault = self.take_fault(emu, method, path)
+        if fault and fault.get("hold"):
+            # held until a test releases it (POST /_faults/release), at most 10 minutes
+            emu.holds[fault["id"]].wait(600)
         if fault and fault.get("delay"):
             time.sleep(float(fault["delay"]))
         if fault and not fault.get("after") and (fault.get("drop") or fault.get("status")):
@@ -986,24 +996,32 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_json(200, {"cleared": True})
             if path == "/_faults" and m == "GET":
                 return self.send_json(200, {"faults": emu.faults})
+            if path == "/_faults/release" and m == "POST":
+                fid = body.get("id") if isinstance(body, dict) else None
+                emu.release_holds(fid)
+                return self.send_json(200, {"released": fid or "all"})
             if path == "/_faults" and m == "DELETE":
+                emu.release_holds()
                 n, emu.faults = len(emu.faults), []
                 return self.send_json(200, {"cleared": n})
             if path == "/_faults" and m == "POST":
                 specs = body if isinstance(body, list) else [body]
                 made = []
                 for spec in specs:
-                    if not isinstance(spec, dict) or not (spec.get("status") or spec.get("drop") or spec.get("delay")):
+                    if not isinstance(spec, dict) or not (spec.get("status") or spec.get("drop") or spec.get("delay")
+                                                           or spec.get("hold")):
                         return self.send_json(400, {"error": "bad_request",
-                                                    "message": "a fault needs status, drop or delay"})
+                                                    "message": "a fault needs status, drop, delay or hold"})
                     count = int(spec.get("count", 1))
                     f = {"id": emu.next_id("f"), "method": spec.get("method", "*").upper(),
                          "path": spec.get("path", "*"), "status": spec.get("status"),
                          "delay": spec.get("delay"), "drop": bool(spec.get("drop")),
                          "retry_after": spec.get("retry_after"), "body": spec.get("body"),
-                         "after": bool(spec.get("after")), "count": count,
+                         "after": bool(spec.get("after")), "hold": bool(spec.get("hold")), "count": count,
                          "remaining": -1 if count == 0 else count, "hits": 0}
                     emu.faults.append(f)
+                    if f["hold"]:
+                        emu.holds[f["id"]] = threading.Event()
                     made.append(f)
                 return self.send_json(201, {"faults": made})
         return self.send_json(404, {"error": "not_found", "message": "no test hook %s %s" % (m, path)})

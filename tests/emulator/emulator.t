@@ -15,6 +15,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -362,6 +363,20 @@ try:
         ok(False, "dropped connection")
     except (http.client.HTTPException, OSError) as e:
         ok(True, "dropped connection (%s)" % type(e).__name__)
+    # hold: the request waits until released; hits counts it while it waits
+    fid = call("POST", "/_faults", {"path": "/clusters", "hold": True}, token=None).json["faults"][0]["id"]
+    held = []
+    th = threading.Thread(target=lambda: held.append(call("GET", "/clusters").status))
+    th.start()
+    for _ in range(600):
+        if call("GET", "/_faults", token=None).json["faults"][0]["hits"] == 1:
+            break
+        time.sleep(0.05)
+    ok(not held and th.is_alive(), "hold fault: the request waits (hits 1, no answer yet)")
+    is_(call("POST", "/_faults/release", {"id": fid}, token=None).status, 200, "release the hold")
+    th.join(60)
+    is_(held, [200], "hold fault: released, the request is answered")
+    call("DELETE", "/_faults", token=None)
     call("POST", "/_faults", {"path": "/apps", "status": 502, "count": 0}, token=None)
     ok(all(call("GET", "/apps").status == 502 for _ in range(4)), "count 0 hits every request")
     call("DELETE", "/_faults", token=None)

@@ -224,6 +224,13 @@ class Lab:
             raise RuntimeError("psql :%d/%s: %s" % (port, db, p.stderr.strip()))
         return p.stdout.rstrip("\n")
 
+    def hold_lock(self, port, db, table):
+        """Takes ACCESS EXCLUSIVE on table in an open transaction of a psql session of its
+        own and returns it once the lock is held; .waiters() lists the backends blocked
+        behind it, .release() rolls back. Lets a test act while the engine is provably
+        inside the statement that waits for the lock, instead of guessing an instant."""
+        return HeldLock(self, port, db, table)
+
     def rows(self, port, db, query):
         out = self.psql(port, db, query)
         return [line.split("\t") for line in out.split("\n")] if out else []
@@ -277,6 +284,18 @@ class Lab:
 
     def faults(self):
         return self.http("GET", "/_faults", auth=False)["faults"]
+
+    def wait_held(self, seconds=300):
+        """Blocks until a request waits in an emulator "hold" fault (polled; bounded)."""
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            if any(f.get("hold") and f.get("hits") for f in self.faults()):
+                return True
+            time.sleep(0.05)
+        return False
+
+    def release_held(self):
+        return self.http("POST", "/_faults/release", {}, auth=False)
 
     def raw_state(self):
         return self.http("GET", "/_state", auth=False)
@@ -449,6 +468,41 @@ class Lab:
 
 
 # outcome(): left out when comparing the final states of two runs
+class HeldLock:
+    def __init__(self, lab, port, db, table):
+        self.lab, self.port, self.db = lab, port, db
+        self.p = subprocess.Popen([os.path.join(lab.pg_bin, "psql"), "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1",
+                                   "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-d", db],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=lab.env)
+        self.p.stdin.write("BEGIN;\nLOCK TABLE %s IN ACCESS EXCLUSIVE MODE;\nSELECT pg_backend_pid();\n" % table)
+        self.p.stdin.flush()
+        line = self.p.stdout.readline().strip()
+        if not line.isdigit():
+            self.p.kill()
+            raise RuntimeError("cannot lock %s in %s: %r" % (table, db, line))
+        self.pid = int(line)
+
+    def waiters(self):
+        """The backends waiting for a lock that this session holds."""
+        return [r[0] for r in self.lab.rows(self.port, "postgres", "SELECT pid FROM pg_stat_activity "
+                                             "WHERE %d = ANY(pg_blocking_pids(pid))" % self.pid)]
+
+    def wait_for_waiter(self, seconds=300):
+        """Blocks until some backend waits for the lock (polled; bounded)."""
+        deadline = time.time() + seconds
+        while time.time() < deadline:
+            if self.waiters():
+                return True
+            time.sleep(0.05)
+        return False
+
+    def release(self):
+        if self.p.poll() is None:
+            self.p.stdin.write("ROLLBACK;\n")
+            self.p.stdin.close()
+            self.p.wait(60)
+
+
 VOLATILE_KEYS = ("created_at", "finishes_at", "received_at", "registered_at", "cloned_at", "run_id", "modified")
 VOLATILE_COLUMNS = {"system_user": ["id", "created_at"], "app_authorization": ["id", "authorized_at"],
                     "mailbox": ["id"], "mail_route": ["id", "mailbox_id", "destination"]}
