@@ -15,6 +15,7 @@ enum { TAKES_VALUE = 1 };
 #define ON_ROLLBACK (1u << COMMAND_ROLLBACK)
 #define ON_RUNS (1u << COMMAND_RUNS)
 #define ON_SHOW (1u << COMMAND_SHOW)
+#define ON_UNLOCK (1u << COMMAND_UNLOCK)
 #define ON_CONTINUE (ON_RESUME | ON_ROLLBACK)
 #define ON_ANY 0xffffu
 
@@ -35,8 +36,8 @@ static const struct option options[] = {
     {"only", 0, TAKES_VALUE, ON_RUN},
     {"skip", 0, TAKES_VALUE, ON_RUN},
     {"on-failure", 0, TAKES_VALUE, ON_RUN | ON_RESUME},
-    {"yes", 'y', 0, ON_RUN | ON_CONTINUE},
-    {"state", 0, TAKES_VALUE, ON_RUN | ON_CONTINUE | ON_RUNS | ON_SHOW},
+    {"yes", 'y', 0, ON_RUN | ON_CONTINUE | ON_UNLOCK},
+    {"state", 0, TAKES_VALUE, ON_RUN | ON_CONTINUE | ON_RUNS | ON_SHOW | ON_UNLOCK},
     {"json", 0, 0, ON_RUN | ON_CONTINUE | ON_RUNS | ON_SHOW},
     {"quiet", 'q', 0, ON_ANY},
     {"verbose", 'v', 0, ON_ANY},
@@ -49,9 +50,10 @@ static const struct {
   const char *name;
   enum command command;
 } commands[] = {
-    {"run", COMMAND_RUN},       {"check", COMMAND_CHECK},       {"plan", COMMAND_PLAN},
-    {"resume", COMMAND_RESUME}, {"rollback", COMMAND_ROLLBACK}, {"runs", COMMAND_RUNS},
-    {"show", COMMAND_SHOW},     {"help", COMMAND_HELP},         {"version", COMMAND_VERSION},
+    {"run", COMMAND_RUN},         {"check", COMMAND_CHECK},       {"plan", COMMAND_PLAN},
+    {"resume", COMMAND_RESUME},   {"rollback", COMMAND_ROLLBACK}, {"runs", COMMAND_RUNS},
+    {"show", COMMAND_SHOW},       {"unlock", COMMAND_UNLOCK},     {"help", COMMAND_HELP},
+    {"version", COMMAND_VERSION},
 };
 
 static int fail(char *err, size_t errlen, const char *fmt, const char *what) {
@@ -99,6 +101,8 @@ static int store_option(struct args *args, const struct option *option, const ch
   if (strcmp(name, "on-failure") == 0 && strcmp(value, "compensate") != 0 &&
       strcmp(value, "pause") != 0)
     return fail(err, errlen, "--on-failure takes compensate or pause, not '%s'", value);
+  if (strcmp(name, "state") == 0 && value[0] == '\0')
+    return fail(err, errlen, "--state needs a directory, not an empty string%s", "");
   if (strcmp(name, "format") == 0 && strcmp(value, "text") != 0 && strcmp(value, "markdown") != 0 &&
       strcmp(value, "json") != 0 && strcmp(value, "dot") != 0)
     return fail(err, errlen, "--format takes text, markdown, json or dot, not '%s'", value);
@@ -147,6 +151,10 @@ static int store_positional(struct args *args, const char *arg, char *err, size_
     if (args->run_id) return fail(err, errlen, "unexpected argument '%s'", arg);
     args->run_id = arg;
     return 0;
+  case COMMAND_UNLOCK:
+    if (args->key) return fail(err, errlen, "unexpected argument '%s'", arg);
+    args->key = arg;
+    return 0;
   default:
     return fail(err, errlen, "unexpected argument '%s'", arg);
   }
@@ -162,8 +170,8 @@ static int parse_command(struct args *args, const char *word) {
 }
 
 static int check_complete(const struct args *args, char *err, size_t errlen) {
-  static const char *const names[] = {"",       "run",      "check", "plan",
-                                      "resume", "rollback", "runs",  "show"};
+  static const char *const names[] = {"",         "run",  "check", "plan",  "resume",
+                                      "rollback", "runs", "show",  "unlock"};
   switch (args->command) {
   case COMMAND_NONE:
     return fail(err, errlen, "%s", "no workflow given (see wfengine --help)");
@@ -176,6 +184,10 @@ static int check_complete(const struct args *args, char *err, size_t errlen) {
   case COMMAND_ROLLBACK:
   case COMMAND_SHOW:
     if (!args->run_id) return fail(err, errlen, "%s needs a RUN_ID", names[args->command]);
+    break;
+  case COMMAND_UNLOCK:
+    if (!args->key || args->key[0] == '\0')
+      return fail(err, errlen, "%s needs a KEY", names[args->command]);
     break;
   default:
     break;

@@ -35,6 +35,7 @@ enum command {
   COMMAND_ROLLBACK,
   COMMAND_RUNS,
   COMMAND_SHOW,
+  COMMAND_UNLOCK,
   COMMAND_HELP,
   COMMAND_VERSION
 };
@@ -45,6 +46,7 @@ struct args {
   enum command command;
   const char *workflow; /* run, check, plan */
   const char *run_id;   /* resume, rollback, show */
+  const char *key;      /* unlock */
   const char *params[ARGS_MAX_LIST];
   int param_count;
   const char *fail_at[ARGS_MAX_LIST];

@@ -452,9 +452,31 @@ static int core_hash(lua_State *L) {
 }
 
 static int push_errno(lua_State *L, const char *what) {
+  int saved = errno;
   lua_pushnil(L);
-  lua_pushfstring(L, "%s: %s", what, strerror(errno));
-  return 2;
+  if (saved == ELOOP)
+    lua_pushfstring(L, "%s: is a symbolic link (refused: state files are never followed)", what);
+  else
+    lua_pushfstring(L, "%s: %s", what, strerror(saved));
+  lua_pushstring(L, saved == ENOENT ? "absent" : "error");
+  return 3;
+}
+
+/* Every state file is private to its owner whatever the umask (its params,
+ * results and logs are nobody else's business), and never a symbolic link
+ * another user planted. Returns the fd or -1 with errno set. */
+static int open_private(const char *path, int flags) {
+  int fd = open(path, flags | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return -1;
+  struct stat st;
+  if ((flags & O_ACCMODE) != O_RDONLY && fstat(fd, &st) == 0 && st.st_uid == geteuid() &&
+      (st.st_mode & 07777) != 0600 && fchmod(fd, 0600) < 0) {
+    int saved = errno;
+    close(fd);
+    errno = saved;
+    return -1;
+  }
+  return fd;
 }
 
 static int fsync_path(const char *path) {
@@ -466,8 +488,8 @@ static int fsync_path(const char *path) {
 }
 
 /* core.mkdir(path [, durable]) -> true | nil, message: creates path and its
- * missing parents, fsyncing each parent (unless durable is false) so the new
- * entries survive a crash. */
+ * missing parents, each 0700 whatever the umask, fsyncing each parent
+ * (unless durable is false) so the new entries survive a crash. */
 static int core_mkdir(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   int durable = lua_isnoneornil(L, 2) || lua_toboolean(L, 2);
@@ -479,8 +501,9 @@ static int core_mkdir(lua_State *L) {
     if (*p != '/' && *p != '\0') continue;
     char saved = *p;
     *p = '\0';
-    int created = mkdir(buffer, 0755) == 0;
+    int created = mkdir(buffer, 0700) == 0;
     if (!created && errno != EEXIST) return push_errno(L, buffer);
+    if (created && chmod(buffer, 0700) < 0) return push_errno(L, buffer);
     if (created && durable) {
       char *slash = strrchr(buffer, '/');
       if (slash && slash != buffer) {
@@ -550,7 +573,7 @@ static int core_journal_open(lua_State *L) {
   journal->fd = -1;
   luaL_setmetatable(L, "wfengine.journal");
   int existed = access(path, F_OK) == 0;
-  journal->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  journal->fd = open_private(path, O_WRONLY | O_APPEND | O_CREAT);
   if (journal->fd < 0) return push_errno(L, path);
   if (!existed && durable) {
     char directory[4096];
@@ -563,20 +586,54 @@ static int core_journal_open(lua_State *L) {
   return 1;
 }
 
-/* core.lock(path) -> fd | nil, message: an exclusive flock held until the
- * process ends or core.unlock(fd); nil, "busy" when another process has it. */
+/* A whole-file write lock of the open file description (OFD lock): held
+ * until the process ends or core.unlock(fd), not inherited across exec, and
+ * unlike flock another process can ask whether it is held without taking it
+ * (core.lock_probe), so looking at a run never stands in the way of one. */
+static struct flock whole_file(short type) {
+  struct flock lock;
+  memset(&lock, 0, sizeof lock);
+  lock.l_type = type;
+  lock.l_whence = SEEK_SET;
+  return lock;
+}
+
+/* core.lock(path) -> fd | nil, message: the lock, creating the file (0600,
+ * never through a symbolic link); nil, "busy" when another process has it. */
 static int core_lock(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  int fd = open_private(path, O_RDWR | O_CREAT);
   if (fd < 0) return push_errno(L, path);
-  if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+  struct flock lock = whole_file(F_WRLCK);
+  if (fcntl(fd, F_OFD_SETLK, &lock) < 0) {
     int saved = errno;
     close(fd);
     lua_pushnil(L);
-    lua_pushstring(L, saved == EWOULDBLOCK ? "busy" : strerror(saved));
+    lua_pushstring(L, saved == EAGAIN || saved == EACCES ? "busy" : strerror(saved));
     return 2;
   }
   lua_pushinteger(L, fd);
+  return 1;
+}
+
+/* core.lock_probe(path) -> "held" | "free" | "absent", or nil, message:
+ * whether some open file (of any process, this one included) holds the
+ * lock, without taking it. */
+static int core_lock_probe(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  int fd = open_private(path, O_RDONLY);
+  if (fd < 0 && errno == ENOENT) {
+    lua_pushliteral(L, "absent");
+    return 1;
+  }
+  if (fd < 0) return push_errno(L, path);
+  struct flock lock = whole_file(F_WRLCK);
+  int rc = fcntl(fd, F_OFD_GETLK, &lock);
+  int saved = errno;
+  close(fd);
+  errno = saved;
+  if (rc < 0) return push_errno(L, path);
+  lua_pushstring(L, lock.l_type == F_UNLCK ? "free" : "held");
   return 1;
 }
 
@@ -584,6 +641,81 @@ static int core_unlock(lua_State *L) {
   int fd = (int)luaL_checkinteger(L, 1);
   if (fd >= 0) close(fd);
   return 0;
+}
+
+/* core.read_file(path) -> text | nil, message, "absent" | "error": a state
+ * file, never through a symbolic link. */
+static int core_read_file(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  int fd = open_private(path, O_RDONLY);
+  if (fd < 0) return push_errno(L, path);
+  luaL_Buffer buffer;
+  luaL_buffinit(L, &buffer);
+  for (;;) {
+    char *space = luaL_prepbuffer(&buffer);
+    ssize_t n = read(fd, space, LUAL_BUFFERSIZE);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int saved = errno;
+      close(fd);
+      errno = saved;
+      if (n < 0) return push_errno(L, path);
+      break;
+    }
+    luaL_addsize(&buffer, (size_t)n);
+  }
+  luaL_pushresult(&buffer);
+  return 1;
+}
+
+static int write_all(int fd, const char *text, size_t length) {
+  while (length > 0) {
+    ssize_t n = write(fd, text, length);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return -1;
+    text += n;
+    length -= (size_t)n;
+  }
+  return fsync(fd);
+}
+
+/* core.write_file(path, text [, append]) -> true | nil, message: a private
+ * state file, durable on return. Without append it is replaced atomically
+ * (a new file renamed over it, so a crash leaves the old or the new text and
+ * a symbolic link in its place is replaced, not followed). */
+static int core_write_file(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  size_t length;
+  const char *text = luaL_checklstring(L, 2, &length);
+  int append = lua_toboolean(L, 3);
+  const char *target = append ? path : lua_pushfstring(L, "%s.tmp", path);
+  if (!append) unlink(target);
+  int fd = open_private(target, O_WRONLY | O_CREAT | (append ? O_APPEND : O_EXCL));
+  if (fd < 0) return push_errno(L, target);
+  int rc = write_all(fd, text, length);
+  int saved = errno;
+  close(fd);
+  errno = saved;
+  if (rc == 0 && !append) rc = rename(target, path);
+  if (rc < 0) return push_errno(L, path);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* core.truncate(path, length) -> true | nil, message: cuts a journal back
+ * to length bytes, durably. */
+static int core_truncate(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  off_t length = (off_t)luaL_checkinteger(L, 2);
+  int fd = open_private(path, O_WRONLY);
+  if (fd < 0) return push_errno(L, path);
+  int rc = ftruncate(fd, length) == 0 ? fsync(fd) : -1;
+  int saved = errno;
+  close(fd);
+  errno = saved;
+  if (rc < 0) return push_errno(L, path);
+  lua_pushboolean(L, 1);
+  return 1;
 }
 
 static int core_isatty(lua_State *L) {
@@ -671,13 +803,6 @@ static int core_getpid(lua_State *L) {
   return 1;
 }
 
-/* core.alive(pid): whether a process with that id exists. */
-static int core_alive(lua_State *L) {
-  pid_t pid = (pid_t)luaL_checkinteger(L, 1);
-  lua_pushboolean(L, pid > 0 && (kill(pid, 0) == 0 || errno == EPERM));
-  return 1;
-}
-
 static int core_interrupted(lua_State *L) {
   lua_pushboolean(L, interrupts > 0);
   return 1;
@@ -753,11 +878,14 @@ static const luaL_Reg core_funcs[] = {
     {"fsync_dir", core_fsync_dir},
     {"journal_open", core_journal_open},
     {"lock", core_lock},
+    {"lock_probe", core_lock_probe},
     {"unlock", core_unlock},
+    {"read_file", core_read_file},
+    {"write_file", core_write_file},
+    {"truncate", core_truncate},
     {"isatty", core_isatty},
     {"wait_readable", core_wait_readable},
     {"getpid", core_getpid},
-    {"alive", core_alive},
     {"interrupted", core_interrupted},
     {"error_meta", core_error_meta},
     {"listdir", core_listdir},

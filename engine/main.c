@@ -23,6 +23,8 @@ static const char usage[] =
     "       wfengine rollback RUN_ID [-y]\n"
     "       wfengine runs                             list runs, newest first\n"
     "       wfengine show RUN_ID [--json]             one run, step by step\n"
+    "       wfengine unlock KEY [-y]                  release a lock key by hand (asks to "
+    "confirm)\n"
     "       wfengine --help | --version\n"
     "\n"
     "run options:\n"
@@ -61,12 +63,13 @@ static void set_list(lua_State *L, const char *name, const char *const *values, 
 
 /* stack: -> args table */
 static void push_args(lua_State *L, const struct args *args) {
-  static const char *const names[] = {"",         "run",  "check", "plan", "resume",
-                                      "rollback", "runs", "show",  "help", "version"};
+  static const char *const names[] = {"",     "run",  "check",  "plan", "resume", "rollback",
+                                      "runs", "show", "unlock", "help", "version"};
   lua_newtable(L);
   set_string(L, "command", names[args->command]);
   set_string(L, "workflow", args->workflow);
   set_string(L, "run_id", args->run_id);
+  set_string(L, "key", args->key);
   set_string(L, "config", args->config);
   set_string(L, "from", args->from);
   set_string(L, "only", args->only);

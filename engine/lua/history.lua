@@ -1,5 +1,4 @@
 -- history.lua: `wfengine runs` and `wfengine show`, read from the journals.
-local core = require "wfengine.core"
 local json = require "wf.json"
 local journal = require "wfengine.journal"
 local record = require "wfengine.record"
@@ -11,8 +10,9 @@ local TERMINAL = { succeeded = true, failed = true, compensated = true, paused =
   interrupted = true }
 
 -- The record of a run plus what the journal cannot say by itself: whether
--- a run without a final event is still going or died (crashed).
-function history.load(state, run_id)
+-- a run without a final event is still going (a process holds its run lock)
+-- or died (crashed). self_held: this process holds the run lock itself.
+function history.load(state, run_id, self_held)
   local events, problem = journal.read(state, run_id)
   if not events then return nil, problem end
   if #events == 0 then
@@ -26,14 +26,20 @@ function history.load(state, run_id)
   rec.warning = problem
   rec.first = events[1]
   if not TERMINAL[rec.status] and rec.status ~= "new" then
-    local pid = rec.first and rec.first.pid
-    for i = #events, 1, -1 do
-      if events[i].type == "run_resumed" then pid = events[i].pid break end
-    end
-    rec.live = math.type(pid) == "integer" and pid > 0 and pid < 2 ^ 31 and core.alive(pid)
+    rec.live = not self_held and journal.run_live(state, run_id)
     if not rec.live then rec.status = "crashed" end
   end
   return rec, events
+end
+
+-- The lock key a stopped run still holds, or nil.
+local function key_held(state, id, rec)
+  if type(rec.lock) ~= "string" or rec.status == "succeeded" or rec.status == "compensated" then
+    return nil
+  end
+  local locks = require "wfengine.locks"
+  if locks.holder(state, rec.lock) ~= id then return nil end
+  return locks.still_held_by(state, { run_id = id }) and rec.lock or nil
 end
 
 local function parse_time(text)
@@ -65,13 +71,14 @@ function history.runs(state, as_json)
     if rec then
       local started, finished = parse_time(rec.started), parse_time(rec.finished or rec.last_time)
       local elapsed = started and finished and (finished - started) or 0
+      local key = key_held(state, id, rec)
       if as_json then
         print(json.encode { run_id = id, workflow = rec.workflow, params = rec.params, mode = rec.mode,
-          status = rec.status, started = rec.started, seconds = elapsed })
+          status = rec.status, started = rec.started, seconds = elapsed, holds_lock = key })
       else
-        print(string.format("%-22s %-16s %-10s %-12s %s %8s  %s", id, tostring(rec.workflow),
+        print(string.format("%-22s %-16s %-10s %-12s %s %8s  %s%s", id, tostring(rec.workflow),
           tostring(rec.mode), rec.status, tostring(rec.started), view.duration(elapsed),
-          params_text(rec.params)))
+          params_text(rec.params), key and ("  [holds lock " .. key .. "]") or ""))
       end
     elseif not as_json then
       print(string.format("%-26s (unreadable: %s)", id, tostring(select(2, history.load(state, id)))))
@@ -138,6 +145,8 @@ function history.show(state, run_id, as_json)
     failed = #owed > 0 and "fix the cause, then: wfengine rollback " .. run_id or nil,
   }
   if next_step[rec.status] then print("  next: " .. next_step[rec.status]) end
+  local key = key_held(state, run_id, rec)
+  if key then print("  holds lock " .. key .. " until then (or: wfengine unlock " .. key .. ")") end
   return 0
 end
 

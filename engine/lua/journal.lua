@@ -1,18 +1,63 @@
 -- journal.lua: runs on disk. Each run is <state>/runs/<RUN_ID>/events.jsonl,
 -- one JSON event per line, each fsync'd before the engine acts on it
 -- (journal:append in loop.c). Reading ignores a torn last line with a
--- warning and refuses a garbled line in the middle, naming it.
+-- warning and refuses a garbled line in the middle, naming it; opening for
+-- append first cuts a torn last line off (keeping it in events.jsonl.torn),
+-- so the next event never lands on the fragment. The process running a run
+-- holds <RUN_ID>/run.lock (core.lock): a run is live while it is held.
+-- State files are 0600 in 0700 directories and never symbolic links.
 local core = require "wfengine.core"
 local json = require "wf.json"
 
 local journal = {}
 
+-- The state directory, or nil and why not: an empty one would put runs
+-- at the filesystem root.
 function journal.state_dir(option)
-  return option or os.getenv("WFENGINE_STATE") or "./.wfengine"
+  if option == "" then return nil, "--state needs a directory, not an empty string" end
+  local env = os.getenv("WFENGINE_STATE")
+  if option == nil and env == "" then
+    return nil, "WFENGINE_STATE is set but empty: name a directory or unset it"
+  end
+  return option or env or "./.wfengine"
 end
 
 function journal.run_dir(state, run_id)
   return state .. "/runs/" .. run_id
+end
+
+-- Run ids name directories under <state>/runs: letters, digits, '.', '_'
+-- and '-', not starting with a dot, so no id reaches outside it.
+function journal.check_run_id(run_id)
+  if type(run_id) == "string" and #run_id <= 128 and run_id:match("^[%w_-][%w._-]*$") then
+    return true
+  end
+  return nil, string.format("'%s' is not a run id (run ids look like 20261126T134050.993Z-b964)",
+    tostring(run_id))
+end
+
+-- Takes the run's own lock, held by the process that runs, resumes or
+-- rolls back the run until it exits. create: make the run's directory
+-- (a new run). Returns the fd, or nil and a message.
+function journal.lock_run(state, run_id, create, durable)
+  local dir = journal.run_dir(state, run_id)
+  if create then
+    local ok, err = core.mkdir(dir, durable ~= false)
+    if not ok then return nil, err end
+  end
+  local fd, problem, why = core.lock(dir .. "/run.lock")
+  if fd then return fd end
+  if why == "absent" then return nil, "no run " .. run_id .. " under " .. state .. "/runs" end
+  if problem == "busy" then
+    return nil, string.format("run %s is running in another process right now: wait for it or stop it",
+      run_id)
+  end
+  return nil, "cannot lock run " .. run_id .. ": " .. tostring(problem)
+end
+
+-- Whether a process holds the run's lock (the run is going on now).
+function journal.run_live(state, run_id)
+  return core.lock_probe(journal.run_dir(state, run_id) .. "/run.lock") == "held"
 end
 
 function journal.new_run_id()
@@ -40,15 +85,61 @@ end
 
 journal.redacted = function(value) return redacted(value, 0) end
 
--- Opens a journal for appending. Returns the writer or nil, message.
--- durable = false (a simulation) skips every fsync.
+-- The test journal.read applies to each line.
+local function is_event(line)
+  local ok, event = pcall(json.decode, line)
+  return ok and type(event) == "table" and type(event.type) == "string"
+end
+
+-- What the end of a journal's text looks like: "whole", "unterminated" (a
+-- last event without its newline) or "torn" and the length to keep (up to
+-- the end of the last complete line).
+local function tail_of(text)
+  if text == "" then return "whole" end
+  local terminated = text:sub(-1) == "\n"
+  local body = terminated and text:sub(1, -2) or text
+  local cut = body:match("^.*()\n") or 0
+  if is_event(body:sub(cut + 1)) then return terminated and "whole" or "unterminated" end
+  return "torn", cut
+end
+
+-- Before the first append: a torn last line is moved to events.jsonl.torn
+-- and cut off the journal, both durably. Returns nil or a warning, or
+-- false and a message.
+local function repair_tail(path)
+  local text, err, why = core.read_file(path)
+  if not text then
+    if why == "absent" then return nil end
+    return false, err
+  end
+  local tail, keep = tail_of(text)
+  if tail == "whole" then return nil end
+  if tail == "unterminated" then
+    local ok, write_err = core.write_file(path, "\n", true)
+    if not ok then return false, write_err end
+    return nil
+  end
+  local fragment = text:sub(keep + 1)
+  local saved, save_err = core.write_file(path .. ".torn", fragment .. "\n", true)
+  if not saved then return false, save_err end
+  local cut, cut_err = core.truncate(path, keep)
+  if not cut then return false, cut_err end
+  return string.format("%s: cut off a torn last line (%d bytes, kept in %s.torn)", path, #fragment, path)
+end
+
+-- Opens a journal for appending. Returns the writer and a warning (a torn
+-- tail was cut off), or nil, message. durable = false (a simulation) skips
+-- every fsync.
 function journal.open(state, run_id, durable)
   local dir = journal.run_dir(state, run_id)
   local ok, err = core.mkdir(dir, durable ~= false)
   if not ok then return nil, err end
-  local file, open_err = core.journal_open(dir .. "/events.jsonl", durable ~= false)
+  local path = dir .. "/events.jsonl"
+  local warning, repair_err = repair_tail(path)
+  if warning == false then return nil, repair_err end
+  local file, open_err = core.journal_open(path, durable ~= false)
   if not file then return nil, open_err end
-  return { file = file, dir = dir, seq = 0, nosync = durable == false }
+  return { file = file, dir = dir, seq = 0, nosync = durable == false }, warning
 end
 
 -- Events after which the engine acts (runs a step or a compensation, or
@@ -73,10 +164,10 @@ end
 -- and a message.
 function journal.read(state, run_id)
   local path = journal.run_dir(state, run_id) .. "/events.jsonl"
-  local file = io.open(path, "rb")
-  if not file then return nil, "no run " .. run_id .. " under " .. state .. "/runs" end
-  local text = file:read("a")
-  file:close()
+  local text, err, why = core.read_file(path)
+  if not text then
+    return nil, why == "absent" and ("no run " .. run_id .. " under " .. state .. "/runs") or err
+  end
   local events, warning = {}, nil
   local number = 0
   -- One pass with find: a pattern anchored at the end would rescan a long

@@ -1,10 +1,13 @@
--- locks.lua: one run per lock key at a time. A lock is a file under
--- <state>/locks/ held with flock(2) for the life of the process, plus a
--- small JSON note naming the holder run, so a second run can say who holds
--- it. A holder that died leaves only the note: flock is free again, and the
--- lock is reclaimed automatically.
+-- locks.lua: one run per lock key. A key is a file <state>/locks/<key>.lock
+-- locked (core.lock) by the process running the run, plus a JSON note naming
+-- the holder run. The note outlives the process: the key stays with a run
+-- that stopped unfinished (paused, interrupted, owing compensation, or
+-- crashed after a step began) until it is resumed to the end, rolled back,
+-- or released by hand (`wfengine unlock KEY`). Whether the holder is done
+-- with the key is read from its journal, not from the note.
 local core = require "wfengine.core"
 local json = require "wf.json"
+local journal = require "wfengine.journal"
 
 local locks = {}
 
@@ -14,13 +17,65 @@ local function file_name(key)
   return (key:gsub("[^%w%-_.]", function(c) return string.format("%%%02X", c:byte()) end))
 end
 
+local function base_of(state, key)
+  return state .. "/locks/" .. file_name(key)
+end
+
+-- The note, nil when there is none, or false and a message when it cannot
+-- be read (a symbolic link is refused, not followed).
 local function read_note(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local text = f:read("a")
-  f:close()
+  local text, err, why = core.read_file(path)
+  if not text then
+    if why == "absent" then return nil end
+    return false, err
+  end
   local ok, note = pcall(json.decode, text)
-  return ok and type(note) == "table" and note or nil
+  if ok and type(note) == "table" then return note end
+  return false, path .. ": not a lock note"
+end
+
+local function write_note(path, fields)
+  return core.write_file(path, json.encode(fields))
+end
+
+-- Whether a crashed run may have changed anything: a step or an undo began.
+local function did_something(rec)
+  for _, s in pairs(rec.steps) do
+    if s.attempts > 0 or s.compensation then return true end
+  end
+  return false
+end
+
+-- Why the run named by a note still owns its key (a status to show), or
+-- nil when it is done with it: it finished, owes nothing, was a dry-run,
+-- never journaled, or crashed before any step began.
+function locks.still_held_by(state, note)
+  local run_id = note.run_id
+  if not journal.check_run_id(run_id) then return "unknown run" end
+  local history = require "wfengine.history"
+  local rec, problem = history.load(state, run_id)
+  if not rec then
+    if not journal.run_live(state, run_id) and (problem:find("^no run ") or problem:find("never started")) then
+      return nil
+    end
+    return "unreadable journal"
+  end
+  if rec.mode == "dry-run" and rec.status ~= "running" then return nil end
+  local status = rec.status
+  if status == "succeeded" or status == "compensated" then return nil end
+  if status == "failed" then
+    return #require("wfengine.record").owed(rec) > 0 and "owes compensation" or nil
+  end
+  if status == "crashed" and not did_something(rec) then return nil end
+  return status
+end
+
+local function refusal(key, run_id, status)
+  if status == "running" then
+    return string.format("lock '%s' is held by run %s (running)", key, tostring(run_id))
+  end
+  return string.format("lock '%s' is held by run %s (%s: resume or roll it back, or `wfengine unlock %s`)",
+    key, tostring(run_id), status, key)
 end
 
 -- Returns true, or nil and a one-line message naming the holder.
@@ -28,46 +83,81 @@ function locks.acquire(state, key, run_id)
   local dir = state .. "/locks"
   local ok, err = core.mkdir(dir)
   if not ok then return nil, "cannot create " .. dir .. ": " .. tostring(err) end
-  local base = dir .. "/" .. file_name(key)
+  local base = base_of(state, key)
   local fd, problem = core.lock(base .. ".lock")
   if not fd then
-    if problem ~= "busy" then return nil, "cannot lock " .. base .. ".lock: " .. problem end
+    if problem ~= "busy" then return nil, "cannot lock " .. problem end
     local note = read_note(base .. ".json") or {}
-    return nil, string.format("lock '%s' is held by run %s (%s, pid %s)", key,
-      tostring(note.run_id or "?"), tostring(note.status or "running"), tostring(note.pid or "?"))
+    return nil, refusal(key, note.run_id or "?", "running")
   end
-  local note = read_note(base .. ".json")
-  if note and note.status ~= "running" and note.run_id ~= run_id then
+  local note, note_err = read_note(base .. ".json")
+  local status = note and note.run_id ~= run_id and locks.still_held_by(state, note)
+  local written, write_err
+  if note == false then
+    write_err = note_err
+  elseif status then
     core.unlock(fd)
-    return nil, string.format("lock '%s' is held by run %s (%s: resume or roll it back)", key,
-      tostring(note.run_id), tostring(note.status))
+    return nil, refusal(key, note.run_id, status)
+  else
+    written, write_err = write_note(base .. ".json",
+      { run_id = run_id, pid = core.getpid(), key = key, status = "running" })
   end
-  local f = io.open(base .. ".json", "wb")
-  if f then
-    f:write(json.encode { run_id = run_id, pid = core.getpid(), key = key, status = "running" })
-    f:close()
+  if not written then
+    core.unlock(fd)
+    return nil, "cannot take lock '" .. key .. "': " .. tostring(write_err)
   end
   held[key] = { fd = fd, base = base }
   return true
 end
 
--- Keeps the note of a paused run (it still owns the key); removes it
--- otherwise. The flock goes with the process either way.
+-- A run that ended done (0: succeeded, 1: compensated) gives its key back;
+-- any other end keeps it, with a note saying why. The lock itself goes
+-- with the process either way.
 function locks.release_if_done(_, key, run_id, code)
   local lock = key and held[key]
   if not lock then return end
-  if code == 5 or code == 4 or code == 3 then
-    local f = io.open(lock.base .. ".json", "wb")
-    if f then
-      f:write(json.encode { run_id = run_id, key = key,
-        status = code == 5 and "paused" or code == 4 and "interrupted" or "owes compensation" })
-      f:close()
-    end
-  else
+  if code == 0 or code == 1 then
     os.remove(lock.base .. ".json")
+  else
+    write_note(lock.base .. ".json", { run_id = run_id, key = key,
+      status = code == 5 and "paused" or code == 4 and "interrupted" or "owes compensation" })
   end
   core.unlock(lock.fd)
   held[key] = nil
+end
+
+-- The run whose note holds key, or nil.
+function locks.holder(state, key)
+  local note = read_note(base_of(state, key) .. ".json")
+  return note and note.run_id or nil
+end
+
+-- `wfengine unlock KEY`: releases a key whose holder is not running, after
+-- confirm(question) says yes. Journals nothing in the run. Returns the exit
+-- code.
+function locks.unlock(state, key, confirm)
+  local base = base_of(state, key)
+  local note, note_err = read_note(base .. ".json")
+  if note == false then return nil, note_err end
+  local fd, problem = core.lock(base .. ".lock")
+  if not fd and problem == "busy" then
+    return nil, refusal(key, note and note.run_id or "?", "running") .. ": stop it first"
+  end
+  if not fd and not note then return nil, string.format("lock '%s' is not held: nothing to release", key) end
+  if not fd then return nil, "cannot lock " .. problem end
+  if not note then
+    core.unlock(fd)
+    return nil, string.format("lock '%s' is not held: nothing to release", key)
+  end
+  local status = locks.still_held_by(state, note) or "done with it"
+  local what = string.format("lock '%s' held by run %s (%s)", key, tostring(note.run_id), status)
+  if not confirm("release " .. what .. "? Its run's steps are not undone by this.") then
+    core.unlock(fd)
+    return nil, "not released: " .. what
+  end
+  os.remove(base .. ".json")
+  core.unlock(fd)
+  return "released " .. what
 end
 
 return locks

@@ -163,8 +163,13 @@ local function drive(spec, continuing)
     local held, holder = locks.acquire(spec.state, key, spec.run_id)
     if not held then return fail("%s", holder) end
   end
+  if not continuing then -- resume and rollback took the run's lock before reading it
+    local run_lock, run_lock_err = journal.lock_run(spec.state, spec.run_id, true, spec.mode ~= "simulate")
+    if not run_lock then return fail("%s", run_lock_err) end
+  end
   local writer, open_err = journal.open(spec.state, spec.run_id, spec.mode ~= "simulate")
   if not writer then return fail("cannot open the journal: %s", open_err) end
+  if open_err then io.stderr:write("warning: ", open_err, "\n") end
   local args = spec.args
   local v = view.new { json = args.json, quiet = args.quiet, verbose = args.verbose,
     total = #spec.wf.steps, steps = spec.wf.by_id, run_id = spec.run_id }
@@ -205,9 +210,11 @@ function commands.run(args)
     return fail("step '%s' asks to confirm (%q) and there is no terminal: run with -y to answer yes",
       asking.id, asking.confirm)
   end
+  local state, state_err = journal.state_dir(args.state)
+  if not state then return fail("%s", state_err) end
   local run_id = journal.new_run_id()
   return drive({ wf = wf, mode = mode, params = prepared.params, shown = prepared.shown,
-    config = prepared.config, options = options, state = journal.state_dir(args.state),
+    config = prepared.config, options = options, state = state,
     run_id = run_id, args = args,
     started = { run_id = run_id, workflow = wf.name, file = core.realpath(args.workflow) or args.workflow,
       hash = wf.hash, mode = mode, params = prepared.shown, pid = core.getpid(), steps = plan_of(wf),
@@ -244,8 +251,14 @@ end
 -- same runner goes on from there.
 local function continue_run(args, rollback)
   local history = require "wfengine.history"
-  local state = journal.state_dir(args.state)
-  local rec, events = history.load(state, args.run_id)
+  local state, state_err = journal.state_dir(args.state)
+  if not state then return fail("%s", state_err) end
+  local id_ok, id_err = journal.check_run_id(args.run_id)
+  if not id_ok then return fail("%s", id_err) end
+  -- One process at a time continues a run: its lock first, then its journal.
+  local run_lock, run_lock_err = journal.lock_run(state, args.run_id, false)
+  if not run_lock then return fail("%s", run_lock_err) end
+  local rec, events = history.load(state, args.run_id, true)
   if not rec then return fail("%s", events) end
   if rec.warning then io.stderr:write("warning: ", rec.warning, "\n") end
   local verb = rollback and "roll back" or "resume"
@@ -257,9 +270,6 @@ local function continue_run(args, rollback)
   end
   if rec.status == "compensated" then
     return fail("run %s was already compensated: nothing to %s", args.run_id, verb)
-  end
-  if rec.live then
-    return fail("run %s is still running (pid %s)", args.run_id, tostring(rec.first and rec.first.pid))
   end
   local wf, err = dsl.load(rec.file)
   if not wf then return fail("%s", err) end
@@ -298,11 +308,40 @@ function commands.rollback(args)
 end
 
 function commands.runs(args)
-  return require("wfengine.history").runs(journal.state_dir(args.state), args.json)
+  local state, state_err = journal.state_dir(args.state)
+  if not state then return fail("%s", state_err) end
+  return require("wfengine.history").runs(state, args.json)
 end
 
 function commands.show(args)
-  return require("wfengine.history").show(journal.state_dir(args.state), args.run_id, args.json)
+  local state, state_err = journal.state_dir(args.state)
+  if not state then return fail("%s", state_err) end
+  local id_ok, id_err = journal.check_run_id(args.run_id)
+  if not id_ok then return fail("%s", id_err) end
+  return require("wfengine.history").show(state, args.run_id, args.json)
+end
+
+-- Asks on the terminal; -y answers yes; without either the answer is no.
+local function confirmed(args, question)
+  if args.yes then return true end
+  io.stderr:write(question, " [y/N] ")
+  io.stderr:flush()
+  local answer = io.stdin:read("l")
+  return answer ~= nil and answer:match("^%s*[yY]") ~= nil
+end
+
+function commands.unlock(args)
+  local state, state_err = journal.state_dir(args.state)
+  if not state then return fail("%s", state_err) end
+  if not args.yes and not core.isatty(0) then
+    return fail("unlock %s asks to confirm and there is no terminal: run with -y to answer yes", args.key)
+  end
+  local released, err = require("wfengine.locks").unlock(state, args.key, function(question)
+    return confirmed(args, question)
+  end)
+  if not released then return fail("%s", err) end
+  print(released)
+  return 0
 end
 
 return function(args)

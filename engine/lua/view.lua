@@ -252,15 +252,20 @@ function handlers.run_succeeded(self, ev)
   self:say(self:paint("green", "succeeded") .. string.format(" in %s", duration(ev.elapsed)))
 end
 
+-- A rollback of a run that never failed (crashed, interrupted) has no
+-- failed step to name.
 function handlers.run_compensated(self, ev)
-  self:complain(string.format("error: step '%s' failed: %s", ev.step or "?", error_text(ev.error)))
+  if ev.step then
+    self:complain(string.format("error: step '%s' failed: %s", ev.step, error_text(ev.error)))
+  end
   self:complain("every completed step was compensated (exit 1)")
 end
 
 function handlers.run_failed(self, ev)
   if ev.compensation_failed then
-    self:complain(string.format("error: step '%s' failed, then compensating '%s' failed: %s",
-      ev.step or "?", ev.compensation_failed, error_text(ev.compensation_error)))
+    local failed = ev.step and string.format("step '%s' failed, then ", ev.step) or ""
+    self:complain(string.format("error: %scompensating '%s' failed: %s", failed,
+      ev.compensation_failed, error_text(ev.compensation_error)))
     self:complain(string.format("still owed (not undone): %s; see: wfengine show %s",
       table.concat(ev.owed or {}, ", "), self.run_id or ""))
   else

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # Durable runs (issue [2]): resume after pause, kill -9 and SIGINT; resume
 # with an edited workflow (allowed and refused); rollback; runs and show;
-# lock contention and stale-lock reclaim; a missing secret on resume; a
+# lock contention and a killed holder keeping its key; a missing secret on resume; a
 # journal with a torn tail and with a garbled middle line.
 import json, os, signal, subprocess, sys, tempfile, time
 
@@ -151,8 +151,11 @@ with tempfile.TemporaryDirectory() as tmp:
     proc.wait()
     code, out, err = wf(["runs"], base)
     ok(killed in out and "crashed" in out, "runs lists the killed run as crashed", out)
+    ok("holds lock durable:t1" in out, "runs says the crashed run still holds its lock key", out)
     code, out, err = wf(["run", path], base)
-    is_(code, 0, "a lock whose holder died is reclaimed")
+    is_(code, 2, "a run killed after a step began keeps its lock key (it may owe compensation)")
+    ok(killed in err and "crashed" in err and "wfengine unlock durable:t1" in err,
+       "the refusal names the crashed run, its status and the way out", err)
     reset_marks()
     code, out, err = wf(["resume", killed], base)
     is_(code, 0, "resume after kill -9 succeeds")

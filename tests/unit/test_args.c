@@ -182,6 +182,14 @@ int main(void) {
   is_int(PARSE("resume", "R", "--on-failure", "pause", "--fail-at", "s"), 0,
          "resume takes --on-failure and --fail-at");
   is_int(PARSE("runs", "--state", "/x", "--json"), 0, "runs takes --state and --json");
+  fails_with(PARSE("runs", "--state="), "--state needs a directory", "--state= (empty)");
+  fails_with(PARSE("runs", "--state", ""), "--state needs a directory", "--state '' (empty)");
+  PARSE("unlock", "k:x", "-y", "--state", "/x");
+  ok(args.command == COMMAND_UNLOCK && strcmp(args.key, "k:x") == 0 && args.yes,
+     "unlock KEY -y --state DIR");
+  fails_with(PARSE("unlock"), "unlock needs a KEY", "unlock without a key");
+  fails_with(PARSE("unlock", "a", "b"), "unexpected argument 'b'", "unlock with two keys");
+  fails_with(PARSE("unlock", "a", "--json"), "option '--json' does not apply", "unlock --json");
   is_int(PARSE("plan", "wf.lua", "-q"), 0, "-q applies everywhere");
 
   /* an option before the command word: refused, not guessed */
