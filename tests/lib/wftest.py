@@ -246,8 +246,8 @@ class Tap:
                       out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), seconds,
                       state if state is not False else None, timed_out)
 
-    def check(self, workflow, *options):
-        return self.run(workflow, *options, command="check", state=False)
+    def check(self, workflow, *options, **kwargs):
+        return self.run(workflow, *options, command="check", state=False, **kwargs)
 
     def plan(self, workflow, *options):
         return self.run(workflow, *options, command="plan", state=False)
