@@ -139,4 +139,32 @@ r = t.check(wf)
 t.like(r.first_err, "cannot load module 'bin'", "require of a binary chunk is refused", result=r)
 t.like(r.first_err, "binary chunk", "... saying why", result=r)
 
+# -- [14].7: a result that is not UTF-8 -------------------------------------------
+wf = t.workflow('''return workflow { name = "bytes", on_failure = "pause", steps = {
+  step "a" {
+    run = function(ctx) return { data = "\\xff\\x00\\x80", text = "plain", ["k\\xfe"] = 1 } end,
+    compensate = function(ctx, result)
+      if result.data ~= "\\xff\\x00\\x80" or result.text ~= "plain" or result["k\\xfe"] ~= 1 then
+        ctx:fail("the result came back changed", { retryable = false })
+      end
+    end,
+  },
+  step "b" { run = function(ctx) error("stop here") end, retry = { attempts = 1 } },
+} }''')
+state = t.fresh_state()
+r = t.run(wf, state=state, timeout=20)
+s = r.one("step_succeeded", "a")
+t.is_((r.rc, s and s["result"].get("data")), (wftest.PAUSED, {"$base64": "/wCA"}),
+      "a step returning bytes succeeds; they are journaled as {\"$base64\": ...}", result=r)
+t.is_(s and s["result"].get("$base64:a/4="), 1, "a key that is not UTF-8 is journaled as "
+      "\"$base64:<key in base64>\"", result=r)
+run_id = r.run_dirs()[0] if r.run_dirs() else "none"
+shown = t.run(None, "--json", run_id, command="show", state=state)
+t.like(shown.stdout, '"data":{"$base64":"/wCA"}', "show --json prints the journaled form",
+       result=shown)
+back = t.run(None, run_id, "-y", command="rollback", state=state, timeout=20)
+t.is_((back.rc, "undone" in back.stdout, "came back changed" in back.stdout + back.stderr),
+      (wftest.COMPENSATED, True, False),
+      "rollback (another process) gives compensate the bytes the step returned", result=back)
+
 t.done()
