@@ -540,8 +540,8 @@ static int json_decode(lua_State *L) {
   if (nul != NULL) {
     int line, column;
     locate_offset(text, (size_t)(nul - text), &line, &column);
-    lua_pushfstring(L, "json: line %d, column %d: a NUL byte (write \\u0000 inside a string)",
-                    line, column);
+    lua_pushfstring(L, "json: line %d, column %d: a NUL byte (write \\u0000 inside a string)", line,
+                    column);
     return lua_error(L);
   }
   box->root = json_loadb(text, length, JSON_DECODE_ANY | JSON_ALLOW_NUL, &error);

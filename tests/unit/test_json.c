@@ -162,11 +162,9 @@ static void test_decode_errors(lua_State *L) {
                  "json: line 1, column 8:", "a trailing comma");
   lua_fails_with(L, "return json.decode('')", "json: line 1, column 0:", "empty input");
   lua_fails_with(L, "return json.decode('[1] x')", "end of file expected", "trailing garbage");
-  lua_fails_with(L, "return json.decode('123\\0')",
-                 "json: line 1, column 4: a NUL byte (write",
+  lua_fails_with(L, "return json.decode('123\\0')", "json: line 1, column 4: a NUL byte (write",
                  "a NUL byte after a scalar is refused, not read as the end");
-  lua_fails_with(L, "return json.decode('{}\\0\\0')",
-                 "json: line 1, column 3: a NUL byte (write",
+  lua_fails_with(L, "return json.decode('{}\\0\\0')", "json: line 1, column 3: a NUL byte (write",
                  "NUL bytes after an object are refused");
   lua_fails_with(L, "return json.decode('[\"a\\0\"]')", "json: line 1, column 4: a NUL byte",
                  "a raw NUL inside a string is named where it is");
