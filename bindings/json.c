@@ -458,6 +458,20 @@ static void locate_depth(const char *text, size_t length, int *line, int *column
   }
 }
 
+/* Line and column (from 1, counting characters) of the byte at offset. */
+static void locate_offset(const char *text, size_t offset, int *line, int *column) {
+  *line = 1;
+  *column = 1;
+  for (size_t i = 0; i < offset; i++) {
+    if (text[i] == '\n') {
+      (*line)++;
+      *column = 1;
+    } else if (((unsigned char)text[i] & 0xC0) != 0x80) {
+      (*column)++;
+    }
+  }
+}
+
 static int decode_value(lua_State *L, const struct decoder *d, json_t *value, int depth) {
   switch (json_typeof(value)) {
   case JSON_NULL:
@@ -520,6 +534,16 @@ static int json_decode(lua_State *L) {
   wf_json_push_null(L);
   wf_json_push_marker(L, 1);
   wf_json_push_marker(L, 0); /* stack: text, box, null, array meta, object meta */
+  /* jansson takes a raw NUL for the end of the text ("123\0" would read as
+   * 123); no valid JSON text holds one, so refuse it where it is. */
+  const char *nul = memchr(text, '\0', length);
+  if (nul != NULL) {
+    int line, column;
+    locate_offset(text, (size_t)(nul - text), &line, &column);
+    lua_pushfstring(L, "json: line %d, column %d: a NUL byte (write \\u0000 inside a string)", line,
+                    column);
+    return lua_error(L);
+  }
   box->root = json_loadb(text, length, JSON_DECODE_ANY | JSON_ALLOW_NUL, &error);
   /* lua_error, not luaL_error: the message is the whole line, no Lua position */
   if (box->root == NULL) {

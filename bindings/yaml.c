@@ -655,8 +655,8 @@ static int load_text(lua_State *L, struct yaml_loader *box, const char *text, si
 
   next_event(&ld); /* stream start */
   event = next_event(&ld);
-  if (event->type == YAML_STREAM_END_EVENT) { /* an empty stream: null */
-    lua_pushvalue(L, ld.null_index);
+  if (event->type == YAML_STREAM_END_EVENT) { /* no document (empty, comments): nil, not a null */
+    lua_pushnil(L);
     return 1;
   }
   next_event(&ld);

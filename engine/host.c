@@ -53,6 +53,15 @@ lua_State *host_new(void) {
   lua_State *L = luaL_newstate();
   if (!L) return NULL;
   luaL_openlibs(L);
+  /* Every module of the engine is in package.preload: nothing is searched on
+   * disk (not the current directory), no C module is loaded. Workflows get
+   * their own package table (engine/lua/dsl.lua). */
+  lua_getglobal(L, "package");
+  lua_pushliteral(L, "");
+  lua_setfield(L, -2, "path");
+  lua_pushliteral(L, "");
+  lua_setfield(L, -2, "cpath");
+  lua_pop(L, 1);
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, engine_open_core);
   lua_setfield(L, -2, "wfengine.core");

@@ -136,6 +136,36 @@ static int is_queued(const wf_wait *wait) {
   return 0;
 }
 
+/* The coroutines the scheduler runs (core.mark_task): a weak-keyed set in
+ * the registry. */
+#define TASKS_KEY "wfengine.tasks"
+
+static int is_task(lua_State *L) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, TASKS_KEY) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_pushthread(L);
+  int found = lua_rawget(L, -2) != LUA_TNIL;
+  lua_pop(L, 2);
+  return found;
+}
+
+/* A coroutine the workflow made (a generator) would hand the wait to its
+ * own coroutine.resume instead of the scheduler, and nothing would ever
+ * resume it: stop the operation and say so. */
+static int refuse_foreign_coroutine(lua_State *L, wf_wait *wait) {
+  if (wait->woken)
+    unlink_woken(wait);
+  else if (wait->cancel)
+    wait->cancel(wait);
+  wait->cancel = NULL;
+  return wf_raise(L, "misuse", NULL, 0,
+                  "a binding was called from a coroutine the workflow made: call bindings "
+                  "from the step's own code (or a ctx:parallel branch), not inside "
+                  "coroutine.wrap or coroutine.create");
+}
+
 int wf_await(lua_State *L, wf_wait *wait, lua_KContext ctx, lua_KFunction k) {
   /* A wait reused from an earlier operation starts afresh; one the binding
    * woke before awaiting (it finished at once) stays woken. */
@@ -143,6 +173,7 @@ int wf_await(lua_State *L, wf_wait *wait, lua_KContext ctx, lua_KFunction k) {
     wait->woken = 0;
     wait->next_woken = NULL;
   }
+  if (lua_isyieldable(L) && !is_task(L)) return refuse_foreign_coroutine(L, wait);
   if (lua_isyieldable(L)) {
     lua_pushlightuserdata(L, wait);
     return lua_yieldk(L, 1, ctx, k);
@@ -367,6 +398,26 @@ static int core_cancel(lua_State *L) {
 static int core_is_wait(lua_State *L) {
   lua_pushboolean(L, lua_islightuserdata(L, 1));
   return 1;
+}
+
+/* core.mark_task(co): co is a coroutine of the scheduler, where bindings
+ * may wait. The set holds it weakly: a finished task goes with its thread. */
+static int core_mark_task(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TTHREAD);
+  if (lua_getfield(L, LUA_REGISTRYINDEX, TASKS_KEY) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "k");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, TASKS_KEY);
+  }
+  lua_pushvalue(L, 1);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, -3);
+  return 0;
 }
 
 static int core_pending(lua_State *L) {
@@ -865,6 +916,7 @@ static const luaL_Reg core_funcs[] = {
     {"cancel", core_cancel},
     {"pending", core_pending},
     {"is_wait", core_is_wait},
+    {"mark_task", core_mark_task},
     {"set_mode", core_set_mode},
     {"set_virtual_now", core_set_virtual_now},
     {"now", core_now},

@@ -260,11 +260,133 @@ end
 
 local LIBRARIES = { "string", "table", "math", "os", "io", "utf8", "coroutine", "debug" }
 
+-- Globals of the engine's own state that workflow code gets its own
+-- version of: the loaders (text only, the workflow's environment) and the
+-- module system (its own package table, no engine modules).
+local REPLACED = { package = true, require = true, load = true, loadfile = true, dofile = true }
+
+local function is_internal(name)
+  return name == "wfengine" or name:sub(1, 9) == "wfengine."
+end
+
+local function is_directory(path)
+  return core.listdir(path) ~= nil
+end
+
+-- The project's library: the nearest directory up from dir that is named
+-- workflows or holds one; nil when there is none.
+local function project_library(dir)
+  local at = core.realpath(dir)
+  while at do
+    if at:match("[^/]*$") == "workflows" then return at end
+    local candidate = (at == "/" and "" or at) .. "/workflows"
+    if is_directory(candidate) then return candidate end
+    if at == "/" then return nil end
+    at = at:match("^(.*)/[^/]*$")
+    if at == "" then at = "/" end
+  end
+  return nil
+end
+
+-- package.path of a workflow: its own directory, the project's library, then
+-- each directory of $WFENGINE_PATH; never the current directory.
+function dsl.module_path(path)
+  local dir = path:match("^(.*)/[^/]*$") or "."
+  if dir == "" then dir = "/" end
+  local dirs = { dir }
+  local library = project_library(dir)
+  if library and library ~= core.realpath(dir) then dirs[#dirs + 1] = library end
+  for entry in (os.getenv("WFENGINE_PATH") or ""):gmatch("[^:]+") do dirs[#dirs + 1] = entry end
+  local templates, seen = {}, {}
+  for _, d in ipairs(dirs) do
+    d = d:gsub("/+$", "")
+    for _, template in ipairs { d .. "/?.lua", d .. "/?/init.lua" } do
+      if not seen[template] then
+        seen[template] = true
+        templates[#templates + 1] = template
+      end
+    end
+  end
+  return table.concat(templates, ";")
+end
+
+-- load, loadfile and dofile for workflow code: text chunks only (a forged
+-- binary chunk can crash the engine), and the workflow's environment unless
+-- the caller gives one.
+local function loaders(env)
+  local function chosen_env(n, given)
+    if n >= 4 then return given end
+    return env
+  end
+  local function workflow_load(chunk, name, _, ...)
+    return load(chunk, name, "t", chosen_env(select("#", ...) + 3, ...))
+  end
+  local function workflow_loadfile(filename, _, ...)
+    return loadfile(filename, "t", chosen_env(select("#", ...) + 3, ...))
+  end
+  local function workflow_dofile(filename)
+    local chunk, err = loadfile(filename, "t", env)
+    if not chunk then error(err, 2) end
+    return chunk()
+  end
+  return workflow_load, workflow_loadfile, workflow_dofile
+end
+
+local function module_not_found(name, search_path)
+  local looked = {}
+  for template in search_path:gmatch("[^;]+") do looked[#looked + 1] = template end
+  return string.format("module '%s' not found (looked in: %s)", name, table.concat(looked, ", "))
+end
+
+-- How one module is found: the workflow's preload, a binding (one instance,
+-- shared with the engine), or a text file on the workflow's package.path.
+local function find_module(env, pkg, name)
+  if pkg.preload[name] then return pkg.preload[name], ":preload:" end
+  if name:sub(1, 3) == "wf." and package.preload[name] then
+    return function() return require(name) end, ":preload:"
+  end
+  local filename = package.searchpath(name, pkg.path)
+  if not filename then error(module_not_found(name, pkg.path), 3) end
+  local chunk, err = loadfile(filename, "t", env)
+  if not chunk then error(string.format("cannot load module '%s': %s", name, err), 3) end
+  return chunk, filename
+end
+
+-- require for workflow code and its modules, over its own package table.
+local function workflow_require(env, pkg)
+  return function(name)
+    if type(name) ~= "string" then
+      error("bad argument #1 to 'require' (string expected, got " .. type(name) .. ")", 2)
+    end
+    if pkg.loaded[name] ~= nil then return pkg.loaded[name] end
+    if is_internal(name) then
+      error(string.format("module '%s' is internal to the engine: workflows cannot require it",
+        name), 2)
+    end
+    local loader, data = find_module(env, pkg, name)
+    local value = loader(name, data)
+    if value ~= nil then pkg.loaded[name] = value end
+    if pkg.loaded[name] == nil then pkg.loaded[name] = true end
+    return pkg.loaded[name], data
+  end
+end
+
+local function workflow_package(env, path)
+  local loaded = { _G = env }
+  for _, name in ipairs(LIBRARIES) do loaded[name] = env[name] end
+  return { path = dsl.module_path(path), cpath = "", loaded = loaded, preload = {},
+    config = package.config, searchpath = package.searchpath }
+end
+
 -- The environment workflow code runs in: the standard library, with its
 -- library tables copied, so that a workflow replacing `tostring`, `pairs`
--- or `string.format` changes its own world and not the engine's.
-local function workflow_env()
-  local env = setmetatable({}, { __index = _G })
+-- or `string.format` changes its own world and not the engine's; its own
+-- loaders and module system.
+local function workflow_env(path)
+  local env = {}
+  for k, v in pairs(_G) do
+    if not REPLACED[k] then env[k] = v end
+  end
   for _, name in ipairs(LIBRARIES) do
     local copy = {}
     for k, v in pairs(_G[name]) do copy[k] = v end
@@ -280,6 +402,9 @@ local function workflow_env()
   env.os.exit = function()
     error("os.exit is not allowed in a workflow: fail the step with ctx:fail or error()", 2)
   end
+  env.load, env.loadfile, env.dofile = loaders(env)
+  env.package = workflow_package(env, path)
+  env.require = workflow_require(env, env.package)
   return env
 end
 
@@ -302,13 +427,11 @@ function dsl.load(path)
   local text = file:read("a")
   file:close()
   if not text then return nil, path .. ": cannot read the workflow (is it a directory?)" end
-  local dir = path:match("^(.*)/[^/]*$") or "."
-  package.path = dir .. "/workflows/?.lua;" .. dir .. "/workflows/?/init.lua;" .. package.path
   dsl.fallback_where = workflow_line(path, text)
   if text:sub(1, 4) == "\27Lua" then
     return nil, path .. ": is precompiled Lua bytecode; give the source file"
   end
-  local chunk, syntax_err = load(text, "@" .. path, "t", workflow_env())
+  local chunk, syntax_err = load(text, "@" .. path, "t", workflow_env(path))
   if not chunk then return nil, syntax_err end
   local ok, result = xpcall(chunk, function(e)
     local message = type(e) == "table" and rawget(e, "message") or e

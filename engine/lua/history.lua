@@ -89,7 +89,7 @@ end
 
 local function summary(value)
   if value == nil then return "" end
-  local ok, text = pcall(json.encode, value)
+  local ok, text = pcall(json.encode, journal.storable(value))
   text = ok and text or tostring(value)
   if #text > 60 then text = text:sub(1, 57) .. "..." end
   return text
@@ -115,10 +115,11 @@ function history.show(state, run_id, as_json)
         seconds = s.elapsed, error = s.error, result = s.result, compensation = s.compensation,
         compensation_error = s.compensation_error, reason = s.reason }
     end
-    print(json.encode { run_id = run_id, workflow = rec.workflow, file = rec.file, mode = rec.mode,
-      status = rec.status, params = rec.params, started = rec.started, finished = rec.finished,
-      failed_step = rec.failed_step, error = rec.error, steps = json.array(steps),
-      owed = json.array(owed), state = rec.state })
+    -- bytes that are not UTF-8 are shown in their journaled form
+    print(json.encode(journal.storable { run_id = run_id, workflow = rec.workflow, file = rec.file,
+      mode = rec.mode, status = rec.status, params = rec.params, started = rec.started,
+      finished = rec.finished, failed_step = rec.failed_step, error = rec.error,
+      steps = json.array(steps), owed = json.array(owed), state = rec.state }))
     return 0
   end
   print(string.format("run %s: %s (%s), %s", run_id, tostring(rec.workflow), tostring(rec.mode),

@@ -73,17 +73,90 @@ function journal.timestamp(seconds)
   return os.date("!%Y-%m-%dT%H:%M:%S", whole) .. string.format(".%03dZ", math.floor((seconds - whole) * 1000))
 end
 
--- Secrets out of every string of a value, before it is encoded.
-local function redacted(value, depth)
+-- ---- bytes that are not UTF-8 ----
+-- JSON holds UTF-8 only, but a step may return any bytes (a bytea value). A
+-- string that is not UTF-8 is journaled as {"$base64": "<its bytes in
+-- base64>"}, a table key as "$base64:<base64>", and read back as the bytes
+-- (docs/workflow-language.md#results-that-are-not-utf-8).
+local BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+local BYTES_KEY, KEY_PREFIX = "$base64", "$base64:"
+
+local function base64(bytes)
+  local out = {}
+  for i = 1, #bytes, 3 do
+    local a, b, c = bytes:byte(i, i + 2)
+    local n = (a << 16) | ((b or 0) << 8) | (c or 0)
+    local quad = {}
+    for k = 1, 4 do
+      local index = (n >> (6 * (4 - k))) & 63
+      quad[k] = BASE64:sub(index + 1, index + 1)
+    end
+    if not c then quad[4] = "=" end
+    if not b then quad[3] = "=" end
+    out[#out + 1] = table.concat(quad)
+  end
+  return table.concat(out)
+end
+
+local BASE64_VALUE = {}
+for i = 1, #BASE64 do BASE64_VALUE[BASE64:sub(i, i)] = i - 1 end
+
+-- nil when text is not base64 as base64() writes it
+local function unbase64(text)
+  if #text % 4 ~= 0 or text:find("[^%w+/=]") then return nil end
+  local out = {}
+  for i = 1, #text, 4 do
+    local n, pad = 0, 0
+    for k = 0, 3 do
+      local char = text:sub(i + k, i + k)
+      if char == "=" then pad = pad + 1 else n = n | (BASE64_VALUE[char] << (6 * (3 - k))) end
+    end
+    local bytes = string.char((n >> 16) & 255, (n >> 8) & 255, n & 255)
+    out[#out + 1] = bytes:sub(1, 3 - pad)
+  end
+  return table.concat(out)
+end
+
+local function storable_key(key)
+  if type(key) == "string" and not utf8.len(key) then return KEY_PREFIX .. base64(key) end
+  return key
+end
+
+-- A copy of value fit for JSON: secrets redacted from every string, bytes
+-- that are not UTF-8 in base64 form.
+local function storable(value, depth)
   local t = type(value)
-  if t == "string" then return core.redact(value) end
+  if t == "string" then
+    value = core.redact(value)
+    if utf8.len(value) then return value end
+    return { [BYTES_KEY] = base64(value) }
+  end
   if t ~= "table" or value == json.null or depth > 64 then return value end
   local copy = {}
-  for k, v in pairs(value) do copy[k] = redacted(v, depth + 1) end
+  for k, v in pairs(value) do copy[storable_key(k)] = storable(v, depth + 1) end
   return setmetatable(copy, getmetatable(value))
 end
 
-journal.redacted = function(value) return redacted(value, 0) end
+-- The reverse of storable's base64 forms, for a value read from a journal.
+local function restored(value, depth)
+  if type(value) ~= "table" or depth > 64 then return value end
+  local only_key, count = next(value), 0
+  for _ in pairs(value) do count = count + 1 end
+  if count == 1 and only_key == BYTES_KEY and type(value[BYTES_KEY]) == "string" then
+    local bytes = unbase64(value[BYTES_KEY])
+    if bytes then return bytes end
+  end
+  local copy = {}
+  for k, v in pairs(value) do
+    if type(k) == "string" and k:sub(1, #KEY_PREFIX) == KEY_PREFIX then
+      k = unbase64(k:sub(#KEY_PREFIX + 1)) or k
+    end
+    copy[k] = restored(v, depth + 1)
+  end
+  return setmetatable(copy, getmetatable(value))
+end
+
+journal.storable = function(value) return storable(value, 0) end
 
 -- The test journal.read applies to each line.
 local function is_event(line)
@@ -155,7 +228,7 @@ local SYNCED = {
 -- Encodes and writes one event; returns the encoded line. A simulation
 -- changes nothing outside, so its journal is written but never synced.
 function journal.append(writer, event)
-  local line = json.encode(redacted(event, 0))
+  local line = json.encode(storable(event, 0))
   writer.file:append(line, SYNCED[event.type] == true and not writer.nosync)
   return line
 end
@@ -190,6 +263,8 @@ function journal.read(state, run_id)
           ok and "not an event" or tostring(event))
       end
     else
+      -- only a line with the marker needs the walk
+      if line:find(BYTES_KEY, 1, true) then event = restored(event, 0) end
       events[#events + 1] = event
     end
   end

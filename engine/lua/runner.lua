@@ -221,7 +221,7 @@ end
 
 local function encodable(value, what)
   if value == nil then return true end
-  local ok, err = pcall(json.encode, value)
+  local ok, err = pcall(json.encode, journal.storable(value))
   if ok then return true end
   return false, errors.new { kind = "lua", retryable = false,
     message = what .. " is not JSON-serialisable: " .. tostring(err) }

@@ -97,12 +97,24 @@ function sched.spawn(fn, ...)
     co = coroutine.create(fn), status = "ready", joiners = {}, children = {}, parent = parent,
   }
   by_co[task.co] = task
+  core.mark_task(task.co)
   if parent then parent.children[task] = true end
   make_ready(task, ...)
   return task
 end
 
+-- Only a task can wait: in a coroutine the workflow made, the yield would go
+-- to the workflow's own coroutine.resume, and nothing would ever resume it.
+local function check_in_task(what)
+  if not by_co[coroutine.running()] then
+    error({ kind = "misuse", retryable = false, message = what .. " called from a coroutine"
+      .. " the workflow made: call it from the step's own code (or a ctx:parallel branch),"
+      .. " not inside coroutine.wrap or coroutine.create" }, 0)
+  end
+end
+
 function sched.sleep(seconds)
+  check_in_task("ctx:sleep")
   coroutine.yield(SLEEP, seconds)
 end
 
@@ -112,6 +124,7 @@ function sched.join_any(tasks, timeout)
   for _, task in ipairs(tasks) do
     if task.status == "done" then return task end
   end
+  check_in_task("waiting for a task")
   return coroutine.yield(JOIN, tasks, timeout)
 end
 

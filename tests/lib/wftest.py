@@ -24,6 +24,8 @@ import tempfile
 import time
 
 WFENGINE = os.environ.get("WFENGINE", "./wfengine")
+if os.sep in WFENGINE:
+    WFENGINE = os.path.abspath(WFENGINE)  # a run may have its own cwd
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 WORKFLOWS = os.path.join(ROOT, "tests", "lua", "workflows")
 
@@ -203,11 +205,12 @@ class Tap:
         return path
 
     def run(self, workflow, *options, command="run", json_events=True, state=None, env=None,
-            timeout=30, stdin=None, input=None):
+            timeout=30, stdin=None, input=None, cwd=ROOT):
         """Runs `wfengine COMMAND WORKFLOW OPTIONS... --json --state DIR`.
 
         command=None leaves out the command word (the `wfengine X.lua` form);
-        state=False leaves out --state (for check and plan).
+        state=False leaves out --state (for check and plan); cwd is where it
+        runs (the repository root by default).
         """
         argv = [WFENGINE]
         if command:
@@ -226,7 +229,7 @@ class Tap:
         full_env.update(env or {})
         started = time.monotonic()
         timed_out = False
-        proc = subprocess.Popen(argv, cwd=ROOT, env=full_env, stdout=subprocess.PIPE,
+        proc = subprocess.Popen(argv, cwd=cwd, env=full_env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE,
                                 stdin=subprocess.PIPE if input is not None else (
                                     stdin if stdin is not None else subprocess.DEVNULL),
@@ -243,8 +246,8 @@ class Tap:
                       out.decode("utf-8", "replace"), err.decode("utf-8", "replace"), seconds,
                       state if state is not False else None, timed_out)
 
-    def check(self, workflow, *options):
-        return self.run(workflow, *options, command="check", state=False)
+    def check(self, workflow, *options, **kwargs):
+        return self.run(workflow, *options, command="check", state=False, **kwargs)
 
     def plan(self, workflow, *options):
         return self.run(workflow, *options, command="plan", state=False)

@@ -71,7 +71,8 @@ r = attack("a bare coroutine.yield() in a step", 'coroutine.yield() return "stil
 t.is_((r.one("step_succeeded", "evil") or {}).get("result"), "still here", "... the step carries on after it")
 attack("coroutine.yield with odd values", 'coroutine.yield("SLEEP", 1e9) return 1', 0)
 attack("resuming its own running coroutine", 'local ok = coroutine.resume(coroutine.running()) return ok', 0)
-attack("ctx:sleep inside coroutine.wrap", 'coroutine.wrap(function() ctx:sleep(0.2) end)() return 1', 0)
+attack("ctx:sleep inside coroutine.wrap", 'coroutine.wrap(function() ctx:sleep(0.2) end)() return 1', 1,
+       "called from a coroutine the workflow made")
 # Only a binding's wait (a light userdata) suspends a step; anything else
 # yielded is a bare yield: the step carries on.
 attack("yield of a full userdata, with a step timeout", 'coroutine.yield(io.stdout) return 1', 0,

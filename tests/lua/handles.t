@@ -42,8 +42,15 @@ pg = subprocess.run(["sh", "-c", '. "$1/tests/lib/pg.sh" && pg_start "$2" "$3"',
 with open(os.path.join(TMP, "h.lua"), "w") as f:
     f.write("""
 local sql, http = require "wf.sql", require "wf.http"
-local core = require "wfengine.core"
-local function fds() return #core.listdir("/proc/self/fd") end
+-- descriptors of this process; the pipe of io.popen counts in every call alike
+local pid = io.open("/proc/self/stat"):read("n")
+local function fds()
+  local ls = io.popen("ls /proc/" .. pid .. "/fd")
+  local n = 0
+  for _ in ls:lines() do n = n + 1 end
+  ls:close()
+  return n
+end
 return workflow {
   name = "handles",
   params = { pgport = { required = true }, hport = { required = true } },

@@ -162,6 +162,12 @@ static void test_decode_errors(lua_State *L) {
                  "json: line 1, column 8:", "a trailing comma");
   lua_fails_with(L, "return json.decode('')", "json: line 1, column 0:", "empty input");
   lua_fails_with(L, "return json.decode('[1] x')", "end of file expected", "trailing garbage");
+  lua_fails_with(L, "return json.decode('123\\0')", "json: line 1, column 4: a NUL byte (write",
+                 "a NUL byte after a scalar is refused, not read as the end");
+  lua_fails_with(L, "return json.decode('{}\\0\\0')", "json: line 1, column 3: a NUL byte (write",
+                 "NUL bytes after an object are refused");
+  lua_fails_with(L, "return json.decode('[\"a\\0\"]')", "json: line 1, column 4: a NUL byte",
+                 "a raw NUL inside a string is named where it is");
   lua_fails_with(L, "return json.decode({})", "string expected", "decode of a table is misuse");
   is_lua(L, "return json.decode(' \"x\" ')", "x", "a scalar document");
   is_lua(L, "return json.decode('true')", "true", "true");

@@ -105,6 +105,12 @@ static void test_core_schema(lua_State *L) {
   is_lua(L, "return kind(yaml.load('42'))", "integer:42", "a scalar document");
   is_lua(L, "return kind(yaml.load(''))", "nil:nil", "an empty text is nil");
   is_lua(L, "return kind(yaml.load('# only a comment\\n'))", "nil:nil", "a comment is nil");
+  is_lua(L, "return kind(yaml.load('', {null = json.null}))", "nil:nil",
+         "an empty text is nil even with opts.null (there is no document)");
+  is_lua(L, "return kind(yaml.load('# c\\n', {null = json.null}))", "nil:nil",
+         "a comment-only text is nil even with opts.null");
+  is_lua(L, "return yaml.load('---\\n', {null = json.null}) == json.null", "true",
+         "an explicit empty document holds a null: opts.null");
   is_lua(L, "return kind(yaml.load('---\\na: 1\\n...\\n').a)", "integer:1", "explicit markers");
 }
 
