@@ -15,6 +15,17 @@ local function fail_usage(message)
   error(core.error("usage", nil, false, message), 3)
 end
 
+-- Every value that lands in a header or an SMTP/IMAP command line: CR or LF
+-- would start a header or a command of the caller's text (a Bcc:, a RCPT
+-- TO), NUL cuts the C string. field names the value in the error.
+local function line_safe(field, value)
+  if type(value) ~= "string" then fail_usage("mail: " .. field .. " must be a string") end
+  if value:find("[%z\r\n]") then
+    fail_usage("mail: " .. field .. " contains a line break or NUL byte (refused in headers)")
+  end
+  return value
+end
+
 -- ---- base64 and encoded words ----
 
 local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -58,9 +69,8 @@ local function encode_words(text)
   return table.concat(words, "\r\n ")
 end
 
-local function header_text(value)
-  value = tostring(value)
-  if value:find("[\r\n]") then fail_usage("mail header values cannot contain line breaks") end
+local function header_text(value, field)
+  value = line_safe(field, tostring(value))
   if is_ascii(value) and #value <= 900 then return value end
   if not utf8.len(value) then fail_usage("mail header value is not valid UTF-8") end
   return encode_words(value)
@@ -73,10 +83,7 @@ local function address_list(value, field)
   if type(value) == "string" then value = { value } end
   if type(value) ~= "table" then fail_usage("mail: " .. field .. " must be an address or a list") end
   local out = {}
-  for _, a in ipairs(value) do
-    if type(a) ~= "string" or a:find("[\r\n]") then fail_usage("mail: bad address in " .. field) end
-    out[#out + 1] = a
-  end
+  for _, a in ipairs(value) do out[#out + 1] = line_safe(field, a) end
   return out
 end
 
@@ -119,10 +126,12 @@ end
 function mail.message(m)
   if type(m) ~= "table" then fail_usage("mail.message: give a table") end
   if type(m.from) ~= "string" then fail_usage("mail: from is required") end
+  line_safe("from", m.from)
   local to, cc = address_list(m.to, "to"), address_list(m.cc, "cc")
-  local id = m.message_id or message_id(m.from)
+  if m.reply_to ~= nil then line_safe("reply_to", m.reply_to) end
+  local id = m.message_id ~= nil and line_safe("message_id", m.message_id) or message_id(m.from)
   local lines = {
-    "Date: " .. (m.date or rfc5322_date(core.time())),
+    "Date: " .. (m.date ~= nil and line_safe("date", m.date) or rfc5322_date(core.time())),
     "From: " .. header_address(m.from),
   }
   local function addresses(name, list)
@@ -134,7 +143,7 @@ function mail.message(m)
   addresses("To", to)
   addresses("Cc", cc)
   if m.reply_to then lines[#lines + 1] = "Reply-To: " .. header_address(m.reply_to) end
-  lines[#lines + 1] = "Subject: " .. header_text(m.subject or "")
+  lines[#lines + 1] = "Subject: " .. header_text(m.subject or "", "subject")
   lines[#lines + 1] = "Message-ID: " .. id
   if m.headers then
     local names = {}
@@ -142,7 +151,7 @@ function mail.message(m)
     table.sort(names)
     for _, name in ipairs(names) do
       if not tostring(name):match("^[%w%-]+$") then fail_usage("mail: bad header name " .. tostring(name)) end
-      lines[#lines + 1] = name .. ": " .. header_text(m.headers[name])
+      lines[#lines + 1] = name .. ": " .. header_text(m.headers[name], "headers." .. name)
     end
   end
   local body = tostring(m.body or ""):gsub("\r\n", "\n"):gsub("\r", "\n")
@@ -305,6 +314,9 @@ local function settings(opts, kind)
   if type(opts) ~= "table" then fail_usage("mail." .. kind .. ": give a table") end
   if type(opts.url) ~= "string" then fail_usage("mail." .. kind .. ": url is required") end
   core.add_secret(opts.password)
+  -- IMAP LOGIN sends both inside a quoted string: a line break would end it.
+  if opts.user ~= nil then line_safe(kind .. " user", opts.user) end
+  if opts.password ~= nil then line_safe(kind .. " password", opts.password) end
   return {
     url = opts.url:gsub("/+$", ""), user = opts.user, password = opts.password,
     timeout = opts.timeout, connect_timeout = opts.connect_timeout,

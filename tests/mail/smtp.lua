@@ -66,7 +66,32 @@ return workflow {
         local none = catch(sender.send, sender, { from = "ops@example.com", subject = "x", body = "y" })
         tap.like(tostring(none.message), "no recipient", "no recipient is a usage error")
         local inject = catch(sender.send, sender, { from = "ops@example.com", to = "a@example.com", subject = "x\r\nBcc: evil@example.com", body = "y" })
-        tap.like(tostring(inject.message), "line breaks", "header injection through the subject is refused")
+        tap.like(tostring(inject.message), "subject contains a line break", "header injection through the subject is refused")
+        -- Every value that lands in a header or an SMTP command: refused
+        -- before anything is sent (the sink's count above shows nothing
+        -- arrived), with the field named.
+        local base = { from = "ops@example.com", to = "a@example.com", subject = "x", body = "y" }
+        local injections = {
+          { "from", { from = "ops@example.com>\r\nRCPT TO:<evil@example.com" } },
+          { "reply_to", { reply_to = "r@example.com\r\nBcc: evil@example.com" } },
+          { "to", { to = { "a@example.com", "b@example.com\r\nBcc: evil@example.com" } } },
+          { "cc", { cc = "c@example.com\nBcc: evil@example.com" } },
+          { "bcc", { bcc = "d@example.com>\r\nRCPT TO:<evil@example.com" } },
+          { "subject", { subject = "x\0y" } },
+          { "headers.X%-Note", { headers = { ["X-Note"] = "n\r\nBcc: evil@example.com" } } },
+          { "date", { date = "Mon, 01 Jan 2024 00:00:00 +0000\r\nBcc: evil@example.com" } },
+          { "message_id", { message_id = "<id@example.com>\r\nBcc: evil@example.com" } },
+        }
+        for _, case in ipairs(injections) do
+          local m = {}
+          for k, v in pairs(base) do m[k] = v end
+          for k, v in pairs(case[2]) do m[k] = v end
+          local e = catch(sender.send, sender, m)
+          tap.ok(e.kind == "usage" and e.retryable == false, case[1] .. ": injection refused as a usage error")
+          tap.like(tostring(e.message), "mail: " .. case[1] .. " contains a line break", case[1] .. ": the error names the field")
+        end
+        local imap_user = catch(mail.imap, { url = ctx.params.imap, user = "alice\r\nA1 DELETE INBOX", password = "x" })
+        tap.like(tostring(imap_user.message), "imap user contains a line break", "a line break in an IMAP user is refused")
         local text = mail.message { from = "a@example.com", to = "b@example.com", subject = "Hi", body = "x", date = "Mon, 01 Jan 2024 00:00:00 +0000", message_id = "<fixed@example.com>" }
         tap.is(text, "Date: Mon, 01 Jan 2024 00:00:00 +0000\r\nFrom: a@example.com\r\nTo: b@example.com\r\nSubject: Hi\r\nMessage-ID: <fixed@example.com>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: 7bit\r\n\r\nx\r\n",
           "mail.message builds the exact RFC 5322 text")
