@@ -278,7 +278,11 @@ local function refine(err, replies, what)
     local code, text = line:match("^([45]%d%d)[ -](.*)$")
     if code then last_smtp = { code = code, text = text } end
   end
-  if err.curl_code == 67 then -- CURLE_LOGIN_DENIED
+  if err.curl_code == 64 then -- CURLE_USE_SSL_FAILED: no STARTTLS, nothing was sent
+    err.code, err.retryable = "tls_required", false
+    err.message = what .. ": the server offers no STARTTLS and this host is not loopback, so the "
+      .. "password is not sent in clear (use imaps:// or smtps://, or insecure = true)"
+  elseif err.curl_code == 67 then -- CURLE_LOGIN_DENIED
     err.code, err.retryable = "auth_failed", false
     err.message = what .. ": authentication failed"
     if last_imap then err.message = err.message .. " (" .. last_imap .. ")" end
@@ -310,6 +314,39 @@ end
 local Box = { __name = "wf.mail.imap" }
 Box.__index = Box
 
+-- The host of a URL: lower-case, without userinfo, port or [brackets].
+local function url_host(url)
+  local authority = (url:match("^%a[%w+.-]*://([^/?#]*)") or ""):gsub("^.*@", "")
+  return (authority:match("^%[([^%]]*)%]") or authority:match("^([^:]*)")):lower()
+end
+
+-- 127.0.0.0/8, ::1 and localhost: a password sent there never leaves the machine.
+local function is_loopback(host)
+  if host == "localhost" or host == "localhost." or host == "::1" then return true end
+  local b, c, d = host:match("^127%.(%d+)%.(%d+)%.(%d+)$")
+  return b ~= nil and tonumber(b) <= 255 and tonumber(c) <= 255 and tonumber(d) <= 255
+end
+
+-- STARTTLS on imap:// and smtp:// (imaps:// and smtps:// are TLS from the
+-- start): "required" (the transfer fails before AUTH when the server offers
+-- none), "try" or "none". TLS is required unless the host is loopback or
+-- the caller says insecure = true.
+local function tls_level(opts, kind)
+  local tls = opts.tls
+  if tls ~= nil and tls ~= "required" and tls ~= "none" then
+    fail_usage("mail." .. kind .. ': tls must be "required" or "none"')
+  end
+  local scheme = (opts.url:match("^(%a[%w+.-]*):") or ""):lower()
+  if tls == "required" or scheme == "imaps" or scheme == "smtps" then return "required" end
+  local trusted = is_loopback(url_host(opts.url)) or opts.insecure == true
+  if tls == "none" and not trusted and (opts.user ~= nil or opts.password ~= nil) then
+    fail_usage("mail." .. kind .. ': tls = "none" would send the password in clear to '
+      .. url_host(opts.url) .. " (not loopback): use TLS, or insecure = true")
+  end
+  if trusted then return tls or "try" end
+  return tls or "required"
+end
+
 local function settings(opts, kind)
   if type(opts) ~= "table" then fail_usage("mail." .. kind .. ": give a table") end
   if type(opts.url) ~= "string" then fail_usage("mail." .. kind .. ": url is required") end
@@ -320,13 +357,21 @@ local function settings(opts, kind)
   return {
     url = opts.url:gsub("/+$", ""), user = opts.user, password = opts.password,
     timeout = opts.timeout, connect_timeout = opts.connect_timeout,
-    insecure = opts.insecure == true, tls = opts.tls,
+    insecure = opts.insecure == true, tls = tls_level(opts, kind),
   }
+end
+
+-- insecure = true is said in the run's output, with what it allows here.
+local function warn_insecure(conn)
+  if not conn.insecure then return end
+  local clear = conn.tls ~= "required" and not is_loopback(url_host(conn.url))
+  core.log("warn", "TLS certificate verification disabled (insecure = true) for " .. conn.url
+    .. (clear and "; STARTTLS is optional, so the password may cross the network in clear" or ""))
 end
 
 function mail.imap(opts)
   local box = setmetatable(settings(opts, "imap"), Box)
-  if box.insecure then core.log("warn", "TLS certificate verification disabled (insecure = true) for " .. box.url) end
+  warn_insecure(box)
   return box
 end
 
@@ -409,7 +454,7 @@ Sender.__index = Sender
 
 function mail.smtp(opts)
   local sender = setmetatable(settings(opts, "smtp"), Sender)
-  if sender.insecure then core.log("warn", "TLS certificate verification disabled (insecure = true) for " .. sender.url) end
+  warn_insecure(sender)
   return sender
 end
 
