@@ -75,7 +75,13 @@ static void http_configure(lua_State *L, curl_transfer *t, int spec) {
     lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
     for (lua_Integer i = 1; i <= n; i++) {
       lua_rawgeti(L, -1, i);
-      const char *line = lua_tostring(L, -1);
+      size_t length = 0;
+      const char *line = lua_tolstring(L, -1, &length);
+      /* the prelude refuses these with the field's name; never send them */
+      if (line && strcspn(line, "\r\n") != length) {
+        curl_slist_free_all(headers);
+        luaL_error(L, "http header %d contains a line break or NUL byte", (int)i);
+      }
       struct curl_slist *grown = line ? curl_slist_append(headers, line) : headers;
       lua_pop(L, 1);
       if (!grown) {

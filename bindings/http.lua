@@ -34,6 +34,15 @@ local function fail_usage(message)
   error(core.error("usage", nil, false, message), 3)
 end
 
+-- Every value that ends up in a request header: CR or LF would start a
+-- header (or a request) of the caller's text, NUL cuts the C string.
+local function header_safe(field, value)
+  if value:find("[%z\r\n]") then
+    fail_usage("http request: " .. field .. " contains a line break or NUL byte (refused in headers)")
+  end
+  return value
+end
+
 -- Query strings: keys sorted so a request is the same every time; an array
 -- value repeats the key; booleans and numbers are written as Lua does.
 local function encode_query(query)
@@ -91,6 +100,11 @@ local function header_name_set(list)
   return set
 end
 
+local function user_agent(value)
+  if value == nil or value == false then return nil end
+  return header_safe("user_agent", tostring(value))
+end
+
 -- Turns request options into the spec core.perform takes, plus what the
 -- response handling needs (method, url, raise, body preview).
 local function prepare(opts)
@@ -119,10 +133,11 @@ local function prepare(opts)
     for _, name in ipairs(names) do
       local value = opts.headers[name]
       if value ~= nil and value ~= false then
-        value = tostring(value)
-        if value:find("[\r\n]") or name:find("[\r\n:]") then
-          fail_usage("http request: header " .. name .. " contains a line break or colon")
+        if name:find("[%z\r\n:]") or name == "" then
+          local shown = string.format("%q", name):gsub("\\\n", "\\n")
+          fail_usage("http request: header name " .. shown .. " contains a line break, NUL or colon")
         end
+        value = header_safe("header " .. name, tostring(value))
         if name:lower() == "authorization" or name:lower() == "proxy-authorization" then
           core.add_secret(value)
           core.add_secret(value:match("^%S+%s+(.+)$"))
@@ -130,7 +145,9 @@ local function prepare(opts)
         headers[#headers + 1] = name .. ": " .. value
       end
     end
-    for _, line in ipairs(opts.headers) do headers[#headers + 1] = tostring(line) end
+    for i, line in ipairs(opts.headers) do
+      headers[#headers + 1] = header_safe("headers[" .. i .. "]", tostring(line))
+    end
   end
   local present = header_name_set(headers)
 
@@ -152,17 +169,26 @@ local function prepare(opts)
 
   local key = opts.idempotency_key
   if key == true then key = derive_idempotency_key() end
-  if key then headers[#headers + 1] = "Idempotency-Key: " .. tostring(key) end
+  if key then
+    key = header_safe("idempotency_key", tostring(key))
+    headers[#headers + 1] = "Idempotency-Key: " .. key
+  end
 
   local user, password, bearer
   if opts.auth then
     user = opts.auth.user or opts.auth[1]
     password = opts.auth.password or opts.auth[2]
     core.add_secret(password)
+    -- Basic auth is base64 on the wire; only NUL (cuts the C string) harms.
+    if type(user) == "string" and user:find("%z") then fail_usage("http request: auth.user contains a NUL byte") end
+    if type(password) == "string" and password:find("%z") then
+      fail_usage("http request: auth.password contains a NUL byte")
+    end
   end
   if opts.bearer then
     bearer = tostring(opts.bearer)
     core.add_secret(bearer)
+    header_safe("bearer", bearer)
   end
 
   local defaults = http.defaults
@@ -174,7 +200,7 @@ local function prepare(opts)
     method = method, url = url, headers = headers, body = body,
     timeout = pick("timeout"), connect_timeout = pick("connect_timeout"),
     follow = pick("follow"), max_redirects = pick("max_redirects"),
-    max_body = pick("max_body"), user_agent = pick("user_agent"),
+    max_body = pick("max_body"), user_agent = user_agent(pick("user_agent")),
     insecure = opts.insecure == true,
     user = user, password = password, bearer = bearer,
   }

@@ -133,10 +133,11 @@ static void mail_configure(lua_State *L, curl_transfer *t, int spec) {
     curl_easy_setopt(easy, CURLOPT_UPLOAD, 1L);
     curl_easy_setopt(easy, CURLOPT_INFILESIZE_LARGE, (curl_off_t)upload_length);
   }
-  /* STARTTLS when the server offers it, unless the workflow says "none" or
-   * insists with "required" (imaps:// and smtps:// are TLS from the start). */
-  long use_ssl = CURLUSESSL_TRY;
-  if (tls && strcmp(tls, "required") == 0) use_ssl = CURLUSESSL_ALL;
+  /* STARTTLS is required (no AUTH in clear) unless the prelude says "try"
+   * (loopback, insecure = true) or "none"; imaps:// and smtps:// are TLS
+   * from the start. */
+  long use_ssl = CURLUSESSL_ALL;
+  if (tls && strcmp(tls, "try") == 0) use_ssl = CURLUSESSL_TRY;
   if (tls && strcmp(tls, "none") == 0) use_ssl = CURLUSESSL_NONE;
   curl_easy_setopt(easy, CURLOPT_USE_SSL, use_ssl);
 

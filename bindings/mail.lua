@@ -15,6 +15,17 @@ local function fail_usage(message)
   error(core.error("usage", nil, false, message), 3)
 end
 
+-- Every value that lands in a header or an SMTP/IMAP command line: CR or LF
+-- would start a header or a command of the caller's text (a Bcc:, a RCPT
+-- TO), NUL cuts the C string. field names the value in the error.
+local function line_safe(field, value)
+  if type(value) ~= "string" then fail_usage("mail: " .. field .. " must be a string") end
+  if value:find("[%z\r\n]") then
+    fail_usage("mail: " .. field .. " contains a line break or NUL byte (refused in headers)")
+  end
+  return value
+end
+
 -- ---- base64 and encoded words ----
 
 local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
@@ -58,9 +69,8 @@ local function encode_words(text)
   return table.concat(words, "\r\n ")
 end
 
-local function header_text(value)
-  value = tostring(value)
-  if value:find("[\r\n]") then fail_usage("mail header values cannot contain line breaks") end
+local function header_text(value, field)
+  value = line_safe(field, tostring(value))
   if is_ascii(value) and #value <= 900 then return value end
   if not utf8.len(value) then fail_usage("mail header value is not valid UTF-8") end
   return encode_words(value)
@@ -73,10 +83,7 @@ local function address_list(value, field)
   if type(value) == "string" then value = { value } end
   if type(value) ~= "table" then fail_usage("mail: " .. field .. " must be an address or a list") end
   local out = {}
-  for _, a in ipairs(value) do
-    if type(a) ~= "string" or a:find("[\r\n]") then fail_usage("mail: bad address in " .. field) end
-    out[#out + 1] = a
-  end
+  for _, a in ipairs(value) do out[#out + 1] = line_safe(field, a) end
   return out
 end
 
@@ -119,10 +126,12 @@ end
 function mail.message(m)
   if type(m) ~= "table" then fail_usage("mail.message: give a table") end
   if type(m.from) ~= "string" then fail_usage("mail: from is required") end
+  line_safe("from", m.from)
   local to, cc = address_list(m.to, "to"), address_list(m.cc, "cc")
-  local id = m.message_id or message_id(m.from)
+  if m.reply_to ~= nil then line_safe("reply_to", m.reply_to) end
+  local id = m.message_id ~= nil and line_safe("message_id", m.message_id) or message_id(m.from)
   local lines = {
-    "Date: " .. (m.date or rfc5322_date(core.time())),
+    "Date: " .. (m.date ~= nil and line_safe("date", m.date) or rfc5322_date(core.time())),
     "From: " .. header_address(m.from),
   }
   local function addresses(name, list)
@@ -134,7 +143,7 @@ function mail.message(m)
   addresses("To", to)
   addresses("Cc", cc)
   if m.reply_to then lines[#lines + 1] = "Reply-To: " .. header_address(m.reply_to) end
-  lines[#lines + 1] = "Subject: " .. header_text(m.subject or "")
+  lines[#lines + 1] = "Subject: " .. header_text(m.subject or "", "subject")
   lines[#lines + 1] = "Message-ID: " .. id
   if m.headers then
     local names = {}
@@ -142,7 +151,7 @@ function mail.message(m)
     table.sort(names)
     for _, name in ipairs(names) do
       if not tostring(name):match("^[%w%-]+$") then fail_usage("mail: bad header name " .. tostring(name)) end
-      lines[#lines + 1] = name .. ": " .. header_text(m.headers[name])
+      lines[#lines + 1] = name .. ": " .. header_text(m.headers[name], "headers." .. name)
     end
   end
   local body = tostring(m.body or ""):gsub("\r\n", "\n"):gsub("\r", "\n")
@@ -269,7 +278,11 @@ local function refine(err, replies, what)
     local code, text = line:match("^([45]%d%d)[ -](.*)$")
     if code then last_smtp = { code = code, text = text } end
   end
-  if err.curl_code == 67 then -- CURLE_LOGIN_DENIED
+  if err.curl_code == 64 then -- CURLE_USE_SSL_FAILED: no STARTTLS, nothing was sent
+    err.code, err.retryable = "tls_required", false
+    err.message = what .. ": the server offers no STARTTLS and this host is not loopback, so the "
+      .. "password is not sent in clear (use imaps:// or smtps://, or insecure = true)"
+  elseif err.curl_code == 67 then -- CURLE_LOGIN_DENIED
     err.code, err.retryable = "auth_failed", false
     err.message = what .. ": authentication failed"
     if last_imap then err.message = err.message .. " (" .. last_imap .. ")" end
@@ -301,20 +314,64 @@ end
 local Box = { __name = "wf.mail.imap" }
 Box.__index = Box
 
+-- The host of a URL: lower-case, without userinfo, port or [brackets].
+local function url_host(url)
+  local authority = (url:match("^%a[%w+.-]*://([^/?#]*)") or ""):gsub("^.*@", "")
+  return (authority:match("^%[([^%]]*)%]") or authority:match("^([^:]*)")):lower()
+end
+
+-- 127.0.0.0/8, ::1 and localhost: a password sent there never leaves the machine.
+local function is_loopback(host)
+  if host == "localhost" or host == "localhost." or host == "::1" then return true end
+  local b, c, d = host:match("^127%.(%d+)%.(%d+)%.(%d+)$")
+  return b ~= nil and tonumber(b) <= 255 and tonumber(c) <= 255 and tonumber(d) <= 255
+end
+
+-- STARTTLS on imap:// and smtp:// (imaps:// and smtps:// are TLS from the
+-- start): "required" (the transfer fails before AUTH when the server offers
+-- none), "try" or "none". TLS is required unless the host is loopback or
+-- the caller says insecure = true.
+local function tls_level(opts, kind)
+  local tls = opts.tls
+  if tls ~= nil and tls ~= "required" and tls ~= "none" then
+    fail_usage("mail." .. kind .. ': tls must be "required" or "none"')
+  end
+  local scheme = (opts.url:match("^(%a[%w+.-]*):") or ""):lower()
+  if tls == "required" or scheme == "imaps" or scheme == "smtps" then return "required" end
+  local trusted = is_loopback(url_host(opts.url)) or opts.insecure == true
+  if tls == "none" and not trusted and (opts.user ~= nil or opts.password ~= nil) then
+    fail_usage("mail." .. kind .. ': tls = "none" would send the password in clear to '
+      .. url_host(opts.url) .. " (not loopback): use TLS, or insecure = true")
+  end
+  if trusted then return tls or "try" end
+  return tls or "required"
+end
+
 local function settings(opts, kind)
   if type(opts) ~= "table" then fail_usage("mail." .. kind .. ": give a table") end
   if type(opts.url) ~= "string" then fail_usage("mail." .. kind .. ": url is required") end
   core.add_secret(opts.password)
+  -- IMAP LOGIN sends both inside a quoted string: a line break would end it.
+  if opts.user ~= nil then line_safe(kind .. " user", opts.user) end
+  if opts.password ~= nil then line_safe(kind .. " password", opts.password) end
   return {
     url = opts.url:gsub("/+$", ""), user = opts.user, password = opts.password,
     timeout = opts.timeout, connect_timeout = opts.connect_timeout,
-    insecure = opts.insecure == true, tls = opts.tls,
+    insecure = opts.insecure == true, tls = tls_level(opts, kind),
   }
+end
+
+-- insecure = true is said in the run's output, with what it allows here.
+local function warn_insecure(conn)
+  if not conn.insecure then return end
+  local clear = conn.tls ~= "required" and not is_loopback(url_host(conn.url))
+  core.log("warn", "TLS certificate verification disabled (insecure = true) for " .. conn.url
+    .. (clear and "; STARTTLS is optional, so the password may cross the network in clear" or ""))
 end
 
 function mail.imap(opts)
   local box = setmetatable(settings(opts, "imap"), Box)
-  if box.insecure then core.log("warn", "TLS certificate verification disabled (insecure = true) for " .. box.url) end
+  warn_insecure(box)
   return box
 end
 
@@ -397,7 +454,7 @@ Sender.__index = Sender
 
 function mail.smtp(opts)
   local sender = setmetatable(settings(opts, "smtp"), Sender)
-  if sender.insecure then core.log("warn", "TLS certificate verification disabled (insecure = true) for " .. sender.url) end
+  warn_insecure(sender)
   return sender
 end
 

@@ -995,6 +995,32 @@ static int conn_info(lua_State *L) {
   return 1;
 }
 
+/* conn:encrypt_password(password, user) -> the SCRAM-SHA-256 verifier that
+ * CREATE/ALTER ROLE ... PASSWORD takes instead of the password, computed here
+ * so that the password never reaches the server (nor its statement log).
+ * Both are registered as secrets. No round trip: the algorithm is given. */
+static int conn_encrypt_password(lua_State *L) {
+  sql_conn *conn = luaL_checkudata(L, 1, SQL_CONN_META);
+  const char *password = luaL_checkstring(L, 2);
+  const char *user = luaL_checkstring(L, 3);
+  wf_add_secret(L, password);
+  if (conn->simulate) {
+    lua_pushliteral(L, "SCRAM-SHA-256$simulated");
+    return 1;
+  }
+  if (!conn->pg) return luaL_error(L, "connection is closed");
+  char *verifier = PQencryptPasswordConn(conn->pg, password, user, "scram-sha-256");
+  if (!verifier) {
+    lua_pushfstring(L, "cannot encrypt the password: %s", PQerrorMessage(conn->pg));
+    wf_push_error(L, "sql", NULL, 0, lua_tostring(L, -1));
+    return lua_error(L);
+  }
+  lua_pushstring(L, verifier);
+  PQfreemem(verifier);
+  wf_add_secret(L, lua_tostring(L, -1));
+  return 1;
+}
+
 /* ---- module functions ---------------------------------------------------- */
 
 /* core.conninfo(dsn) -> table of the options it sets, or nil, message */
@@ -1053,7 +1079,8 @@ static int core_error(lua_State *L) {
 static const luaL_Reg conn_methods[] = {
     {"query", conn_query}, {"one", conn_one},     {"scalar", conn_scalar},
     {"exec", conn_exec},   {"_run", conn_raw},    {"_status", conn_status},
-    {"_info", conn_info},  {"close", conn_close}, {NULL, NULL}};
+    {"_info", conn_info},  {"close", conn_close}, {"encrypt_password", conn_encrypt_password},
+    {NULL, NULL}};
 
 static const luaL_Reg conn_meta[] = {
     {"__gc", conn_gc}, {"__close", conn_gc}, {"__tostring", conn_tostring}, {NULL, NULL}};

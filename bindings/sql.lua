@@ -62,9 +62,44 @@ local function parse_target(target)
   return options
 end
 
+-- ---- TLS ------------------------------------------------------------------
+
+-- 127.0.0.0/8, ::1, localhost, a Unix socket directory ("/..." or "@...")
+-- and the default socket (no host): the traffic never leaves the machine.
+local function is_local(host)
+  host = host:lower()
+  if host == "" or host:find("^[/@]") or host == "localhost" or host == "::1" then return true end
+  local b, c, d = host:match("^127%.(%d+)%.(%d+)%.(%d+)$")
+  return b ~= nil and tonumber(b) <= 255 and tonumber(c) <= 255 and tonumber(d) <= 255
+end
+
+-- sslmodes that do not refuse a connection in clear (prefer, libpq's
+-- default, falls back to it, and a man in the middle can make it).
+local CLEAR_SSLMODES = { disable = true, allow = true, prefer = true }
+local warned_hosts = {}
+
+-- Warns once per process and host when a connection to a host that is not
+-- local may run without TLS: the password and every row cross in clear.
+local function warn_without_tls(options)
+  local sslmode = options.sslmode or os.getenv("PGSSLMODE") or "prefer"
+  if not CLEAR_SSLMODES[sslmode] or core.mode() == "simulate" then return end
+  -- hostaddr, when given, is where libpq connects; host then only names it.
+  local hosts = options.hostaddr or os.getenv("PGHOSTADDR") or options.host or os.getenv("PGHOST") or ""
+  for host in (hosts .. ","):gmatch("([^,]*),") do
+    if not is_local(host) and not warned_hosts[host] then
+      warned_hosts[host] = true
+      core.log("warn", string.format("sql: the connection to %s does not require TLS (sslmode=%s), "
+        .. "so the password and the data may cross the network in clear: set sslmode=verify-full "
+        .. "(docs/operations.md)", host, sslmode))
+    end
+  end
+end
+
 --- sql.connect(dsn_or_table) -> conn
 function sql.connect(target)
-  return core.connect(conninfo_string(parse_target(target)))
+  local options = parse_target(target)
+  warn_without_tls(options)
+  return core.connect(conninfo_string(options))
 end
 
 -- ---- transactions ---------------------------------------------------------

@@ -87,6 +87,27 @@ return workflow {
           http.get(base .. "/echo", { headers = { ["X-Bad"] = "a\r\nInjected: 1" } })
         end, "a header value with a line break is refused")
         tap.like(tostring(err), "line break", "... saying why")
+        -- Every value that lands in a header: CR, LF and NUL are refused
+        -- before anything is sent, with the field named.
+        local injections = {
+          { "header value", "header X%-Bad", { headers = { ["X-Bad"] = "a\nInjected: 1" } } },
+          { "header value NUL", "header X%-Bad", { headers = { ["X-Bad"] = "a\0b" } } },
+          { "header name", "header name", { headers = { ["X-Bad\r\nInjected"] = "1" } } },
+          { "positional header", "headers%[2%]", { headers = { "X-Ok: 1", "X-A: 1\r\nInjected: 1" } } },
+          { "positional header NUL", "headers%[1%]", { headers = { "X-A: 1\0" } } },
+          { "idempotency_key", "idempotency_key", { idempotency_key = "k\r\nInjected: 1" } },
+          { "bearer", "bearer", { bearer = "tok\r\nInjected: 1" } },
+          { "user_agent", "user_agent", { user_agent = "ua\r\nInjected: 1" } },
+          { "user_agent NUL", "user_agent", { user_agent = "ua\0x" } },
+          { "auth password NUL", "auth.password", { auth = { user = "u", password = "p\0w" } } },
+        }
+        for _, case in ipairs(injections) do
+          local label, field, opts = case[1], case[2], case[3]
+          local ok, e = pcall(http.get, base .. "/echo", opts)
+          tap.ok(not ok and type(e) == "table" and e.kind == "usage" and e.retryable == false,
+            label .. ": refused as a usage error, not retryable")
+          tap.like(tostring(type(e) == "table" and e.message or e), field, label .. ": the error names the field")
+        end
       end,
     },
     step "redirects" {

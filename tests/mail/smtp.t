@@ -38,6 +38,11 @@ second = email.message_from_string(lf(json.load(open(files[1]))["data"]), policy
 ok(second.get_content() == "only ascii\nline 2\n", "CRLF in the body kept as lines")
 err = open(tmp + "/stderr").read()
 ok("sender-secret" not in err and "not-the-password" not in err, "passwords never shown")
+auth = open(sink + "/auth.log").read()
+ok("tls-test-secret" not in auth, "the password meant for a non-loopback host never reached the server in clear")
+journal = "".join(open(p).read() for p in glob.glob(tmp + "/state/runs/*/events.jsonl"))
+ok("STARTTLS is optional, so the password may cross the network in clear" in journal + err,
+   "insecure = true on a non-loopback host says so in the run's log")
 PY
 )
 ls "$MAIL_TMP/dovecot/mail/alice/Maildir" >/dev/null 2>&1

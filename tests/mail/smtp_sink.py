@@ -5,7 +5,8 @@
 
 Listens on 127.0.0.1:PORT, requires AUTH PLAIN or LOGIN with USER/PASSWORD,
 and writes every accepted message to DIR/N.json as {"from", "rcpt", "data"}
-(data with the dot-stuffing undone). Recipients containing "reject" get 550,
+(data with the dot-stuffing undone), and every AUTH attempt's user and
+password as a line of DIR/auth.log. Recipients containing "reject" get 550,
 containing "later" get 451, so the tests can see both error classes.
 """
 import base64
@@ -31,6 +32,8 @@ class Session(socketserver.StreamRequestHandler):
         return raw.decode("utf-8", "replace").rstrip("\r\n")
 
     def check(self, user, password):
+        with lock, open(os.path.join(DIR, "auth.log"), "a") as log:
+            log.write("%s %s\n" % (user, password))
         if user == USER and password == PASSWORD:
             self.authed = True
             self.reply("235 2.7.0 Authentication successful")

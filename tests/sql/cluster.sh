@@ -1,6 +1,7 @@
 # cluster.sh: sourced by the tests/sql/*.t scripts. Starts throwaway
 # PostgreSQL clusters in a temporary directory, stopped and removed on exit.
 #   sql_setup PORT...     starts one cluster per port; DSN_1, DSN_2... name them
+#                         (SQL_PG_OPTIONS: extra server options, "-c k=v ...")
 #   sql_run FILE.lua ARGS runs a test workflow quietly (TAP on stdout)
 . tests/lib/pg.sh
 WFENGINE=${WFENGINE:-./wfengine}
@@ -16,7 +17,8 @@ trap sql_cleanup EXIT INT TERM
 sql_setup() {
   i=1
   for port in "$@"; do
-    if ! pg_start "$SQL_TMP/pg$port" "$port" >"$SQL_TMP/start$port.log" 2>&1; then
+    # shellcheck disable=SC2086 # SQL_PG_OPTIONS: extra "-c name=value" words
+    if ! pg_start "$SQL_TMP/pg$port" "$port" ${SQL_PG_OPTIONS:-} >"$SQL_TMP/start$port.log" 2>&1; then
       echo "1..0 # SKIP cannot start PostgreSQL on port $port: $(tail -3 "$SQL_TMP/start$port.log")"
       exit 0
     fi

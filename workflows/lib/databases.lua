@@ -16,7 +16,7 @@ local function cluster_dsn(ctx, cluster)
     ctx:fail(string.format("config: clusters.%s.dsn is missing", tostring(cluster)),
       { retryable = false })
   end
-  return conf.dsn
+  return conf.dsn, conf.sslmode
 end
 
 -- Server notices are turned off: wf.sql logs a notice with the format
@@ -26,8 +26,11 @@ end
 local QUIET = "-c client_min_messages=error"
 
 -- dsn(ctx, {cluster=, name=}) -> a DSN table for sql.connect
+-- clusters.<cluster>.sslmode, when given, wins over the DSN's (verify-full
+-- is the one to use across a network: docs/operations.md).
 function databases.dsn(ctx, db)
-  return { dsn = cluster_dsn(ctx, db.cluster), dbname = db.name, options = QUIET }
+  local dsn, sslmode = cluster_dsn(ctx, db.cluster)
+  return { dsn = dsn, sslmode = sslmode, dbname = db.name, options = QUIET }
 end
 
 -- connect(ctx, db) -> conn to the tenant's database
@@ -37,7 +40,8 @@ end
 
 -- admin(ctx, cluster) -> conn to the cluster's maintenance database
 function databases.admin(ctx, cluster)
-  return sql.connect({ dsn = cluster_dsn(ctx, cluster), options = QUIET })
+  local dsn, sslmode = cluster_dsn(ctx, cluster)
+  return sql.connect({ dsn = dsn, sslmode = sslmode, options = QUIET })
 end
 
 function databases.exists(conn, name)
@@ -72,10 +76,13 @@ function databases.role_exists(conn, role)
   return conn:scalar("SELECT 1 FROM pg_roles WHERE rolname = $1", role) ~= nil
 end
 
--- ensure_login(conn, role, password) -> true when it had to be created
+-- ensure_login(conn, role, password) -> true when it had to be created.
+-- The server gets the SCRAM verifier computed here, never the password: a
+-- statement log (log_statement = all) or pg_stat_activity would show it.
 function databases.ensure_login(conn, role, password)
   if databases.role_exists(conn, role) then return false end
-  conn:exec(string.format("CREATE ROLE %s LOGIN PASSWORD %s", sql.ident(role), sql.literal(password)))
+  local verifier = conn:encrypt_password(password, role)
+  conn:exec(string.format("CREATE ROLE %s LOGIN PASSWORD %s", sql.ident(role), sql.literal(verifier)))
   return true
 end
 

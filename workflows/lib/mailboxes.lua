@@ -34,7 +34,8 @@ function mailboxes.service(ctx, tenant)
   elseif type(conf) ~= "table" or type(conf.url) ~= "string" then
     ctx:fail("config: services.imap.url is missing", { retryable = false })
   end
-  local box = mail.imap { url = conf.url, user = conf.user, password = conf.password }
+  local box = mail.imap { url = conf.url, user = conf.user, password = conf.password,
+    tls = conf.tls, insecure = conf.insecure == true }
   return setmetatable({ box = box, url = conf.url, user = conf.user,
     prefix = "Service/" .. tenant .. "/",
     held = mailboxes.held_prefix(tenant, ctx.run_id) }, Service)
