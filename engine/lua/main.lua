@@ -1,4 +1,4 @@
--- main.lua: the commands of DESIGN section 1, given the parsed command line
+-- main.lua: the commands of `wfengine --help` (engine/main.c), given the parsed command line
 -- (engine/main.c). Returns the exit code. Every failure a user can cause is
 -- one line on stderr: what, and where (file:line, line:col, step id).
 local core = require "wfengine.core"

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # plan.t: `check` and `plan` in all four formats. Neither runs any step code
-# nor journals anything; json has the shape DESIGN section 1 shows.
+# nor journals anything; json has the shape docs/workflow-language.md and plan.lua give.
 import json
 import os
 import re
