@@ -98,7 +98,7 @@ install: all
 clean:
 	rm -rf build wfengine
 
-# --- fuzzing and valgrind (issue [6]) ---------------------------------------
+# --- fuzzing and valgrind ---------------------------------------------------
 # libFuzzer targets (tests/fuzz/fuzz_*.c) built with clang, ASan and UBSan over
 # the engine's objects in build/fuzz. `make fuzz` runs each for FUZZ_SECONDS
 # and adds what it finds to tests/fuzz/corpus/<target>/ (commit new finds

@@ -1,6 +1,6 @@
 -- clone_sandbox.lua: clones a production customer's database into its
 -- "production sandbox" tenant, the 31 steps of the clone procedure
--- (seed/clone_procedure.txt) in its order and with its titles. Runbook:
+-- (the operations team's procedure) in its order and with its titles. Runbook:
 -- docs/clone-sandbox.md; lab mapping of each step: tests/lab/STEPS.md.
 --
 --   wfengine clone_sandbox.lua -c tests/lab/lab.yaml -p source=cust1001 -p target=sbx2001

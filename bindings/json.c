@@ -400,6 +400,16 @@ int wf_json_encode(lua_State *L, int idx, int flags) {
   return lua_pcall(L, 2, 1, 0);
 }
 
+/* Raises the message on top of the stack ("json: <where>: <problem>") as a
+ * structured error of kind "json", so that tostring(err) reads the same.
+ * A malformed text or an unencodable value is never worth a retry. */
+static int raise_json_error(lua_State *L) {
+  const char *message = lua_tostring(L, -1);
+  if (message == NULL) return lua_error(L); /* a memory error object */
+  if (strncmp(message, "json: ", 6) == 0) message += 6;
+  return wf_raise(L, "json", NULL, 0, "%s", message);
+}
+
 /* json.encode(value [, {indent = N, sort_keys = bool}]) -> string */
 static int json_encode(lua_State *L) {
   int flags = 0;
@@ -416,10 +426,7 @@ static int json_encode(lua_State *L) {
       flags |= WF_JSON_SORT_KEYS;
     lua_pop(L, 2);
   }
-  lua_pushcfunction(L, encode_protected);
-  lua_pushvalue(L, 1);
-  lua_pushinteger(L, flags);
-  lua_call(L, 2, 1);
+  if (wf_json_encode(L, 1, flags) != LUA_OK) return raise_json_error(L);
   return 1;
 }
 
@@ -545,17 +552,16 @@ static int json_decode(lua_State *L) {
     return lua_error(L);
   }
   box->root = json_loadb(text, length, JSON_DECODE_ANY | JSON_ALLOW_NUL, &error);
-  /* lua_error, not luaL_error: the message is the whole line, no Lua position */
+  /* wf_raise, not luaL_error: no Lua position in front; the box frees the tree */
   if (box->root == NULL) {
-    lua_pushfstring(L, "json: line %d, column %d: %s", error.line, error.column, error.text);
-    return lua_error(L);
+    return wf_raise(L, "json", NULL, 0, "line %d, column %d: %s", error.line, error.column,
+                    error.text);
   }
   if (decode_value(L, &d, box->root, 0) != 0) {
     int line, column;
     locate_depth(text, length, &line, &column);
-    lua_pushfstring(L, "json: line %d, column %d: nested deeper than %d levels", line, column,
-                    WF_JSON_MAX_DEPTH);
-    return lua_error(L);
+    return wf_raise(L, "json", NULL, 0, "line %d, column %d: nested deeper than %d levels", line,
+                    column, WF_JSON_MAX_DEPTH);
   }
   return 1; /* the box is closed on return: the tree is freed */
 }

@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-/* The sandbox rewrite of DESIGN section 3 (rules in docs/modules.md, wf.mail):
+/* The sandbox address rewrite (rules in docs/modules.md, wf.mail):
  *   no '@' in address            -> address, byte for byte
  *   otherwise trim surrounding ASCII white space (" \t\n\v\f\r"), split at
  *   the last '@' into LOCAL and DOMAIN;

@@ -66,13 +66,15 @@ static struct yaml_loader *yaml_loader_push(lua_State *L) {
   return wf_push_scratch(L, sizeof(struct yaml_loader), YAML_LOADER, yaml_loader_close);
 }
 
-/* Raises a message as it is: unlike luaL_error, no Lua position in front, so
- * that the error reads "<name>:<line>:<col>: <problem>". */
+/* Raises a structured error of kind "yaml" (never retryable: the text will
+ * not change) whose message is "<name>:<line>:<col>: <problem>"; unlike
+ * luaL_error, no Lua position in front. */
 static int raise_error(lua_State *L, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   lua_pushvfstring(L, fmt, ap);
   va_end(ap);
+  wf_push_error(L, "yaml", NULL, 0, lua_tostring(L, -1));
   return lua_error(L);
 }
 
@@ -80,7 +82,7 @@ static int raise_error(lua_State *L, const char *fmt, ...) {
 struct load {
   lua_State *L;
   struct yaml_loader *box;
-  const char *name; /* file path or opts.name, for messages */
+  const char *name; /* file path or opts.name, for messages; NULL: neither */
   const char *text;
   size_t length;
   int anchors;    /* stack index: anchor name -> value */
@@ -101,6 +103,9 @@ static int load_error(struct load *ld, yaml_mark_t mark, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(message, sizeof message, fmt, ap);
   va_end(ap);
+  if (ld->name == NULL) /* yaml.load without opts.name */
+    return raise_error(ld->L, "line %d, column %d: %s", (int)mark.line + 1, (int)mark.column + 1,
+                       message);
   return raise_error(ld->L, "%s:%d:%d: %s", ld->name, (int)mark.line + 1, (int)mark.column + 1,
                      message);
 }
@@ -125,7 +130,7 @@ static int parser_error(struct load *ld) {
   const char *problem = parser->problem ? parser->problem : "cannot parse";
   switch (parser->error) {
   case YAML_MEMORY_ERROR:
-    return raise_error(ld->L, "%s: out of memory", ld->name);
+    return raise_error(ld->L, "%s: out of memory", ld->name ? ld->name : "text");
   case YAML_READER_ERROR:
     if (parser->problem_value != -1)
       return load_error(ld, mark_at(ld->text, ld->length, parser->problem_offset),
@@ -683,7 +688,7 @@ static int yaml_load(lua_State *L) {
   const char *text = luaL_checklstring(L, 1, &length);
   if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 3);
-  const char *name = opt_name(L, "yaml");
+  const char *name = opt_name(L, NULL);
   struct yaml_loader *box = yaml_loader_push(L); /* stack: text, opts, name, box */
   return load_text(L, box, text, length, name);
 }

@@ -1,6 +1,6 @@
 /* args.c: parses the command line into struct args (engine.h). Pure: no I/O,
  * so every rule is unit-tested (tests/unit/test_args.c). Which option each
- * command accepts follows DESIGN section 1. */
+ * command accepts is in the usage text (engine/main.c) and docs/operations.md. */
 #include <stdio.h>
 #include <string.h>
 #include "engine.h"

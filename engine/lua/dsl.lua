@@ -1,4 +1,4 @@
--- dsl.lua: the workflow language of DESIGN section 2: `workflow`, `step` and
+-- dsl.lua: the workflow language of docs/workflow-language.md: `workflow`, `step` and
 -- `parallel` as globals for workflow files, the validation that names the
 -- offending field, step or parameter, and loading a workflow file.
 local core = require "wfengine.core"

@@ -1,4 +1,4 @@
--- errors.lua: the structured errors of DESIGN section 2. Bindings raise them
+-- errors.lua: the structured errors of docs/workflow-language.md#errors. Bindings raise them
 -- from C (wf_raise), ctx:fail from Lua; a plain error("text") becomes a
 -- retryable error of kind "lua". Each keeps where it was raised (the
 -- workflow's file:line) and a traceback for `show`.

@@ -1,4 +1,4 @@
--- main.lua: the commands of DESIGN section 1, given the parsed command line
+-- main.lua: the commands of `wfengine --help` (engine/main.c), given the parsed command line
 -- (engine/main.c). Returns the exit code. Every failure a user can cause is
 -- one line on stderr: what, and where (file:line, line:col, step id).
 local core = require "wfengine.core"
@@ -53,20 +53,30 @@ local function prepare(args)
   return { wf = wf, config = config, params = values, shown = shown }
 end
 
+-- A step named on the command line: its id, or its number in the plan
+-- (`wfengine plan` shows both). Returns the id, or nil when it names none.
+local function step_ref(wf, ref)
+  if wf.by_id[ref] then return ref end
+  local number = ref:match("^%d+$") and tonumber(ref)
+  local s = number and wf.steps[number]
+  return s and s.id
+end
+
 -- The command-line switches that shape a run, checked against the workflow.
 local function run_options(args, wf)
   local options = { yes = args.yes, on_failure = args.on_failure, fail_at = {} }
-  local function known(id, option)
-    if not wf.by_id[id] then
-      return nil, string.format("%s: no step '%s' in %s", option, id, args.workflow)
+  local function known(ref, option)
+    local id = step_ref(wf, ref)
+    if not id then
+      return nil, string.format("%s: no step '%s' in %s (give a step id, or its number 1-%d from `wfengine plan`)",
+        option, ref, args.workflow, #wf.steps)
     end
-    return true
+    return id
   end
   for _, spec in ipairs(args.fail_at or {}) do
-    local id, attempt = spec:match("^([^:]+):(%d+)$")
-    id = id or spec
-    local ok, err = known(id, "--fail-at")
-    if not ok then return nil, err end
+    local ref, attempt = spec:match("^([^:]+):(%d+)$")
+    local id, err = known(ref or spec, "--fail-at")
+    if not id then return nil, err end
     if attempt and tonumber(attempt) < 1 then
       return nil, "--fail-at " .. spec .. ": attempts count from 1"
     end
@@ -85,21 +95,32 @@ local function run_options(args, wf)
   end
   for _, name in ipairs { "only", "skip" } do
     if args[name] then
-      options[name] = split_list(args[name])
-      for id in pairs(options[name]) do
-        local ok, err = known(id, "--" .. name)
-        if not ok then return nil, err end
+      options[name] = {}
+      for ref in pairs(split_list(args[name])) do
+        local id, err = known(ref, "--" .. name)
+        if not id then return nil, err end
+        options[name][id] = true
       end
     end
   end
   if args.from then
-    local ok, err = known(args.from, "--from")
-    if not ok then return nil, err end
-    local target = wf.by_id[args.from]
-    options.from = args.from
+    local id, err = known(args.from, "--from")
+    if not id then return nil, err end
+    local target = wf.by_id[id]
+    options.from = id
     options.from_index = target.kind == "group" and target.steps[1].index or target.index
   end
   return options
+end
+
+-- A set of step ids as the comma list --only and --skip take: ids, not
+-- numbers, so that a resume after an edit selects the same steps.
+local function id_list(set)
+  if not set then return nil end
+  local ids = {}
+  for id in pairs(set) do ids[#ids + 1] = id end
+  table.sort(ids)
+  return table.concat(ids, ",")
 end
 
 local function needs_confirmation(wf, options)
@@ -219,8 +240,8 @@ function commands.run(args)
     started = { run_id = run_id, workflow = wf.name, file = core.realpath(args.workflow) or args.workflow,
       hash = wf.hash, mode = mode, params = prepared.shown, pid = core.getpid(), steps = plan_of(wf),
       config = args.config and (core.realpath(args.config) or args.config),
-      options = { fail_at = json.array(args.fail_at), only = args.only, skip = args.skip,
-        from = args.from, on_failure = args.on_failure } } })
+      options = { fail_at = json.array(args.fail_at), only = id_list(options.only),
+        skip = id_list(options.skip), from = options.from, on_failure = args.on_failure } } })
 end
 
 -- What changed in the workflow file since the run started, as lines; or

@@ -11,7 +11,8 @@ function params.load_config(path)
   if not path then return {} end
   local yaml = require "wf.yaml"
   local ok, config = pcall(yaml.load_file, path, { env = true })
-  if not ok then return nil, tostring(config) end
+  -- a yaml error's message already names the file, line and column
+  if not ok then return nil, type(config) == "table" and config.message or tostring(config) end
   if config == nil then return {} end
   if type(config) ~= "table" or (#config > 0 and next(config, #config) == nil and config[1] ~= nil) then
     return nil, path .. ": the config must be a mapping of names to values"

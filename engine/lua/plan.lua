@@ -13,15 +13,38 @@ local function flags(s)
   return out
 end
 
+-- The steps in order, each group's own line (its title and doc) before
+-- its members: fn(step) or fn(nil, group).
+local function each_line(wf, fn)
+  for _, unit in ipairs(wf.units) do
+    if unit.kind == "group" then
+      fn(nil, unit)
+      for _, s in ipairs(unit.steps) do fn(s) end
+    else
+      fn(unit)
+    end
+  end
+end
+
+local function range(group)
+  return group.steps[1].index, group.steps[#group.steps].index
+end
+
 function plan.text(wf)
   local lines = { wf.name .. (wf.description and (": " .. wf.description) or ""), "" }
   local width = #tostring(#wf.steps)
-  for _, s in ipairs(wf.steps) do
+  each_line(wf, function(s, group)
+    if group then
+      local first, last = range(group)
+      lines[#lines + 1] = string.format("%s  parallel %s (%d-%d): %s%s", string.rep(" ", width),
+        group.id, first, last, group.title, group.doc and (" -- " .. group.doc) or "")
+      return
+    end
     local f = flags(s)
     lines[#lines + 1] = string.format("%" .. width .. "d. %-28s %s%s%s", s.index, s.id, s.title,
       s.group and ("  [parallel " .. s.group .. "]") or "",
       #f > 0 and ("  (" .. table.concat(f, ", ") .. ")") or "")
-  end
+  end)
   return table.concat(lines, "\n") .. "\n"
 end
 
@@ -34,9 +57,15 @@ function plan.markdown(wf)
   if wf.description then lines[#lines + 1] = cell(wf.description); lines[#lines + 1] = "" end
   lines[#lines + 1] = "Task number | Task | Description |"
   lines[#lines + 1] = "---|---|---|"
-  for _, s in ipairs(wf.steps) do
-    lines[#lines + 1] = string.format("%02d | %s | %s |", s.index, cell(s.title), cell(s.doc))
-  end
+  each_line(wf, function(s, group)
+    if group then
+      local first, last = range(group)
+      lines[#lines + 1] = string.format("%02d-%02d | %s (in parallel) | %s |", first, last,
+        cell(group.title), cell(group.doc))
+    else
+      lines[#lines + 1] = string.format("%02d | %s | %s |", s.index, cell(s.title), cell(s.doc))
+    end
+  end)
   return table.concat(lines, "\n") .. "\n"
 end
 

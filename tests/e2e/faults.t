@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # faults.t: a failure at every step of clone_sandbox.lua puts everything back
-# (issue [6], "Failure at every step"). For each step S: reset the lab to its
+# (docs/reliability.md, "Failure at every step"). For each step S: reset the lab to its
 # seeded state (an older sandbox sbx2001 exists), snapshot it, run the clone
 # with --fail-at S, and check:
 #   exit 1 (compensated); past the irreversible notify_apps exit 5 (paused),

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # torture_clone.t: kill -9 of the engine at random instants of clone_sandbox.lua,
-# then `wfengine resume RUN` (issue [6], "Crash torture"). Seeded.
+# then `wfengine resume RUN` (docs/reliability.md, "Crash torture"). Seeded.
 #
 # First a clean clone from the seeded lab gives the reference final state
 # (faultlab.Lab.outcome: sandbox checksum, /_state, mailboxes, modulo times and

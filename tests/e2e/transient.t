@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# transient.t: the clone through transient faults (issue [6], "Transient
+# transient.t: the clone through transient faults (docs/reliability.md, "Transient
 # faults"). Each scenario resets the lab, injects faults through the
 # emulator's /_faults or interrupts a real service, runs the clone and checks:
 #   "survives": exit 0 and the same final state as a clean clone

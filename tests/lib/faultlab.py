@@ -12,7 +12,7 @@ its data under tests/tmp/faults/<name>, SCALE=0.02, so one clone takes about
     lab.same(before, lab.snapshot())      # -> [] or a list of differences
     lab.down()
 
-A snapshot is what "state as before" means in issue [6], the way
+A snapshot is what "state as before" means in docs/reliability.md, the way
 tests/e2e/clone.t measures it: a checksum over every row of every table of
 the sandbox and of the source database (plus each cluster's databases and
 roles), the emulator's /_state without replaced-version history and the

@@ -29,7 +29,7 @@ if os.sep in WFENGINE:
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 WORKFLOWS = os.path.join(ROOT, "tests", "lua", "workflows")
 
-# Exit codes of DESIGN section 1.
+# Exit codes (docs/operations.md, "What an exit code asks of you").
 OK, COMPENSATED, USAGE, OWED, INTERRUPTED, PAUSED = 0, 1, 2, 3, 4, 5
 
 

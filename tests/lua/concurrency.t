@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 # concurrency.t: what the loop does with time: timeouts that cancel a
 # sleeping attempt, retried timeouts, ctx:wait_until, parallel groups that
-# really run at once, a failing sibling cancelling the others, and short
+# really run at once, a failing sibling cancelling the others (while the process lives on),
+# a second run refused while the first holds the same lock key, and short
 # sleeps and retry delays (a few milliseconds) that must not stall the loop.
+import json
 import os
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
@@ -112,6 +115,77 @@ t.like(str(err.get("message")), "'bad'", "... naming the failed sibling")
 t.is_(r.of("step_succeeded", "slow") + r.of("step_started", "after"), [],
       "the cancelled sibling never completes and the next step never starts")
 t.is_((r.one("run_compensated") or {}).get("step"), "bad", "run_compensated names the failed step")
+
+# ---- a failing sibling cancels the others, even while the process lives on ----
+# The compensation of `before` keeps the process alive 1.5 s after the group
+# failed; the slow sibling would wake after 0.1 s and write its mark. Only
+# cancelling it (not the process exiting) keeps the mark from appearing.
+mark = t.path("slow-sibling-ran")
+wf = t.workflow('''
+return workflow {
+  name = "cancel_siblings",
+  steps = {
+    step "before" { run = function() return 1 end, compensate = function(ctx) ctx:sleep(1.5) end },
+    parallel "grp" {
+      step "bad" { retry = { attempts = 1 }, run = function() error("broken") end },
+      step "slow" {
+        retry = { attempts = 1 },
+        run = function(ctx)
+          ctx:sleep(0.1)
+          local f = assert(io.open(%s, "w")) f:write("ran") f:close()
+          return "woke"
+        end,
+      },
+    },
+  },
+}''' % wftest.lua_string(mark))
+r = t.run(wf)
+t.is_((r.rc, os.path.exists(mark)), (1, False),
+      "a failed group member cancels its sibling: exit 1 and the sibling never writes its mark", result=r)
+after = r.trail("step_failed", "step_succeeded")
+t.is_([x for x in after if ":slow" in x], ["step_failed:slow:1"],
+      "the sibling gets one step_failed and no step_succeeded after it", result=r)
+t.is_(r.trail("compensation_succeeded"), ["compensation_succeeded:before:1"],
+      "the slow compensation before the group ran (the process outlived the sibling's sleep)", result=r)
+
+# ---- two runs, one lock key: the second is refused while the first runs ----
+# The first run's step waits for a file that the test creates only after the
+# second run has returned, so the first provably holds the key meanwhile.
+go, holding = t.path("lock-go"), t.path("lock-holding")
+wf = t.workflow('''
+return workflow {
+  name = "locked",
+  lock = "shared-key",
+  steps = {
+    step "hold" {
+      timeout = 20,
+      run = function(ctx)
+        local f = assert(io.open(%s, "w")) f:close()
+        while not io.open(%s) do ctx:sleep(0.01) end
+        return "released"
+      end,
+    },
+  },
+}''' % (wftest.lua_string(holding), wftest.lua_string(go)))
+state = t.fresh_state()
+first = subprocess.Popen([wftest.WFENGINE, wf, "--json", "--state", state], cwd=wftest.ROOT,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+first_id = None
+for line in first.stdout:  # blocks until the first run's step has started
+    event = json.loads(line)
+    first_id = first_id or event.get("run_id")
+    if event.get("type") == "step_started":
+        break
+second = t.run(wf, state=state, timeout=15)
+with open(go, "w"):
+    pass
+out, err = first.communicate(timeout=30)
+t.is_(second.rc, 2, "a second run on the same lock key while the first runs: exit 2", result=second)
+t.like(second.first_err, "lock 'shared-key' is held by run %s (running, pid %d)" % (first_id, first.pid),
+       "... one line naming the holder run and its pid", result=second)
+t.is_(second.events, [], "... and the second run journals nothing and starts no step", result=second)
+t.ok(first.returncode == 0, "the first run, released after the second returned, succeeds",
+     diag=["rc %r" % first.returncode] + err.decode().splitlines()[:5])
 
 # ---- short sleeps and retry delays must not stall the loop ----
 # A timer shorter than the time spent in Lua since the last poll is already

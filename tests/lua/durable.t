@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# Durable runs (issue [2]): resume after pause, kill -9 and SIGINT; resume
+# Durable runs (docs/operations.md): resume after pause, kill -9 and SIGINT; resume
 # with an edited workflow (allowed and refused); rollback; runs and show;
 # lock contention and a killed holder keeping its key; a missing secret on resume; a
 # journal with a torn tail and with a garbled middle line.

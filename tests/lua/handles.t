@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# Handle leaks (issue [6]): connections dropped without close() and after
+# Handle leaks: connections dropped without close() and after
 # errors are closed by garbage collection (server side: pg_stat_activity);
 # curl transfers that fail or are dropped leave no file descriptors behind.
 import http.server, os, shutil, subprocess, tempfile, threading

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# Hostile and broken input (issue [6]): parameters with quotes, semicolons,
+# Hostile and broken input: parameters with quotes, semicolons,
 # ../, control characters, 1 MB values and non-UTF-8 bytes; malformed and
 # huge YAML configs; malformed workflows; unknown flags; services that are
 # not there. Each must give one clear first line on stderr naming what and

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# modes.t: DESIGN section 4 on the engine side: ctx.mode in run, dry-run and
+# modes.t: the modes of docs/workflow-language.md on the engine side: ctx.mode in run, dry-run and
 # simulate; simulate runs `simulate` instead of `run` when a step has one;
 # virtual time in simulate (sleeps, retry delays, timeouts and wait_until take
 # no real time, the journal records simulated durations); dry-runs journaled.

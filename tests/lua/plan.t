@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # plan.t: `check` and `plan` in all four formats. Neither runs any step code
-# nor journals anything; json has the shape DESIGN section 1 shows.
+# nor journals anything; json has the shape docs/workflow-language.md and plan.lua give.
 import json
 import os
 import re
@@ -22,6 +22,7 @@ return workflow {
     step "first" { title = "First step", doc = "Does the first thing.", run = never, compensate = never },
     parallel "grp" {
       title = "Both sides",
+      doc = "Left and right | together.",
       step "left" { run = never },
       step "right" { irreversible = true, confirm = "Sure?", run = never },
     },
@@ -60,6 +61,10 @@ steps_text = [l for l in lines if re.match(r"\s*\d+\. ", l)]
 t.is_([l.split()[1] for l in steps_text], ["first", "left", "right", "last"], "plan text: one numbered line per step")
 t.ok("[parallel grp]" in steps_text[1] and "irreversible" in steps_text[2] and "confirm" in steps_text[2],
      "plan text: group membership and flags shown", diag=steps_text)
+group_line = "   parallel grp (2-3): Both sides -- Left and right | together."
+t.ok(group_line in lines, "plan text: the group's own line: its members' numbers, title and doc", diag=lines)
+t.is_(lines.index(group_line) + 1 if group_line in lines else None, lines.index(steps_text[1]),
+      "plan text: the group line comes just before its first member")
 r2 = t.plan(wf, "--format", "text")
 t.is_(r2.stdout, r.stdout, "--format text is the default")
 
@@ -72,6 +77,8 @@ t.ok("Task number | Task | Description |" in lines and "---|---|---|" in lines, 
 t.is_(rows, ["01 | First step | Does the first thing. |", "02 | Left |  |", "03 | Right |  |", "04 | Last |  |"],
       "plan markdown: number, title, description per step")
 t.ok(r"A plan \| with a pipe" in r.stdout, "plan markdown: a pipe in text is escaped")
+t.ok(r"02-03 | Both sides (in parallel) | Left and right \| together. |" in lines,
+     "plan markdown: the group's row (its steps' numbers, title, doc) before its members", diag=lines)
 
 r = t.plan(wf, "--format", "json")
 try:

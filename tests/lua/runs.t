@@ -234,4 +234,23 @@ r = t.run(wf)
 t.is_(r.rc, 1, "a coroutine in ctx.state: the run fails (exit 1)", result=r)
 t.like(str(((r.one("step_failed") or {}).get("error") or {}).get("message")), "ctx.state",
        "the error names ctx.state")
+
+# ---- print in a step, -q, and the usage text (docs/operations.md) ----
+wf = t.workflow('''
+return workflow {
+  name = "printing",
+  steps = { step "talk" { run = function() print("hello", 42) return 1 end } },
+}''')
+r = t.run(wf)
+t.is_([(e.get("step"), e.get("message")) for e in r.of("log")], [("talk", "hello\t42")],
+      "print in a step is a log event of that step (tab-separated), journaled", result=r)
+r = t.run(wf, json_events=False)
+t.is_((r.rc, "talk: hello\t42" in r.stdout, r.stdout.startswith("hello")), (0, True, False),
+      "print's text is shown as the step's log line, not written raw to stdout", result=r)
+r = t.run(wf, "-q", json_events=False)
+t.is_((r.rc, r.stdout, r.stderr), (0, "", ""), "-q hides the log (and print) of a successful run", result=r)
+r = t.run(None, "--help", command=None, state=False, json_events=False)
+for needle in ("resume RUN_ID [-y] [-c FILE] [-p NAME=VALUE ...]", "rollback RUN_ID [-y] [-c FILE]",
+               "-q, --quiet", "-v, --verbose", "--version"):
+    t.like(r.stdout, needle, "--help shows %s" % needle, result=r)
 t.done()

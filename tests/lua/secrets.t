@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# Secrets (issue [6]): a secret param (from the environment), config keys
+# Secrets: a secret param (from the environment), config keys
 # holding a password and tokens, a DSN with a password (to a closed port and
 # to a real throwaway cluster), an HTTP bearer token and basic auth against a
 # local server. None may appear in stdout, stderr, the journal, `show`,

@@ -61,10 +61,27 @@ t.is_(sorted(skipped(r)), sorted([("g1", "--skip"), ("g2", "--skip"), ("maybe", 
       "--skip: journaled with reason --skip")
 
 for option in ("--from", "--only", "--skip", "--fail-at"):
-    r = t.run(wf, option, "nosuch")
-    t.is_((r.rc, r.first_err, r.run_dirs()),
-          (2, "wfengine: %s: no step 'nosuch' in %s" % (option, wf), []),
-          "%s with an unknown step: exit 2, one line, nothing journaled" % option, result=r)
+    for bad in ("nosuch", "7", "0"):
+        r = t.run(wf, option, bad)
+        t.is_((r.rc, r.first_err, r.run_dirs()),
+              (2, "wfengine: %s: no step '%s' in %s (give a step id, or its number 1-6 from `wfengine plan`)"
+               % (option, bad, wf), []),
+              "%s %s (no such step or number): exit 2, one line, nothing journaled" % (option, bad), result=r)
+
+# ---- a step's number in the plan names it as well as its id ----
+r = t.run(wf, "--from", "3")
+t.is_((r.rc, r.logs()), (0, ["g2", "c", "d"]), "--from 3: the plan's third step (g2) and what follows", result=r)
+t.is_(r.one("run_started")["options"]["from"], "g2", "--from 3: the journal keeps the id, not the number")
+r = t.run(wf, "--only", "1,6")
+t.is_((r.rc, r.logs()), (0, ["a", "d"]), "--only 1,6: steps a and d", result=r)
+r = t.run(wf, "--skip", "5,grp")
+t.is_((r.rc, r.logs()), (0, ["a", "d"]), "--skip 5,grp: a number and an id together", result=r)
+r = t.run(wf, "--fail-at", "5")
+t.is_((r.rc, [e.get("attempt") for e in r.of("step_failed", "c")]), (1, [1, 2, 3]),
+      "--fail-at 5: fails step c, the fifth", result=r)
+r = t.run(wf, "--fail-at", "5:1")
+t.is_((r.rc, [x for x in r.trail("step_failed", "step_succeeded") if ":c:" in x]),
+      (0, ["step_failed:c:1", "step_succeeded:c:2"]), "--fail-at 5:1: only c's first attempt fails", result=r)
 
 # ---- --fail-at ----
 r = t.run(wf, "--fail-at", "c")

@@ -1,4 +1,4 @@
-/* test_args.c: args_parse (engine/args.c) against DESIGN section 1: every
+/* test_args.c: args_parse (engine/args.c) against the usage text (engine/main.c): every
  * command and option, the `wfengine X.lua` shorthand, both forms of -p,
  * missing values, unknown options, options that do not apply to a command,
  * and the values that are checked at parse time. */

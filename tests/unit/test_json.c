@@ -3,6 +3,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include "engine.h"
 #include "json.h"
 #include "lua_helpers.h"
 
@@ -190,6 +191,19 @@ static void test_options(lua_State *L) {
          "100000 100000", "a large document round-trips");
 }
 
+static void test_error_tables(lua_State *L) {
+  is_lua(L,
+         "local e = select(2, pcall(json.decode, '[1,')) "
+         "return e.kind .. ' ' .. tostring(e.code) .. ' ' .. tostring(e.retryable) .. ' | ' .. "
+         "tostring(e)",
+         "json nil false | json: line 1, column 3: ']' expected near end of file",
+         "a decode error is a table: kind json, no code, not retryable; tostring is kind: message");
+  is_lua(L,
+         "local e = select(2, pcall(json.encode, {x = 0/0})) "
+         "return e.kind .. ' ' .. e.message .. ' ' .. tostring(e.retryable)",
+         "json $.x: NaN cannot be encoded false", "an encode error is a json error table too");
+}
+
 static void test_c_api(lua_State *L) {
   (void)luaL_dostring(L, "return {b = json.array(), a = 1.5}");
   int status = wf_json_encode(L, -1, WF_JSON_SORT_KEYS);
@@ -260,6 +274,8 @@ static void test_out_of_memory(void) {
 
 int main(void) {
   lua_State *L = test_state("wf.json", "json", luaopen_wf_json);
+  luaL_requiref(L, "wfengine.core", engine_open_core, 0); /* the error metatable */
+  lua_pop(L, 1);
   test_integers(L);
   test_floats(L);
   test_null(L);
@@ -268,6 +284,7 @@ int main(void) {
   test_strings(L);
   test_decode_errors(L);
   test_options(L);
+  test_error_tables(L);
   test_c_api(L);
   lua_close(L);
   test_out_of_memory();

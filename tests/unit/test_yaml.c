@@ -5,6 +5,7 @@
 #include <lualib.h>
 #include <stdlib.h>
 
+#include "engine.h"
 #include "json.h"
 #include "lua_helpers.h"
 
@@ -141,10 +142,11 @@ static void test_anchors(lua_State *L) {
          "{\"d\":{\"a\":1,\"b\":2},\"e\":{\"b\":8,\"c\":9},\"s\":{\"a\":1,\"b\":3,\"c\":9}}",
          "merging a list: earlier sources win, explicit keys win even before the merge");
   is_lua(L, "return j('s: {\"<<\": 1}')", "{\"s\":{\"<<\":1}}", "a quoted << is a plain key");
-  lua_fails_with(L, "return yaml.load('a: &a 1\\ns:\\n  <<: *a\\n')",
-                 "yaml:3:3: a merge key '<<' takes a mapping or a sequence of mappings",
-                 "merging a scalar is an error");
-  lua_fails_with(L, "return yaml.load('x: *nope')", "yaml:1:4: unknown anchor *nope",
+  lua_fails_with(
+      L, "return yaml.load('a: &a 1\\ns:\\n  <<: *a\\n')",
+      "yaml: line 3, column 3: a merge key '<<' takes a mapping or a sequence of mappings",
+      "merging a scalar is an error");
+  lua_fails_with(L, "return yaml.load('x: *nope')", "yaml: line 1, column 4: unknown anchor *nope",
                  "an unknown alias");
   lua_fails_with(L, "return yaml.load('a: &a [1, *a]')", "unknown anchor *a",
                  "a recursive alias is refused");
@@ -159,78 +161,95 @@ static void test_anchors(lua_State *L) {
                  "laughs\"?)",
                  "billion laughs is stopped");
   lua_fails_with(L, "return yaml.load('a: &a [1, 2, 3]\\nb: [*a, *a, *a]\\n', {max_nodes = 10})",
-                 "yaml:2:5: alias *a makes the document larger than 10 nodes",
+                 "yaml: line 2, column 5: alias *a makes the document larger than 10 nodes",
                  "max_nodes counts aliases by their expansion");
   is_lua(L, "return #yaml.load('a: &a [1, 2, 3]\\nb: [*a, *a]\\n', {max_nodes = 16}).b", "2",
          "a document of exactly max_nodes loads (keys count, an alias counts its anchor's nodes)");
   lua_fails_with(L, "return yaml.load('a: &a [1, 2, 3]\\nb: [*a, *a]\\n', {max_nodes = 15})",
-                 "yaml:2:9: alias *a makes", "one node fewer does not");
+                 "yaml: line 2, column 9: alias *a makes", "one node fewer does not");
 }
 
 static void test_errors(lua_State *L) {
-  lua_fails_with(L, "return yaml.load('a: [1, 2\\nb: 3')",
-                 "yaml:2:2: did not find expected ',' or ']' (while parsing a flow sequence at "
-                 "line 1, column 4)",
-                 "a malformed flow sequence: line and column, with the context");
+  lua_fails_with(
+      L, "return yaml.load('a: [1, 2\\nb: 3')",
+      "yaml: line 2, column 2: did not find expected ',' or ']' (while parsing a flow sequence at "
+      "line 1, column 4)",
+      "a malformed flow sequence: line and column, with the context");
   lua_fails_with(L, "return yaml.load('a: 1\\n b: 2')",
-                 "yaml:2:3: mapping values are not allowed in this context", "bad indentation");
+                 "yaml: line 2, column 3: mapping values are not allowed in this context",
+                 "bad indentation");
   lua_fails_with(L, "return yaml.load('a:\\n\\t- 1')",
-                 "yaml:2:1: found character that cannot start any token", "a tab");
-  lua_fails_with(L, "return yaml.load('a: \"x\\xff\"')", "yaml:1:6: invalid leading UTF-8 octet",
+                 "yaml: line 2, column 1: found character that cannot start any token", "a tab");
+  lua_fails_with(L, "return yaml.load('a: \"x\\xff\"')",
+                 "yaml: line 1, column 6: invalid leading UTF-8 octet",
                  "invalid UTF-8 has a position");
-  lua_fails_with(L, "return yaml.load('a: 1\\nb: 2\\na: 3\\n')", "yaml:3:1: duplicate key 'a'",
-                 "a duplicate key");
-  lua_fails_with(L, "return yaml.load('a: 1\\n---\\nb: 2')",
-                 "yaml:2:1: a second document: wf.yaml loads one document per text or file",
-                 "a second document");
-  lua_fails_with(L, "return yaml.load('? [1]\\n: 2')", "yaml:1:3: a mapping key must be a scalar",
-                 "a sequence key");
-  lua_fails_with(L, "return yaml.load('{{a: 1}: 2}')", "yaml:1:2: a mapping key must be a scalar",
+  lua_fails_with(L, "return yaml.load('a: 1\\nb: 2\\na: 3\\n')",
+                 "yaml: line 3, column 1: duplicate key 'a'", "a duplicate key");
+  lua_fails_with(
+      L, "return yaml.load('a: 1\\n---\\nb: 2')",
+      "yaml: line 2, column 1: a second document: wf.yaml loads one document per text or file",
+      "a second document");
+  lua_fails_with(L, "return yaml.load('? [1]\\n: 2')",
+                 "yaml: line 1, column 3: a mapping key must be a scalar", "a sequence key");
+  lua_fails_with(L, "return yaml.load('{{a: 1}: 2}')",
+                 "yaml: line 1, column 2: a mapping key must be a scalar",
                  "a mapping key in flow style");
   lua_fails_with(L, "return yaml.load('s: &s [1]\\nm: {*s: 2}')",
-                 "yaml:2:5: a mapping key must be a scalar", "an alias of a sequence as a key");
-  lua_fails_with(L, "return yaml.load('a: ~\\na: 1')", "yaml:2:1: duplicate key 'a'",
+                 "yaml: line 2, column 5: a mapping key must be a scalar",
+                 "an alias of a sequence as a key");
+  lua_fails_with(L, "return yaml.load('a: ~\\na: 1')", "yaml: line 2, column 1: duplicate key 'a'",
                  "a duplicate of a key whose value is null");
   is_lua(L, "return j('d: &d {a: 1, b: 2}\\ns:\\n  a: ~\\n  <<: *d\\n')",
          "{\"d\":{\"a\":1,\"b\":2},\"s\":{\"b\":2}}", "an explicit null is not merged over");
-  lua_fails_with(L, "return yaml.load('~: 1')", "yaml:1:1: a mapping key cannot be null",
-                 "a null key");
-  lua_fails_with(L, "return yaml.load('id: 12345678901234567890')",
-                 "yaml:1:5: integer 12345678901234567890 does not fit in 64 bits (quote it to "
-                 "keep it as a string)",
-                 "an integer beyond 64 bits");
+  lua_fails_with(L, "return yaml.load('~: 1')",
+                 "yaml: line 1, column 1: a mapping key cannot be null", "a null key");
+  lua_fails_with(
+      L, "return yaml.load('id: 12345678901234567890')",
+      "yaml: line 1, column 5: integer 12345678901234567890 does not fit in 64 bits (quote it to "
+      "keep it as a string)",
+      "an integer beyond 64 bits");
   lua_fails_with(L, "return yaml.load('id: 9223372036854775808')", "does not fit in 64 bits",
                  "2^63 does not fit");
   lua_fails_with(L, "return yaml.load('id: 0x10000000000000000')", "does not fit in 64 bits",
                  "a hex integer beyond 64 bits");
-  lua_fails_with(L, "return yaml.load('a: !Ref x')", "yaml:1:4: unsupported tag !Ref",
+  lua_fails_with(L, "return yaml.load('a: !Ref x')", "yaml: line 1, column 4: unsupported tag !Ref",
                  "an unknown tag");
-  lua_fails_with(L, "return yaml.load('a: !!int abc')", "yaml:1:4: 'abc' is not a valid !!int",
+  lua_fails_with(L, "return yaml.load('a: !!int abc')",
+                 "yaml: line 1, column 4: 'abc' is not a valid !!int",
                  "a tag that does not fit its value");
   lua_fails_with(L, "return yaml.load('a: !!map [1]')", "unsupported tag tag:yaml.org,2002:map",
                  "!!map on a sequence");
   lua_fails_with(L, "return yaml.load('key: \"unterminated')",
-                 "yaml:1:19: found unexpected end of stream", "an unterminated string");
+                 "yaml: line 1, column 19: found unexpected end of stream",
+                 "an unterminated string");
   lua_fails_with(L, "return yaml.load('[', {name = 'config.yaml'})",
                  "config.yaml:2:1:", "opts.name names the text");
   lua_fails_with(L, "return yaml.load(5 < 3)", "string expected", "misuse is an argument error");
   lua_fails_with(L, "return yaml.load('a: 1', {max_depth = 0})", "option max_depth must be",
                  "a bad option");
-  is_lua(L, "return select(2, pcall(yaml.load, '[')):sub(1, 5)",
-         "yaml:", "the message starts with the name, no Lua position in front");
+  is_lua(L, "local e = select(2, pcall(yaml.load, '[')) return e.message:sub(1, 14)",
+         "line 2, column", "the message starts with the position, no Lua position in front");
+  is_lua(L,
+         "local e = select(2, pcall(yaml.load, 'a: *x')) "
+         "return e.kind .. ' ' .. tostring(e.code) .. ' ' .. tostring(e.retryable) .. ' | ' .. "
+         "tostring(e)",
+         "yaml nil false | yaml: line 1, column 4: unknown anchor *x (an alias must follow its "
+         "anchor's node)",
+         "a yaml error is a table: kind yaml, no code, not retryable; tostring is kind: message");
 }
 
 static void test_limits(lua_State *L) {
   is_lua(L, "return type(yaml.load(string.rep('[', 200) .. string.rep(']', 200)))", "table",
          "200 levels load");
   lua_fails_with(L, "return yaml.load(string.rep('[', 201) .. string.rep(']', 201))",
-                 "yaml:1:201: nested deeper than 200 levels", "201 levels do not");
+                 "yaml: line 1, column 201: nested deeper than 200 levels", "201 levels do not");
   lua_fails_with(L, "return yaml.load(string.rep('[', 100000))", "nested deeper than 200 levels",
                  "a huge depth fails fast");
   lua_fails_with(L,
                  "local lines = {} for i = 0, 30 do lines[#lines + 1] = string.rep(' ', i) .. "
                  "'k:' end return yaml.load(table.concat(lines, '\\n'), {max_depth = 10})",
-                 "yaml:11:11: nested deeper than 10 levels", "max_depth, block style");
+                 "yaml: line 11, column 11: nested deeper than 10 levels",
+                 "max_depth, block style");
   is_lua(L,
          "local lines = {} for i = 1, 100000 do lines[i] = ('- {id: %d, name: n%d}'):format(i, i) "
          "end local v = yaml.load(table.concat(lines, '\\n')) "
@@ -248,9 +267,11 @@ static void test_files(lua_State *L) {
          "local path = os.tmpname() local f = io.open(path, 'w') "
          "f:write('a: 1\\nb: [\\n') f:close() "
          "local ok, err = pcall(yaml.load_file, path) os.remove(path) "
-         "return err == path .. ':3:1: did not find expected node content (while parsing a flow "
-         "node at line 3, column 1)' or err",
-         "true", "load_file errors name the path, line and column");
+         "return err.message == path .. ':3:1: did not find expected node content (while parsing "
+         "a flow node at line 3, column 1)' and err.kind == 'yaml' and err.retryable == false "
+         "and tostring(err) == 'yaml: ' .. err.message or tostring(err)",
+         "true",
+         "load_file errors: a yaml error table whose message names the path, line and column");
   lua_fails_with(L, "return yaml.load_file('/nonexistent/x.yaml')",
                  "/nonexistent/x.yaml: cannot open: No such file or directory", "a missing file");
   lua_fails_with(L, "return yaml.load_file('/')", "/: cannot read", "a directory");
@@ -278,10 +299,10 @@ static void test_interpolation(lua_State *L) {
   is_lua(L, "return t('v: ${WF_YAML_EMPTY}', 'v', {env = true})", "nil:nil",
          "an empty plain scalar after interpolation is null");
   lua_fails_with(L, "return yaml.load('a: 1\\nport: ${WF_YAML_UNSET}', {env = true})",
-                 "yaml:2:7: environment variable WF_YAML_UNSET is not set",
+                 "yaml: line 2, column 7: environment variable WF_YAML_UNSET is not set",
                  "an unset variable without default names it, with line and column");
   lua_fails_with(L, "return yaml.load('url: http://${H}:${P}/x', {env = {H = 'h'}})",
-                 "yaml:1:18: environment variable P is not set",
+                 "yaml: line 1, column 18: environment variable P is not set",
                  "the column points at the reference inside the scalar");
   is_lua(L, "return t('url: http://${H}:${P}/x', 'url', {env = {H = 'db', P = 5432}})",
          "string:http://db:5432/x", "an env table; a number value");
@@ -289,8 +310,8 @@ static void test_interpolation(lua_State *L) {
          "adjacent references");
   is_lua(L, "return t('v: $${A} costs $5', 'v', {env = {A = 'x'}})", "string:${A} costs $5",
          "$${ is a literal ${, other dollars are text");
-  lua_fails_with(L, "return yaml.load('v: \"${A\"', {env = {}})", "yaml:1:4: unterminated '${'",
-                 "a malformed reference");
+  lua_fails_with(L, "return yaml.load('v: \"${A\"', {env = {}})",
+                 "yaml: line 1, column 4: unterminated '${'", "a malformed reference");
   lua_fails_with(L, "return yaml.load('v: ${}', {env = {}})", "missing variable name",
                  "an empty reference");
   is_lua(L, "return t('${A}: 1', '${A}', {env = {A = 'x'}})", "integer:1",
@@ -357,6 +378,8 @@ static void test_out_of_memory(void) {
 
 int main(void) {
   lua_State *L = test_state("wf.yaml", "yaml", luaopen_wf_yaml);
+  luaL_requiref(L, "wfengine.core", engine_open_core, 0); /* the error metatable */
+  lua_pop(L, 1);
   luaL_requiref(L, "wf.json", luaopen_wf_json, 0);
   lua_setglobal(L, "json");
   if (luaL_dostring(L, prelude) != LUA_OK) return 1;
