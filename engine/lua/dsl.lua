@@ -277,6 +277,13 @@ local function workflow_env()
     for i = 1, parts.n do parts[i] = tostring(parts[i]) end
     dsl.on_print(table.concat(parts, "\t", 1, parts.n))
   end
+  -- Lua's os.execute (system()) would block every other task and swallow
+  -- Ctrl-C while the command runs: the engine's runs it as a child the
+  -- step waits for, which an interrupt or a timeout stops.
+  env.os.execute = function(command)
+    if command == nil then return true end
+    return core.execute(command)
+  end
   env.os.exit = function()
     error("os.exit is not allowed in a workflow: fail the step with ctx:fail or error()", 2)
   end

@@ -185,11 +185,17 @@ end
 
 -- ---- one attempt of a function, in its own task, with a timeout ----
 
--- A step that never yields (a busy loop) never lets a timer fire: a count
--- hook on its coroutine checks the deadline instead.
-local function watch_deadline(deadline, timeout)
+-- A step that never yields (a busy loop) never lets a timer fire nor the
+-- loop see a signal: a count hook on its coroutine (and the coroutines it
+-- creates, which inherit it) checks the deadline and the interrupt instead.
+-- The interrupt is raised again at every count, so that a pcall in the
+-- step cannot swallow it for good.
+local function watch(deadline, timeout)
   debug.sethook(function()
-    if core.now() > deadline then
+    if core.interrupted() then
+      error(errors.new { kind = "interrupted", retryable = true, message = "interrupted" })
+    end
+    if deadline and core.now() > deadline then
       debug.sethook()
       error(errors.new { kind = "timeout", retryable = true,
         message = string.format("timed out after %gs (the step never waited)", timeout) })
@@ -198,7 +204,7 @@ local function watch_deadline(deadline, timeout)
 end
 
 local function attempt_body(fn, ctx, deadline, timeout, ...)
-  if deadline then watch_deadline(deadline, timeout) end
+  watch(deadline, timeout)
   return xpcall(fn, errors.handler, ctx, ...)
 end
 
@@ -208,6 +214,9 @@ function Run:attempt(fn, ctx, timeout, ...)
   local task = sched.spawn(attempt_body, fn, ctx, deadline, timeout, ...)
   task.ctx = ctx
   local done = sched.join(task, timeout)
+  -- Interrupted: the attempt's outcome is not journaled; the run stops
+  -- here and ends run_interrupted (Run:drive).
+  if core.interrupted() then sched.halt() end
   if not done then
     local err = errors.new { kind = "timeout", retryable = true,
       message = string.format("timed out after %gs", timeout) }
