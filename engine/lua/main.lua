@@ -193,6 +193,16 @@ local function plan_of(wf)
   return json.array(steps)
 end
 
+-- The names of the secret parameters that have a value (never the values):
+-- a resume refuses to go on without them.
+local function secrets_given(wf, values)
+  local names = {}
+  for _, name in ipairs(params.sorted(wf)) do
+    if wf.params[name].secret and values[name] ~= nil then names[#names + 1] = name end
+  end
+  return json.array(names)
+end
+
 function commands.run(args)
   local prepared, err = prepare(args)
   if not prepared then return fail("%s", err) end
@@ -211,6 +221,7 @@ function commands.run(args)
     run_id = run_id, args = args,
     started = { run_id = run_id, workflow = wf.name, file = core.realpath(args.workflow) or args.workflow,
       hash = wf.hash, mode = mode, params = prepared.shown, pid = core.getpid(), steps = plan_of(wf),
+      secrets = secrets_given(wf, prepared.params),
       config = args.config and (core.realpath(args.config) or args.config),
       options = { fail_at = json.array(args.fail_at), only = args.only, skip = args.skip,
         from = args.from, on_failure = args.on_failure } } })
@@ -238,6 +249,28 @@ local function workflow_changes(rec, wf)
     if before[s.id] then changes[#changes + 1] = "step removed: " .. s.id end
   end
   return changes
+end
+
+-- A secret that had a value when the run started must have one again (its
+-- value was never journaled): nil, message naming it, when one is missing.
+-- Journals from before run_started listed them: a "***" in its params.
+local function missing_secret(rec, wf, values)
+  local had = rec.first.secrets
+  if type(had) ~= "table" then
+    had = {}
+    for name, shown in pairs(rec.params or {}) do
+      if shown == "***" then had[#had + 1] = name end
+    end
+    table.sort(had)
+  end
+  for _, name in ipairs(had) do
+    local spec = wf.params[name]
+    if spec and spec.secret and values[name] == nil then
+      return string.format("secret parameter '%s' had a value when the run started and has none "
+        .. "now (give it again: -p %s=...%s%s)", name, name,
+        spec.env and (" or $" .. spec.env) or "", " or params: in the config")
+    end
+  end
 end
 
 -- resume and rollback: the run's journal is replayed into its record and the
@@ -277,6 +310,8 @@ local function continue_run(args, rollback)
   for _, item in ipairs(args.params) do given[#given + 1] = item end
   local values, shown, param_err = params.resolve(wf, given, config)
   if not values then return fail("cannot %s run %s: %s", verb, args.run_id, param_err) end
+  local missing = missing_secret(rec, wf, values)
+  if missing then return fail("cannot %s run %s: %s", verb, args.run_id, missing) end
   local original = rec.first and rec.first.options or {}
   local options, option_err = run_options({ workflow = rec.file, fail_at = args.fail_at,
     only = original.only, skip = original.skip, from = original.from }, wf)
