@@ -81,6 +81,7 @@ local function nearest(name, fields)
   end
   return best
 end
+dsl.nearest = nearest
 
 local function check_fields(where, what, t, fields, allow_array)
   for key, value in pairs(t) do

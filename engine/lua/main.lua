@@ -48,7 +48,7 @@ local function prepare(args)
   local config, config_err = params.load_config(args.config)
   if not config then return nil, config_err end
   register_config_secrets(config, 0)
-  local values, shown, param_err = params.resolve(wf, args.params, config)
+  local values, shown, param_err = params.resolve(wf, args.params, config, args.config)
   if not values then return nil, param_err end
   return { wf = wf, config = config, params = values, shown = shown }
 end
@@ -134,6 +134,7 @@ function commands.check(args)
     for _, unit in ipairs(wf.units) do if unit.kind == "group" then groups = groups + 1 end end
     print(string.format("ok: %s: workflow %s, %d steps (%d parallel groups), parameters: %s",
       args.workflow, wf.name, #wf.steps, groups, params.names(wf)))
+    for _, line in ipairs(params.describe(wf)) do print(line) end
   end
   return 0
 end
@@ -308,7 +309,7 @@ local function continue_run(args, rollback)
     if spec and not spec.secret then given[#given + 1] = name .. "=" .. tostring(value) end
   end
   for _, item in ipairs(args.params) do given[#given + 1] = item end
-  local values, shown, param_err = params.resolve(wf, given, config)
+  local values, shown, param_err = params.resolve(wf, given, config, args.config or rec.first.config)
   if not values then return fail("cannot %s run %s: %s", verb, args.run_id, param_err) end
   local missing = missing_secret(rec, wf, values)
   if missing then return fail("cannot %s run %s: %s", verb, args.run_id, missing) end

@@ -60,7 +60,7 @@ else:
     t.is_((params_seen(r) or {}).get("p"), "from_env", "env over config", result=r)
     r = t.run(wf, "-c", cfg, "-p", "p=from_p", env={"WFTEST_P": "from_env"})
     t.is_((params_seen(r) or {}).get("p"), "from_p", "-p over env over config", result=r)
-    cw = t.workflow('''return workflow { name = "cfg", steps = { step "c" { run = function(ctx) return ctx.config.name end } } }''')
+    cw = t.workflow('''return workflow { name = "cfg", params = { p = {}, q = {} }, steps = { step "c" { run = function(ctx) return ctx.config.name end } } }''')
     r = t.run(cw, "-c", cfg, env={"WFTEST_CFG": "interpolated"})
     t.is_((r.one("step_succeeded", "c") or {}).get("result"), "interpolated", "ctx.config with ${VAR}", result=r)
     r = t.run(cw, "-c", cfg)

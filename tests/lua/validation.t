@@ -134,8 +134,9 @@ for options, want, name in [
          "a rejected secret is not echoed"),
         (("-p", "target=t", "-p", "odd=1"), "parameter 'odd': its check failed: ",
          "a check that raises is a rejection"),
-        (("-p", "target=t", "-p", "nope=1"), "unknown parameter 'nope' (this workflow takes: name, odd, pw, size, target)",
-         "unknown -p parameter, listing the known ones")]:
+        (("-p", "target=t", "-p", "nope=1"),
+         "unknown parameter 'nope' (this workflow takes: name, odd, pw, size, target; did you mean 'name'?)",
+         "unknown -p parameter, listing the known ones and the nearest")]:
     r = t.run(p, *options)
     t.is_((r.rc, r.first_err[:len("wfengine: " + want)], r.run_dirs()), (2, "wfengine: " + want, []),
           name + ": exit 2, nothing journaled", result=r)
@@ -150,6 +151,40 @@ t.is_((r.rc, r.first_err.startswith("wfengine:")), (0, False),
 r = t.check(p, "-p", "target=t", "-p", "size=abc")
 t.is_((r.rc, r.first_err), (2, 'wfengine: parameter \'size\': "abc" does not match the pattern %d+'),
       "check with -p validates parameters", result=r)
+
+# A parameter's doc is shown where it is asked for.
+documented = t.workflow('''return workflow {
+  name = "documented",
+  params = {
+    tenant = { required = true, pattern = "[a-z]+", doc = "tenant id, lower case" },
+    size = { check = function(v) return "never right" end, doc = "size in GB" },
+  },
+  steps = { step "a" { run = function() end } },
+}''')
+r = t.run(documented)
+t.is_(r.first_err, "wfengine: parameter 'tenant' (tenant id, lower case) is required (-p tenant=...)",
+      "a missing parameter's error shows its doc", result=r)
+r = t.run(documented, "-p", "tenant=A1")
+t.is_(r.first_err, 'wfengine: parameter \'tenant\' (tenant id, lower case): "A1" does not match the pattern [a-z]+',
+      "an invalid parameter's error shows its doc", result=r)
+r = t.run(documented, "-p", "tenant=a", "-p", "size=3")
+t.is_(r.first_err, "wfengine: parameter 'size' (size in GB): never right",
+      "a check's rejection shows the doc", result=r)
+
+# An unknown name under the config's params: is refused as -p refuses it.
+cfg = t.path("unknown.yaml")
+with open(cfg, "w") as f:
+    f.write("params:\n  tenat: abc\n")
+r = t.run(documented, "-p", "tenant=a", "-c", cfg)
+t.is_((r.rc, r.first_err, r.run_dirs()),
+      (2, "wfengine: %s: params: unknown parameter 'tenat' (this workflow takes: size, tenant; "
+       "did you mean 'tenant'?)" % cfg, []),
+      "an unknown config param: exit 2, the file named, did-you-mean, nothing journaled", result=r)
+r = t.check(documented, "-p", "tenant=a", "-c", cfg)
+t.is_(r.rc, 2, "check -c refuses it too", result=r)
+r = t.run(documented, "-p", "tenat=a")
+t.is_(r.first_err, "wfengine: unknown parameter 'tenat' (this workflow takes: size, tenant; "
+      "did you mean 'tenant'?)", "the same refusal for -p", result=r)
 
 # ---- confirm ----
 c = t.workflow('''return workflow {
