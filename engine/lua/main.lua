@@ -168,7 +168,7 @@ local function drive(spec, continuing)
   if not writer then return fail("cannot open the journal: %s", open_err) end
   local args = spec.args
   local v = view.new { json = args.json, quiet = args.quiet, verbose = args.verbose,
-    total = #spec.wf.steps, steps = spec.wf.by_id, run_id = spec.run_id }
+    total = #spec.wf.steps, steps = spec.wf.by_id, run_id = spec.run_id, mode = spec.mode }
   local run = runner.new { wf = spec.wf, mode = spec.mode, params = spec.params,
     config = spec.config, options = spec.options, writer = writer, view = v, run_id = spec.run_id,
     events = spec.events }

@@ -258,11 +258,15 @@ function Run:skip_reason(s)
   return nil
 end
 
+-- --fail-at names a step or a parallel group (then every step of it).
 function Run:injected(s, attempt)
-  local rule = self.options.fail_at and self.options.fail_at[s.id]
-  if rule == true or (type(rule) == "table" and rule[attempt]) then
-    return errors.new { kind = "injected", retryable = true,
-      message = "failure injected by --fail-at " .. s.id }
+  local fail_at = self.options.fail_at or {}
+  for _, id in ipairs { s.id, s.group } do
+    local rule = fail_at[id]
+    if rule == true or (type(rule) == "table" and rule[attempt]) then
+      return errors.new { kind = "injected", retryable = true,
+        message = "failure injected by --fail-at " .. id }
+    end
   end
 end
 
