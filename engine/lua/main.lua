@@ -102,9 +102,12 @@ local function run_options(args, wf)
   return options
 end
 
+-- A confirm step the run is sure to reach (no `when`, not left out by
+-- --only, --skip or --from): without a terminal the run refuses before it
+-- touches anything. A conditional one is decided when reached (runner).
 local function needs_confirmation(wf, options)
   for _, s in ipairs(wf.steps) do
-    if s.confirm and not (options.skip and options.skip[s.id]) then return s end
+    if s.confirm and not s.when and not runner.selection_skip(options, s) then return s end
   end
 end
 

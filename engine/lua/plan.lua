@@ -7,7 +7,7 @@ local plan = {}
 
 local function flags(s)
   local out = {}
-  if s.confirm then out[#out + 1] = "confirm" end
+  if s.confirm then out[#out + 1] = "confirm: asked when reached" end
   if s.irreversible then out[#out + 1] = "irreversible" end
   if s.compensate then out[#out + 1] = s.undo_partial and "undo, also partial" or "undo" end
   if s.when then out[#out + 1] = "conditional" end

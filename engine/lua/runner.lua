@@ -250,12 +250,16 @@ end
 
 -- ---- steps ----
 
-function Run:skip_reason(s)
-  local o = self.options
+-- Why --only, --skip or --from leave step s out, or nil.
+function runner.selection_skip(o, s)
   if o.only and not (o.only[s.id] or (s.group and o.only[s.group])) then return "not in --only" end
   if o.skip and (o.skip[s.id] or (s.group and o.skip[s.group])) then return "--skip" end
   if o.from_index and s.index < o.from_index then return "before --from " .. o.from end
   return nil
+end
+
+function Run:skip_reason(s)
+  return runner.selection_skip(self.options, s)
 end
 
 -- --fail-at names a step or a parallel group (then every step of it).
@@ -270,9 +274,18 @@ function Run:injected(s, attempt)
   end
 end
 
+-- Asked when the step is reached (a step `when` skips never asks). Returns
+-- true, or false and the error that fails the step before it touches
+-- anything: answered no, or no terminal to ask on and no -y.
 function Run:confirmed(s)
   if not s.confirm or self.mode ~= "run" or self.options.yes then return true end
-  return self.view:confirm(s)
+  if not core.isatty(0) then
+    return false, errors.new { kind = "declined", retryable = false,
+      message = string.format("asks to confirm (%q) and there is no terminal: not run, nothing "
+        .. "touched; answer yes with -y", s.confirm) }
+  end
+  if self.view:confirm(s) then return true end
+  return false, errors.new { kind = "declined", retryable = false, message = "not confirmed: " .. s.confirm }
 end
 
 function Run:run_step(s)
@@ -294,9 +307,8 @@ function Run:run_step(s)
     self:emit("step_skipped", { step = s.id, reason = reason, index = s.index })
     return true
   end
-  if not self:confirmed(s) then
-    local err = errors.new { kind = "declined", retryable = false,
-      message = "not confirmed: " .. s.confirm }
+  local confirmed, err = self:confirmed(s)
+  if not confirmed then
     self:emit("step_started", { step = s.id, attempt = 1, index = s.index })
     self:emit("step_failed", { step = s.id, attempt = 1, error = errors.record(err), will_retry = false })
     return false, { step = s.id, error = err }

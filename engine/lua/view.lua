@@ -139,7 +139,6 @@ end
 -- go on meanwhile (their lines print above the question, which is asked
 -- again below them), and SIGINT interrupts the run as anywhere else.
 function View:confirm(s)
-  if not core.isatty(0) then return false end
   while self.prompt do sched.sleep(0.05) end -- one question at a time
   self:clear_live()
   -- On stderr with --json, so that stdout stays pure JSON.

@@ -59,7 +59,8 @@ t.is_((r.rc, lines[0] if lines else None), (0, "planned: A plan | with a pipe"),
       result=r)
 steps_text = [l for l in lines if re.match(r"\s*\d+\. ", l)]
 t.is_([l.split()[1] for l in steps_text], ["first", "left", "right", "last"], "plan text: one numbered line per step")
-t.ok("[parallel grp]" in steps_text[1] and "irreversible" in steps_text[2] and "confirm" in steps_text[2],
+t.ok("[parallel grp]" in steps_text[1] and "irreversible" in steps_text[2]
+     and "confirm: asked when reached" in steps_text[2],
      "plan text: group membership and flags shown", diag=steps_text)
 r2 = t.plan(wf, "--format", "text")
 t.is_(r2.stdout, r.stdout, "--format text is the default")

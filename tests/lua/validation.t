@@ -211,6 +211,34 @@ r = t.run(c, "--simulate")
 t.is_((r.rc, r.logs()), (0, ["first ran", "dropped"]), "simulate touches nothing: no confirmation needed",
       result=r)
 
+# A conditional confirm step is decided when it is reached: `when` skipping
+# it asks nothing (the run refused up front before); reached without a
+# terminal, the step fails before it runs, not retried.
+cw = t.workflow('''return workflow {
+  name = "confirm_when",
+  params = { really = { default = "no" } },
+  steps = {
+    step "first" { run = function(ctx) ctx:log("first ran") end },
+    step "drop" { confirm = "Drop the sandbox?", retry = { attempts = 3, delay = 0 },
+      when = function(ctx) return ctx.params.really == "yes" end,
+      run = function(ctx) ctx:log("dropped") end },
+  },
+}''')
+r = t.run(cw)
+t.is_((r.rc, r.logs(), (r.one("step_skipped", "drop") or {}).get("reason")), (0, ["first ran"], "when"),
+      "confirm on a step `when` skips, no terminal: the run goes on and asks nothing", result=r)
+r = t.run(cw, "-p", "really=yes")
+failed = r.of("step_failed", "drop")
+t.is_((r.rc, r.logs()[:1], [(e.get("error") or {}).get("kind") for e in failed],
+       [e.get("will_retry") for e in failed]), (1, ["first ran"], ["declined"], [False]),
+      "reached without a terminal: the step fails once (declined, not retried), the run compensates",
+      result=r)
+t.ok("dropped" not in r.logs() and failed and "there is no terminal" in failed[0]["error"]["message"]
+     and "-y" in failed[0]["error"]["message"],
+     "... the step did not run, and the message says why and how to answer", diag=r.describe())
+r = t.run(cw, "-p", "really=yes", "-y")
+t.is_((r.rc, r.logs()), (0, ["first ran", "dropped"]), "reached with -y: it runs", result=r)
+
 # With a terminal on stdin the step asks; the answer decides.
 def with_tty(answer, *options):
     master, slave = os.openpty()
