@@ -58,6 +58,26 @@ function Run:timeout(s)
   return s.timeout or self.wf.timeout
 end
 
+-- A step that never yields (a busy loop) never lets a timer fire nor the
+-- loop see a signal: a count hook on its coroutine checks the deadline and
+-- the interrupt instead.
+-- The interrupt is raised again at every count, so that a pcall in the
+-- step cannot swallow it for good. A coroutine inherits the count but not
+-- the Lua function (debug.sethook keeps it per thread): the tasks of
+-- ctx:parallel install it again.
+local function watch(deadline, timeout)
+  debug.sethook(function()
+    if core.interrupted() then
+      error(errors.new { kind = "interrupted", retryable = true, message = "interrupted" })
+    end
+    if deadline and core.now() > deadline then
+      debug.sethook()
+      error(errors.new { kind = "timeout", retryable = true,
+        message = string.format("timed out after %gs (the step never waited)", timeout) })
+    end
+  end, "", 100000)
+end
+
 -- ---- ctx ----
 
 local Ctx = {}
@@ -121,7 +141,10 @@ function Ctx:parallel(fns, opts)
   local function start()
     while next_index <= #fns and #running < limit do
       local fn, i = fns[next_index], next_index
-      local task = sched.spawn(function() return xpcall(fn, errors.handler, self) end)
+      local task = sched.spawn(function()
+        watch(self._deadline, self._timeout)
+        return xpcall(fn, errors.handler, self)
+      end)
       task.ctx = self
       running[#running + 1], index_of[task] = task, i
       next_index = next_index + 1
@@ -185,25 +208,8 @@ end
 
 -- ---- one attempt of a function, in its own task, with a timeout ----
 
--- A step that never yields (a busy loop) never lets a timer fire nor the
--- loop see a signal: a count hook on its coroutine (and the coroutines it
--- creates, which inherit it) checks the deadline and the interrupt instead.
--- The interrupt is raised again at every count, so that a pcall in the
--- step cannot swallow it for good.
-local function watch(deadline, timeout)
-  debug.sethook(function()
-    if core.interrupted() then
-      error(errors.new { kind = "interrupted", retryable = true, message = "interrupted" })
-    end
-    if deadline and core.now() > deadline then
-      debug.sethook()
-      error(errors.new { kind = "timeout", retryable = true,
-        message = string.format("timed out after %gs (the step never waited)", timeout) })
-    end
-  end, "", 100000)
-end
-
 local function attempt_body(fn, ctx, deadline, timeout, ...)
+  ctx._deadline, ctx._timeout = deadline, timeout
   watch(deadline, timeout)
   return xpcall(fn, errors.handler, ctx, ...)
 end

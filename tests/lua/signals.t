@@ -141,6 +141,17 @@ t.ok(types[-1:] == ["run_interrupted"] and "step_failed" not in types,
      diag=[repr(types), err])
 t.like(show_status(state), "interrupted", "busy step: show says interrupted")
 
+# The same in a branch of ctx:parallel (a coroutine of its own).
+branch = t.workflow('''
+return workflow { name = "branch", steps = {
+  step "fan" { run = function(ctx)
+    return ctx:parallel { function() while true do end end, function() return 1 end }
+  end },
+} }''')
+rc, events, err, state = interrupt_step(branch, "fan", [signal.SIGINT])
+t.is_((rc, [e.get("type") for e in events][-1:]), (4, ["run_interrupted"]),
+      "one SIGINT stops a busy ctx:parallel branch: exit 4, run_interrupted")
+
 # os.execute waits on the loop: the signal is seen and passed to the child.
 pidfile = t.path("child.pid")
 shell = t.workflow('''
