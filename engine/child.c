@@ -22,7 +22,12 @@
  * The kernel sends the signal when the thread that forked the child ends:
  * wf_spawn must be called on the loop's thread (bindings always are).
  * Grandchildren are not covered (the setting is cleared on fork). Elsewhere
- * than Linux, or without /proc, wf_spawn is uv_spawn (with one warning). */
+ * than Linux, or without /proc, wf_spawn is uv_spawn (with one warning).
+ *
+ * Also os.execute for workflows (child_execute): Lua's own uses system(),
+ * which blocks the whole engine and ignores SIGINT while the command runs,
+ * so Ctrl-C was lost. Here the command is a tied child the step awaits;
+ * an interrupt or a timeout cancels the wait and passes the signal on. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -33,6 +38,7 @@
 #include <sys/prctl.h>
 #endif
 
+#include <lauxlib.h>
 #include "engine.h"
 #include "wf.h"
 
@@ -114,4 +120,107 @@ int wf_spawn(lua_State *L, uv_process_t *process, const uv_process_options_t *op
   }
 #endif
   return uv_spawn(wf_loop(L), process, options);
+}
+
+/* ---- core.execute(command): os.execute on the loop ---- */
+
+typedef struct {
+  wf_wait wait;          /* first: execute_cancel casts back */
+  uv_process_t *process; /* malloc'd, freed by its close callback; NULL once exited */
+  int64_t exit_status;
+  int term_signal;
+} execute_wait;
+
+static void execute_closed(uv_handle_t *handle) {
+  free(handle);
+}
+
+static void execute_exited(uv_process_t *process, int64_t exit_status, int term_signal) {
+  execute_wait *ew = process->data;
+  uv_close((uv_handle_t *)process, execute_closed);
+  if (!ew) return; /* the wait was cancelled or collected */
+  ew->process = NULL;
+  ew->exit_status = exit_status;
+  ew->term_signal = term_signal;
+  ew->wait.cancel = NULL;
+  wf_wake(&ew->wait);
+}
+
+/* Leaves the child to end by itself and close its handle; the wait is
+ * forgotten. */
+static void execute_detach(execute_wait *ew) {
+  if (!ew->process) return;
+  ew->process->data = NULL;
+  ew->process = NULL;
+}
+
+/* Cancelled by an interrupt (the child gets the same signal, as it would
+ * from the terminal) or a timeout (SIGTERM). */
+static void execute_cancel(wf_wait *wait) {
+  execute_wait *ew = (execute_wait *)(void *)wait; /* wait is its first member */
+  int signo = engine_interrupt_signal();
+  if (ew->process) uv_process_kill(ew->process, signo ? signo : SIGTERM);
+  execute_detach(ew);
+}
+
+static int execute_gc(lua_State *L) {
+  execute_detach(lua_touserdata(L, 1));
+  return 0;
+}
+
+/* The results of os.execute (luaL_execresult). */
+static int execute_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  const execute_wait *ew = (const execute_wait *)ctx;
+  const char *what = ew->term_signal ? "signal" : "exit";
+  int code = ew->term_signal ? ew->term_signal : (int)ew->exit_status;
+  if (!ew->term_signal && code == 0)
+    lua_pushboolean(L, 1);
+  else
+    lua_pushnil(L);
+  lua_pushstring(L, what);
+  lua_pushinteger(L, code);
+  return 3;
+}
+
+int child_execute(lua_State *L) {
+  const char *command = luaL_checkstring(L, 1);
+  execute_wait *ew = lua_newuserdatauv(L, sizeof *ew, 0);
+  memset(ew, 0, sizeof *ew);
+  if (luaL_newmetatable(L, "wfengine.execute_wait")) {
+    lua_pushcfunction(L, execute_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  uv_process_t *process = calloc(1, sizeof *process);
+  if (!process) return luaL_error(L, "out of memory");
+  char *args[] = {"/bin/sh", "-c", (char *)command, NULL};
+  uv_stdio_container_t stdio[3];
+  for (int fd = 0; fd < 3; fd++) {
+    stdio[fd].flags = UV_INHERIT_FD;
+    stdio[fd].data.fd = fd;
+  }
+  uv_process_options_t options;
+  memset(&options, 0, sizeof options);
+  options.file = args[0];
+  options.args = args;
+  options.exit_cb = execute_exited;
+  options.stdio = stdio;
+  options.stdio_count = 3;
+  process->data = ew;
+  int rc = wf_spawn(L, process, &options);
+  if (rc != 0) {
+    /* a handle uv_spawn made is freed by its close; wf_spawn may fail before */
+    if (process->type == UV_PROCESS)
+      uv_close((uv_handle_t *)process, execute_closed);
+    else
+      free(process);
+    lua_pushnil(L);
+    lua_pushfstring(L, "cannot run /bin/sh: %s", uv_strerror(rc));
+    lua_pushinteger(L, -rc);
+    return 3;
+  }
+  ew->process = process;
+  ew->wait.cancel = execute_cancel;
+  return wf_await(L, &ew->wait, (lua_KContext)ew, execute_k);
 }

@@ -77,5 +77,9 @@ int child_exec(int argc, char **argv);
 int engine_open_core(lua_State *L); /* the "wfengine.core" module */
 void engine_init(void);
 void engine_shutdown(void);
+int engine_interrupt_signal(void); /* the signal that interrupted the run, or 0 */
+
+/* child.c: core.execute(command), os.execute for workflows. */
+int child_execute(lua_State *L);
 
 #endif

@@ -42,13 +42,37 @@ static struct engine {
   int started;
 } engine;
 
-static volatile sig_atomic_t interrupts;
+static volatile sig_atomic_t interrupts, interrupt_signal;
 
+/* The journal a second signal may append its run_interrupted to: armed by
+ * the runner once the run's first event is written, disarmed before its
+ * final one, so a run never gets two endings. journal_writing covers a
+ * line being appended: the handler writes nothing then (the run is listed
+ * as crashed, which resumes the same way). */
+static volatile sig_atomic_t armed_journal_fd = -1, journal_writing;
+
+static void write_last_words(void) {
+  static const char line[] = "{\"type\":\"run_interrupted\",\"forced\":true}\n";
+  int fd = armed_journal_fd;
+  if (fd < 0 || journal_writing) return;
+  if (write(fd, line, sizeof line - 1) == (ssize_t)(sizeof line - 1)) fdatasync(fd);
+}
+
+/* The first signal asks the loop to stop (core.poll and the runner's count
+ * hook see it); a second one leaves at once, with the journal's ending when
+ * that is safe: resumable either way. */
 static void on_signal(int signo) {
-  (void)signo;
+  interrupt_signal = signo;
   interrupts++;
-  if (interrupts >= 2) _exit(4);                     /* a second Ctrl-C leaves at once: resumable */
+  if (interrupts >= 2) {
+    write_last_words();
+    _exit(4);
+  }
   if (engine.started) uv_async_send(&engine.wakeup); /* async-signal-safe */
+}
+
+int engine_interrupt_signal(void) {
+  return interrupts ? interrupt_signal : 0;
 }
 
 /* Both end the current uv_run: uv_stop makes the loop skip its blocking
@@ -579,6 +603,7 @@ struct journal {
 
 static int journal_close(lua_State *L) {
   struct journal *journal = luaL_checkudata(L, 1, "wfengine.journal");
+  if (journal->fd >= 0 && armed_journal_fd == journal->fd) armed_journal_fd = -1;
   if (journal->fd >= 0) close(journal->fd);
   journal->fd = -1;
   return 0;
@@ -595,10 +620,14 @@ static int journal_append(lua_State *L) {
   if (journal->fd < 0) return luaL_error(L, "journal is closed");
   struct iovec parts[2] = {{(void *)line, length}, {(void *)"\n", 1}};
   size_t left = length + 1;
+  journal_writing = 1;
   while (left > 0) {
     ssize_t n = writev(journal->fd, parts, 2);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return luaL_error(L, "cannot write the journal: %s", strerror(errno));
+    if (n < 0) {
+      journal_writing = 0;
+      return luaL_error(L, "cannot write the journal: %s", strerror(errno));
+    }
     left -= (size_t)n;
     for (int i = 0; i < 2; i++) {
       size_t used = (size_t)n < parts[i].iov_len ? (size_t)n : parts[i].iov_len;
@@ -607,10 +636,22 @@ static int journal_append(lua_State *L) {
       n -= (ssize_t)used;
     }
   }
+  journal_writing = 0;
   if (lua_isnoneornil(L, 3) || lua_toboolean(L, 3)) {
     if (fdatasync(journal->fd) < 0 && errno != EINVAL)
       return luaL_error(L, "cannot sync the journal: %s", strerror(errno));
   }
+  return 0;
+}
+
+/* journal:arm(on): whether a second signal may append run_interrupted to
+ * this journal (see write_last_words). */
+static int journal_arm(lua_State *L) {
+  struct journal *journal = luaL_checkudata(L, 1, "wfengine.journal");
+  if (lua_toboolean(L, 2) && journal->fd >= 0)
+    armed_journal_fd = journal->fd;
+  else if (armed_journal_fd == journal->fd)
+    armed_journal_fd = -1;
   return 0;
 }
 
@@ -942,11 +983,13 @@ static const luaL_Reg core_funcs[] = {
     {"error_meta", core_error_meta},
     {"listdir", core_listdir},
     {"realpath", core_realpath},
+    {"execute", child_execute},
     {NULL, NULL},
 };
 
 static const luaL_Reg journal_methods[] = {
     {"append", journal_append},
+    {"arm", journal_arm},
     {"close", journal_close},
     {NULL, NULL},
 };

@@ -81,6 +81,7 @@ local function nearest(name, fields)
   end
   return best
 end
+dsl.nearest = nearest
 
 local function check_fields(where, what, t, fields, allow_array)
   for key, value in pairs(t) do
@@ -398,6 +399,13 @@ local function workflow_env(path)
     local parts = table.pack(...)
     for i = 1, parts.n do parts[i] = tostring(parts[i]) end
     dsl.on_print(table.concat(parts, "\t", 1, parts.n))
+  end
+  -- Lua's os.execute (system()) would block every other task and swallow
+  -- Ctrl-C while the command runs: the engine's runs it as a child the
+  -- step waits for, which an interrupt or a timeout stops.
+  env.os.execute = function(command)
+    if command == nil then return true end
+    return core.execute(command)
   end
   env.os.exit = function()
     error("os.exit is not allowed in a workflow: fail the step with ctx:fail or error()", 2)

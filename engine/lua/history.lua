@@ -145,7 +145,11 @@ function history.show(state, run_id, as_json)
     paused = "resume or rollback", interrupted = "resume or rollback", crashed = "resume or rollback",
     failed = #owed > 0 and "fix the cause, then: wfengine rollback " .. run_id or nil,
   }
-  if next_step[rec.status] then print("  next: " .. next_step[rec.status]) end
+  if rec.mode == "dry-run" and rec.status ~= "succeeded" then
+    print("  next: a dry-run is not resumed or rolled back: fix the cause and dry-run again")
+  elseif next_step[rec.status] then
+    print("  next: " .. next_step[rec.status])
+  end
   local key = key_held(state, run_id, rec)
   if key then print("  holds lock " .. key .. " until then (or: wfengine unlock " .. key .. ")") end
   return 0

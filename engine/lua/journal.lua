@@ -225,11 +225,21 @@ local SYNCED = {
   run_interrupted = true,
 }
 
+-- The events that end a run: after one, a second Ctrl-C must not add
+-- another (the journal is armed for it between run_started or run_resumed
+-- and the ending; see write_last_words in loop.c).
+local ENDINGS = {
+  run_succeeded = true, run_failed = true, run_compensated = true, run_paused = true,
+  run_interrupted = true,
+}
+
 -- Encodes and writes one event; returns the encoded line. A simulation
 -- changes nothing outside, so its journal is written but never synced.
 function journal.append(writer, event)
   local line = json.encode(storable(event, 0))
+  if ENDINGS[event.type] then writer.file:arm(false) end
   writer.file:append(line, SYNCED[event.type] == true and not writer.nosync)
+  if event.type == "run_started" or event.type == "run_resumed" then writer.file:arm(true) end
   return line
 end
 

@@ -48,7 +48,7 @@ local function prepare(args)
   local config, config_err = params.load_config(args.config)
   if not config then return nil, config_err end
   register_config_secrets(config, 0)
-  local values, shown, param_err = params.resolve(wf, args.params, config)
+  local values, shown, param_err = params.resolve(wf, args.params, config, args.config)
   if not values then return nil, param_err end
   return { wf = wf, config = config, params = values, shown = shown }
 end
@@ -123,9 +123,12 @@ local function id_list(set)
   return table.concat(ids, ",")
 end
 
+-- A confirm step the run is sure to reach (no `when`, not left out by
+-- --only, --skip or --from): without a terminal the run refuses before it
+-- touches anything. A conditional one is decided when reached (runner).
 local function needs_confirmation(wf, options)
   for _, s in ipairs(wf.steps) do
-    if s.confirm and not (options.skip and options.skip[s.id]) then return s end
+    if s.confirm and not s.when and not runner.selection_skip(options, s) then return s end
   end
 end
 
@@ -155,6 +158,7 @@ function commands.check(args)
     for _, unit in ipairs(wf.units) do if unit.kind == "group" then groups = groups + 1 end end
     print(string.format("ok: %s: workflow %s, %d steps (%d parallel groups), parameters: %s",
       args.workflow, wf.name, #wf.steps, groups, params.names(wf)))
+    for _, line in ipairs(params.describe(wf)) do print(line) end
   end
   return 0
 end
@@ -193,7 +197,7 @@ local function drive(spec, continuing)
   if open_err then io.stderr:write("warning: ", open_err, "\n") end
   local args = spec.args
   local v = view.new { json = args.json, quiet = args.quiet, verbose = args.verbose,
-    total = #spec.wf.steps, steps = spec.wf.by_id, run_id = spec.run_id }
+    total = #spec.wf.steps, steps = spec.wf.by_id, run_id = spec.run_id, mode = spec.mode }
   local run = runner.new { wf = spec.wf, mode = spec.mode, params = spec.params,
     config = spec.config, options = spec.options, writer = writer, view = v, run_id = spec.run_id,
     events = spec.events }
@@ -219,6 +223,16 @@ local function plan_of(wf)
   return json.array(steps)
 end
 
+-- The names of the secret parameters that have a value (never the values):
+-- a resume refuses to go on without them.
+local function secrets_given(wf, values)
+  local names = {}
+  for _, name in ipairs(params.sorted(wf)) do
+    if wf.params[name].secret and values[name] ~= nil then names[#names + 1] = name end
+  end
+  return json.array(names)
+end
+
 function commands.run(args)
   local prepared, err = prepare(args)
   if not prepared then return fail("%s", err) end
@@ -239,6 +253,7 @@ function commands.run(args)
     run_id = run_id, args = args,
     started = { run_id = run_id, workflow = wf.name, file = core.realpath(args.workflow) or args.workflow,
       hash = wf.hash, mode = mode, params = prepared.shown, pid = core.getpid(), steps = plan_of(wf),
+      secrets = secrets_given(wf, prepared.params),
       config = args.config and (core.realpath(args.config) or args.config),
       options = { fail_at = json.array(args.fail_at), only = id_list(options.only),
         skip = id_list(options.skip), from = options.from, on_failure = args.on_failure } } })
@@ -266,6 +281,28 @@ local function workflow_changes(rec, wf)
     if before[s.id] then changes[#changes + 1] = "step removed: " .. s.id end
   end
   return changes
+end
+
+-- A secret that had a value when the run started must have one again (its
+-- value was never journaled): nil, message naming it, when one is missing.
+-- Journals from before run_started listed them: a "***" in its params.
+local function missing_secret(rec, wf, values)
+  local had = rec.first.secrets
+  if type(had) ~= "table" then
+    had = {}
+    for name, shown in pairs(rec.params or {}) do
+      if shown == "***" then had[#had + 1] = name end
+    end
+    table.sort(had)
+  end
+  for _, name in ipairs(had) do
+    local spec = wf.params[name]
+    if spec and spec.secret and values[name] == nil then
+      return string.format("secret parameter '%s' had a value when the run started and has none "
+        .. "now (give it again: -p %s=...%s%s)", name, name,
+        spec.env and (" or $" .. spec.env) or "", " or params: in the config")
+    end
+  end
 end
 
 -- resume and rollback: the run's journal is replayed into its record and the
@@ -306,8 +343,10 @@ local function continue_run(args, rollback)
     if spec and not spec.secret then given[#given + 1] = name .. "=" .. tostring(value) end
   end
   for _, item in ipairs(args.params) do given[#given + 1] = item end
-  local values, shown, param_err = params.resolve(wf, given, config)
+  local values, shown, param_err = params.resolve(wf, given, config, args.config or rec.first.config)
   if not values then return fail("cannot %s run %s: %s", verb, args.run_id, param_err) end
+  local missing = missing_secret(rec, wf, values)
+  if missing then return fail("cannot %s run %s: %s", verb, args.run_id, missing) end
   local original = rec.first and rec.first.options or {}
   local options, option_err = run_options({ workflow = rec.file, fail_at = args.fail_at,
     only = original.only, skip = original.skip, from = original.from }, wf)

@@ -29,21 +29,35 @@ local function anchored(pattern)
   return pattern
 end
 
+-- "parameter 'name'", with its doc when it has one.
+local function label(name, spec)
+  return string.format("parameter '%s'", name) .. (spec.doc and (" (" .. spec.doc .. ")") or "")
+end
+
+-- The same refusal for an unknown name from -p and from the config's params:.
+local function unknown(wf, name)
+  local hint = require("wfengine.dsl").nearest(name, wf.params)
+  return string.format("unknown parameter '%s' (this workflow takes: %s%s)", name, params.names(wf),
+    hint and ("; did you mean '" .. hint .. "'?") or "")
+end
+
 -- Returns the resolved values, the redacted copy for journals, or nil and
--- a message naming the parameter.
-function params.resolve(wf, given_list, config, getenv)
-  getenv = getenv or os.getenv
+-- a message naming the parameter. config_path names the config in errors.
+function params.resolve(wf, given_list, config, config_path)
+  local getenv = os.getenv
   local given = {}
   for _, item in ipairs(given_list or {}) do
     local name, value = item:match("^([^=]+)=(.*)$")
-    if not wf.params[name] then
-      return nil, nil, string.format("unknown parameter '%s' (this workflow takes: %s)", name,
-        params.names(wf))
-    end
+    if not wf.params[name] then return nil, nil, unknown(wf, name) end
     given[name] = value
   end
   local from_config = type(config) == "table" and type(config.params) == "table" and config.params
     or {}
+  for name in pairs(from_config) do
+    if not wf.params[name] then
+      return nil, nil, (config_path or "the config") .. ": params: " .. unknown(wf, tostring(name))
+    end
+  end
   local values, shown = {}, {}
   for _, name in ipairs(params.sorted(wf)) do
     local spec = wf.params[name]
@@ -52,19 +66,19 @@ function params.resolve(wf, given_list, config, getenv)
     if value == nil then value = from_config[name] end
     if value == nil then value = spec.default end
     if value == nil and spec.required then
-      return nil, nil, string.format("parameter '%s' is required%s", name,
+      return nil, nil, string.format("%s is required%s", label(name, spec),
         spec.env and (" (-p " .. name .. "=... or $" .. spec.env .. ")") or
         (" (-p " .. name .. "=...)"))
     end
     if type(value) == "string" and not utf8.len(value) then
-      return nil, nil, string.format("parameter '%s': the value is not valid UTF-8", name)
+      return nil, nil, string.format("%s: the value is not valid UTF-8", label(name, spec))
     end
     if value ~= nil and type(value) ~= "string" and type(value) ~= "number"
         and type(value) ~= "boolean" then
-      return nil, nil, string.format("parameter '%s': a %s is not a parameter value", name, type(value))
+      return nil, nil, string.format("%s: a %s is not a parameter value", label(name, spec), type(value))
     end
     if value ~= nil and spec.pattern and not tostring(value):find(anchored(spec.pattern)) then
-      return nil, nil, string.format("parameter '%s': %s does not match the pattern %s", name,
+      return nil, nil, string.format("%s: %s does not match the pattern %s", label(name, spec),
         spec.secret and "the value" or string.format("%q", tostring(value)), spec.pattern)
     end
     values[name] = value
@@ -74,9 +88,9 @@ function params.resolve(wf, given_list, config, getenv)
     if spec.check and values[name] ~= nil then
       local ok, problem = pcall(spec.check, values[name], values)
       if not ok then
-        return nil, nil, string.format("parameter '%s': its check failed: %s", name, tostring(problem))
+        return nil, nil, string.format("%s: its check failed: %s", label(name, spec), tostring(problem))
       elseif problem ~= nil and problem ~= true then
-        return nil, nil, string.format("parameter '%s': %s", name, tostring(problem))
+        return nil, nil, string.format("%s: %s", label(name, spec), tostring(problem))
       end
     end
     if spec.secret and values[name] ~= nil then
@@ -125,6 +139,22 @@ function params.readonly(t, what)
     end,
     __len = function() return #t end,
   })
+end
+
+
+-- One line per parameter for check and plan: name, what it needs, its doc.
+function params.describe(wf)
+  local lines = {}
+  for _, name in ipairs(params.sorted(wf)) do
+    local spec, traits = wf.params[name], {}
+    if spec.required then traits[#traits + 1] = "required" end
+    if spec.default ~= nil and not spec.secret then traits[#traits + 1] = "default " .. tostring(spec.default) end
+    if spec.env then traits[#traits + 1] = "$" .. spec.env end
+    if spec.secret then traits[#traits + 1] = "secret" end
+    lines[#lines + 1] = "  " .. name .. (#traits > 0 and (" (" .. table.concat(traits, ", ") .. ")") or "")
+      .. (spec.doc and (": " .. spec.doc) or "")
+  end
+  return lines
 end
 
 return params

@@ -1,12 +1,13 @@
 -- plan.lua: `wfengine plan` in text, markdown (the seed's table), json and
 -- dot (Graphviz).
 local json = require "wf.json"
+local params = require "wfengine.params"
 
 local plan = {}
 
 local function flags(s)
   local out = {}
-  if s.confirm then out[#out + 1] = "confirm" end
+  if s.confirm then out[#out + 1] = "confirm: asked when reached" end
   if s.irreversible then out[#out + 1] = "irreversible" end
   if s.compensate then out[#out + 1] = s.undo_partial and "undo, also partial" or "undo" end
   if s.when then out[#out + 1] = "conditional" end
@@ -45,6 +46,12 @@ function plan.text(wf)
       s.group and ("  [parallel " .. s.group .. "]") or "",
       #f > 0 and ("  (" .. table.concat(f, ", ") .. ")") or "")
   end)
+  local described = params.describe(wf)
+  if #described > 0 then
+    lines[#lines + 1] = ""
+    lines[#lines + 1] = "parameters:"
+    table.move(described, 1, #described, #lines + 1, lines)
+  end
   return table.concat(lines, "\n") .. "\n"
 end
 
@@ -66,6 +73,13 @@ function plan.markdown(wf)
       lines[#lines + 1] = string.format("%02d | %s | %s |", s.index, cell(s.title), cell(s.doc))
     end
   end)
+  local described = params.describe(wf)
+  if #described > 0 then
+    lines[#lines + 1] = ""
+    lines[#lines + 1] = "Parameters:"
+    lines[#lines + 1] = ""
+    for _, line in ipairs(described) do lines[#lines + 1] = "-" .. cell(line:sub(2)) end
+  end
   return table.concat(lines, "\n") .. "\n"
 end
 
@@ -76,7 +90,15 @@ function plan.json(wf)
       doc = s.doc, confirm = s.confirm, irreversible = s.irreversible or false,
       compensate = s.compensate ~= nil, undo_partial = s.undo_partial or false }
   end
-  return json.encode({ name = wf.name, description = wf.description, steps = json.array(steps) }) .. "\n"
+  local parameters = {}
+  for _, name in ipairs(params.sorted(wf)) do
+    local spec = wf.params[name]
+    parameters[#parameters + 1] = { name = name, doc = spec.doc, required = spec.required or false,
+      secret = spec.secret or false, env = spec.env,
+      default = not spec.secret and spec.default or nil }
+  end
+  return json.encode({ name = wf.name, description = wf.description, steps = json.array(steps),
+    params = json.array(parameters) }) .. "\n"
 end
 
 local function dot_label(text)

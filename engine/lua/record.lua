@@ -75,7 +75,7 @@ end
 
 local function finished(status)
   return function(rec, ev)
-    rec.status, rec.finished = status, ev.time
+    rec.status, rec.finished = status, ev.time or rec.last_time
     rec.failed_step, rec.error = ev.step or rec.failed_step, ev.error or rec.error
   end
 end
@@ -97,7 +97,7 @@ local NEEDS_STEP = {
 
 function record.apply(rec, ev)
   rec.events = rec.events + 1
-  rec.last_time = ev.time
+  rec.last_time = ev.time or rec.last_time -- a forced run_interrupted has no time
   if NEEDS_STEP[ev.type] and type(ev.step) ~= "string" then return end
   if ev.attempt ~= nil and math.type(ev.attempt) ~= "integer" then ev.attempt = 1 end
   local f = apply[ev.type]

@@ -58,6 +58,26 @@ function Run:timeout(s)
   return s.timeout or self.wf.timeout
 end
 
+-- A step that never yields (a busy loop) never lets a timer fire nor the
+-- loop see a signal: a count hook on its coroutine checks the deadline and
+-- the interrupt instead.
+-- The interrupt is raised again at every count, so that a pcall in the
+-- step cannot swallow it for good. A coroutine inherits the count but not
+-- the Lua function (debug.sethook keeps it per thread): the tasks of
+-- ctx:parallel install it again.
+local function watch(deadline, timeout)
+  debug.sethook(function()
+    if core.interrupted() then
+      error(errors.new { kind = "interrupted", retryable = true, message = "interrupted" })
+    end
+    if deadline and core.now() > deadline then
+      debug.sethook()
+      error(errors.new { kind = "timeout", retryable = true,
+        message = string.format("timed out after %gs (the step never waited)", timeout) })
+    end
+  end, "", 100000)
+end
+
 -- ---- ctx ----
 
 local Ctx = {}
@@ -121,7 +141,10 @@ function Ctx:parallel(fns, opts)
   local function start()
     while next_index <= #fns and #running < limit do
       local fn, i = fns[next_index], next_index
-      local task = sched.spawn(function() return xpcall(fn, errors.handler, self) end)
+      local task = sched.spawn(function()
+        watch(self._deadline, self._timeout)
+        return xpcall(fn, errors.handler, self)
+      end)
       task.ctx = self
       running[#running + 1], index_of[task] = task, i
       next_index = next_index + 1
@@ -185,20 +208,9 @@ end
 
 -- ---- one attempt of a function, in its own task, with a timeout ----
 
--- A step that never yields (a busy loop) never lets a timer fire: a count
--- hook on its coroutine checks the deadline instead.
-local function watch_deadline(deadline, timeout)
-  debug.sethook(function()
-    if core.now() > deadline then
-      debug.sethook()
-      error(errors.new { kind = "timeout", retryable = true,
-        message = string.format("timed out after %gs (the step never waited)", timeout) })
-    end
-  end, "", 100000)
-end
-
 local function attempt_body(fn, ctx, deadline, timeout, ...)
-  if deadline then watch_deadline(deadline, timeout) end
+  ctx._deadline, ctx._timeout = deadline, timeout
+  watch(deadline, timeout)
   return xpcall(fn, errors.handler, ctx, ...)
 end
 
@@ -208,6 +220,9 @@ function Run:attempt(fn, ctx, timeout, ...)
   local task = sched.spawn(attempt_body, fn, ctx, deadline, timeout, ...)
   task.ctx = ctx
   local done = sched.join(task, timeout)
+  -- Interrupted: the attempt's outcome is not journaled; the run stops
+  -- here and ends run_interrupted (Run:drive).
+  if core.interrupted() then sched.halt() end
   if not done then
     local err = errors.new { kind = "timeout", retryable = true,
       message = string.format("timed out after %gs", timeout) }
@@ -241,25 +256,42 @@ end
 
 -- ---- steps ----
 
-function Run:skip_reason(s)
-  local o = self.options
+-- Why --only, --skip or --from leave step s out, or nil.
+function runner.selection_skip(o, s)
   if o.only and not (o.only[s.id] or (s.group and o.only[s.group])) then return "not in --only" end
   if o.skip and (o.skip[s.id] or (s.group and o.skip[s.group])) then return "--skip" end
   if o.from_index and s.index < o.from_index then return "before --from " .. o.from end
   return nil
 end
 
+function Run:skip_reason(s)
+  return runner.selection_skip(self.options, s)
+end
+
+-- --fail-at names a step or a parallel group (then every step of it).
 function Run:injected(s, attempt)
-  local rule = self.options.fail_at and self.options.fail_at[s.id]
-  if rule == true or (type(rule) == "table" and rule[attempt]) then
-    return errors.new { kind = "injected", retryable = true,
-      message = "failure injected by --fail-at " .. s.id }
+  local fail_at = self.options.fail_at or {}
+  for _, id in ipairs { s.id, s.group } do
+    local rule = fail_at[id]
+    if rule == true or (type(rule) == "table" and rule[attempt]) then
+      return errors.new { kind = "injected", retryable = true,
+        message = "failure injected by --fail-at " .. id }
+    end
   end
 end
 
+-- Asked when the step is reached (a step `when` skips never asks). Returns
+-- true, or false and the error that fails the step before it touches
+-- anything: answered no, or no terminal to ask on and no -y.
 function Run:confirmed(s)
   if not s.confirm or self.mode ~= "run" or self.options.yes then return true end
-  return self.view:confirm(s)
+  if not core.isatty(0) then
+    return false, errors.new { kind = "declined", retryable = false,
+      message = string.format("asks to confirm (%q) and there is no terminal: not run, nothing "
+        .. "touched; answer yes with -y", s.confirm) }
+  end
+  if self.view:confirm(s) then return true end
+  return false, errors.new { kind = "declined", retryable = false, message = "not confirmed: " .. s.confirm }
 end
 
 function Run:run_step(s)
@@ -281,9 +313,8 @@ function Run:run_step(s)
     self:emit("step_skipped", { step = s.id, reason = reason, index = s.index })
     return true
   end
-  if not self:confirmed(s) then
-    local err = errors.new { kind = "declined", retryable = false,
-      message = "not confirmed: " .. s.confirm }
+  local confirmed, err = self:confirmed(s)
+  if not confirmed then
     self:emit("step_started", { step = s.id, attempt = 1, index = s.index })
     self:emit("step_failed", { step = s.id, attempt = 1, error = errors.record(err), will_retry = false })
     return false, { step = s.id, error = err }

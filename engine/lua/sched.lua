@@ -7,7 +7,7 @@ local core = require "wfengine.core"
 
 local sched = {}
 
-local SLEEP, JOIN = {}, {}
+local SLEEP, JOIN, HALT = {}, {}, {}
 
 local ready = { first = 1, last = 0 }
 local by_wait = {}                          -- wait (light userdata) -> task
@@ -118,6 +118,12 @@ function sched.sleep(seconds)
   coroutine.yield(SLEEP, seconds)
 end
 
+-- Parks the calling task for good: only a cancel ends it (after an
+-- interrupt, so that nothing more is decided or journaled).
+function sched.halt()
+  coroutine.yield(HALT)
+end
+
 -- Waits until one of tasks is done and returns it, or nil after timeout
 -- seconds (no timeout when nil).
 function sched.join_any(tasks, timeout)
@@ -161,6 +167,8 @@ local function on_yield(task, what, a, b)
     task.joining = a
     for _, other in ipairs(a) do other.joiners[task] = true end
     if b then add_timer(task, b, "join") end
+  elseif what == HALT then
+    task.halted = true
   else
     -- A bare coroutine.yield() in workflow code: carry on next round.
     make_ready(task)
@@ -218,6 +226,7 @@ function sched.run(main)
   while main.status ~= "done" do
     run_ready()
     if main.status == "done" then break end
+    if core.interrupted() then return "interrupted" end
     local entry = next_timer()
     local timeout = -1
     if entry then timeout = math.max(0, entry.at - core.now()) end

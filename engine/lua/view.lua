@@ -10,7 +10,7 @@ View.__index = View
 
 local view = {}
 
--- opts: json, quiet, verbose, total (steps), steps (id -> step), workflow.
+-- opts: json, quiet, verbose, total (steps), steps (id -> step), run_id, mode.
 function view.new(opts)
   local self = setmetatable(opts, View)
   self.tty = core.isatty(1)
@@ -139,7 +139,6 @@ end
 -- go on meanwhile (their lines print above the question, which is asked
 -- again below them), and SIGINT interrupts the run as anywhere else.
 function View:confirm(s)
-  if not core.isatty(0) then return false end
   while self.prompt do sched.sleep(0.05) end -- one question at a time
   self:clear_live()
   -- On stderr with --json, so that stdout stays pure JSON.
@@ -273,13 +272,26 @@ function handlers.run_failed(self, ev)
   end
 end
 
+-- A dry-run changed nothing and is never resumed: there is nothing to go
+-- on with or to undo.
+local DRY_RUN_NEXT = "a dry-run changed nothing and is not resumed or rolled back: "
+  .. "fix the cause and dry-run again"
+
 function handlers.run_paused(self, ev)
   self:complain(string.format("paused: step '%s' failed: %s", ev.step or "?", error_text(ev.error)))
+  if self.mode == "dry-run" then
+    self:complain(string.format("(%s) %s", ev.reason or "paused", DRY_RUN_NEXT))
+    return
+  end
   self:complain(string.format("(%s) continue with: wfengine resume %s   or undo with: wfengine rollback %s",
     ev.reason or "paused", self.run_id or "", self.run_id or ""))
 end
 
 function handlers.run_interrupted(self)
+  if self.mode == "dry-run" then
+    self:complain("interrupted: " .. DRY_RUN_NEXT)
+    return
+  end
   self:complain(string.format("interrupted: continue with: wfengine resume %s", self.run_id or ""))
 end
 

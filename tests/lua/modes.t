@@ -108,4 +108,21 @@ r = t.run(wf, "--simulate")
 t.is_((r.rc, r.logs()), (1, ["undo a simulate"]), "simulate: compensation runs as in a real run", result=r)
 r = t.run(wf, "--simulate", "--on-failure", "pause")
 t.is_((r.rc, r.types()[-1:]), (5, ["run_paused"]), "simulate: pause gives exit 5", result=r)
+
+# A paused dry-run says what is true: it is neither resumed nor rolled back.
+paused_dry = t.workflow('''return workflow { name = "paused_dry", on_failure = "pause", steps = {
+  step "a" { run = function() end },
+  step "b" { run = function() error("broken") end },
+} }''')
+state = t.fresh_state()
+r = t.run(paused_dry, "--dry-run", json_events=False, state=state)
+t.is_(r.rc, 5, "paused dry-run: exit 5", result=r)
+t.unlike(r.stderr, "wfengine resume", "paused dry-run: does not offer resume", result=r)
+t.unlike(r.stderr, "wfengine rollback", "paused dry-run: does not offer rollback", result=r)
+t.like(r.stderr, "a dry-run changed nothing and is not resumed or rolled back", "paused dry-run: says so",
+       result=r)
+r2 = t.run(None, r.run_dirs()[0], command="show", state=state)
+t.like(r2.stdout, "next: a dry-run is not resumed", "show of a paused dry-run: the same", result=r2)
+r = t.run(paused_dry, json_events=False)
+t.like(r.stderr, "wfengine resume", "a paused real run still offers resume", result=r)
 t.done()

@@ -60,7 +60,7 @@ else:
     t.is_((params_seen(r) or {}).get("p"), "from_env", "env over config", result=r)
     r = t.run(wf, "-c", cfg, "-p", "p=from_p", env={"WFTEST_P": "from_env"})
     t.is_((params_seen(r) or {}).get("p"), "from_p", "-p over env over config", result=r)
-    cw = t.workflow('''return workflow { name = "cfg", steps = { step "c" { run = function(ctx) return ctx.config.name end } } }''')
+    cw = t.workflow('''return workflow { name = "cfg", params = { p = {}, q = {} }, steps = { step "c" { run = function(ctx) return ctx.config.name end } } }''')
     r = t.run(cw, "-c", cfg, env={"WFTEST_CFG": "interpolated"})
     t.is_((r.one("step_succeeded", "c") or {}).get("result"), "interpolated", "ctx.config with ${VAR}", result=r)
     r = t.run(cw, "-c", cfg)
@@ -178,4 +178,32 @@ r = t.run(view, "-c", cfg_path)
 res = (r.one("step_succeeded", "v") or {}).get("result") or {}
 t.is_(res.get("text"), '{"a":1,"b":{"c":[1,2]}}', "json.encode(ctx.config) encodes the config", result=r)
 t.is_(res.get("writable"), False, "ctx.config cannot be written")
+
+# An optional secret from its env variable, then a resume without it:
+# refused naming it (it ran with tok=nil before), not silently nil.
+opt = t.workflow('''
+return workflow {
+  name = "optional_secret",
+  on_failure = "pause",
+  params = { tok = { secret = true, env = "WFTEST_TOK" } },
+  steps = {
+    step "a" { run = function(ctx) return ctx.params.tok ~= nil end },
+    step "b" { run = function(ctx) if ctx.params.tok == nil then error("no token") end return true end },
+  },
+}''')
+state = t.fresh_state()
+r = t.run(opt, "--fail-at", "b", state=state, env={"WFTEST_TOK": "s3cr3t-value"})
+t.is_(r.rc, 5, "optional secret: the run pauses at the injected failure", result=r)
+t.is_((r.one("run_started") or {}).get("secrets"), ["tok"],
+      "run_started names the secrets that had a value (never the value)", result=r)
+run_id = r.run_dirs()[0]
+r2 = t.run(None, run_id, command="resume", state=state)
+t.is_((r2.rc, r2.first_err), (2, "wfengine: cannot resume run %s: secret parameter 'tok' had a value "
+      "when the run started and has none now (give it again: -p tok=... or $WFTEST_TOK or params: in "
+      "the config)" % run_id), "resume without the optional secret: exit 2 naming it", result=r2)
+r3 = t.run(None, run_id, command="resume", state=state, env={"WFTEST_TOK": "s3cr3t-value"})
+t.is_(r3.rc, 0, "resume with the secret again: succeeds", result=r3)
+r = t.run(opt, "--fail-at", "b", state=t.fresh_state())
+t.is_((r.one("run_started") or {}).get("secrets"), [],
+      "a secret without a value is not listed (its resume does not ask for it)", result=r)
 t.done()

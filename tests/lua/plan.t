@@ -32,8 +32,9 @@ return workflow {
 
 # ---- check ----
 r = t.check(wf)
-t.is_((r.rc, r.stdout), (0, "ok: %s: workflow planned, 4 steps (1 parallel groups), parameters: size, target\n" % wf),
-      "check: exit 0 and one summary line", result=r)
+t.is_((r.rc, r.stdout), (0, "ok: %s: workflow planned, 4 steps (1 parallel groups), parameters: size, target\n"
+      "  size (default 1)\n  target (required)\n" % wf),
+      "check: exit 0, one summary line, then one line per parameter", result=r)
 r = t.check(wf, "-q")
 t.is_((r.rc, r.stdout, r.stderr), (0, "", ""), "check -q: silent success", result=r)
 r = t.check(wf, "-p", "target=x")
@@ -59,7 +60,8 @@ t.is_((r.rc, lines[0] if lines else None), (0, "planned: A plan | with a pipe"),
       result=r)
 steps_text = [l for l in lines if re.match(r"\s*\d+\. ", l)]
 t.is_([l.split()[1] for l in steps_text], ["first", "left", "right", "last"], "plan text: one numbered line per step")
-t.ok("[parallel grp]" in steps_text[1] and "irreversible" in steps_text[2] and "confirm" in steps_text[2],
+t.ok("[parallel grp]" in steps_text[1] and "irreversible" in steps_text[2]
+     and "confirm: asked when reached" in steps_text[2],
      "plan text: group membership and flags shown", diag=steps_text)
 group_line = "   parallel grp (2-3): Both sides -- Left and right | together."
 t.ok(group_line in lines, "plan text: the group's own line: its members' numbers, title and doc", diag=lines)
@@ -110,6 +112,23 @@ bare = [l for l in r.stdout.splitlines() if re.match(r"\s*(node|edge|graph)\b", 
 t.is_(bare, [], "plan dot: step ids that are DOT keywords (node, edge, graph) are quoted",
       todo="engine bug: dot output uses step ids unquoted; `node`/`edge`/`graph` turn into DOT keywords" if bare else None,
       result=r)
+
+# A parameter's doc in check and plan.
+documented = t.workflow('''return workflow { name = "documented",
+  params = { tenant = { required = true, doc = "tenant id" }, tok = { secret = true, env = "TOK", default = "hush" } },
+  steps = { step "a" { run = function() end } } }''')
+r = t.check(documented)
+t.is_(r.stdout.splitlines()[1:], ["  tenant (required): tenant id", "  tok ($TOK, secret)"],
+      "check: one line per parameter with its doc (a secret's default not shown)", result=r)
+r = t.plan(documented)
+t.ok("parameters:" in r.stdout and "  tenant (required): tenant id" in r.stdout and "hush" not in r.stdout,
+     "plan text: the parameters with their docs", diag=r.stdout.splitlines())
+r = t.plan(documented, "--format", "json")
+t.is_([(p.get("name"), p.get("doc"), p.get("default")) for p in json.loads(r.stdout or "{}").get("params", [])],
+      [("tenant", "tenant id", None), ("tok", None, None)], "plan json: params with their doc", result=r)
+r = t.plan(documented, "--format", "markdown")
+t.ok("- tenant (required): tenant id" in r.stdout, "plan markdown: the parameters with their docs",
+     diag=r.stdout.splitlines())
 
 for fmt in ("text", "markdown", "json", "dot"):
     r = t.plan(bad, "--format", fmt)

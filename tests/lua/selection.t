@@ -125,4 +125,24 @@ r = t.run(wf, "--fail-at", "c:0")
 t.is_((r.rc, r.run_dirs()), (2, []), "--fail-at c:0 (no attempt 0): exit 2, nothing journaled",
       todo="engine bug: --fail-at STEP:0 is accepted and never fires" if r.rc == 0 else None,
       result=r)
+
+# --fail-at GROUP injects into every step of the group (it was accepted and
+# injected nothing: exit 0).
+grouped = t.workflow('''return workflow { name = "grouped", steps = {
+  step "first" { run = function() end },
+  parallel "grp" { step "left" { run = function() end }, step "right" { run = function() end } },
+  step "last" { run = function() end },
+} }''')
+for mode in ((), ("--simulate",)):
+    r = t.run(grouped, "--fail-at", "grp", *mode)
+    injected = sorted(e["step"] for e in r.of("step_failed") if (e.get("error") or {}).get("kind") == "injected")
+    t.is_((r.rc, r.of("step_started", "last")), (1, []),
+          "--fail-at GROUP %s: the run fails at the group, exit 1" % " ".join(mode), result=r)
+    t.ok(injected and set(injected) <= {"left", "right"} and
+         all((e.get("error") or {}).get("message") == "failure injected by --fail-at grp"
+             for e in r.of("step_failed") if e["step"] in injected),
+         "--fail-at GROUP %s: injected into the group's steps" % " ".join(mode), diag=r.describe())
+r = t.run(grouped, "--fail-at", "grp", "--json")
+t.is_(sorted(e["step"] for e in r.of("step_failed")), ["left", "right"],
+      "--fail-at GROUP: every step of the group fails", result=r)
 t.done()

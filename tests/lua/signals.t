@@ -81,4 +81,132 @@ for name, signo in (("SIGINT", signal.SIGINT), ("SIGTERM", signal.SIGTERM)):
 rc, elapsed, events, err, state = interrupt(signal.SIGINT, "-v")
 t.is_(rc, 4, "SIGINT in the human view: exit 4")
 t.like(t.raw + err, "wfengine resume ", "the human view says how to resume")
+
+
+def interrupt_step(workflow, step, signals, ready=None):
+    """Starts a --json run, waits for step's step_started, sends each of
+    signals to the engine's pid (not its group: what `kill -INT PID` does)
+    and waits for the exit with a generous watchdog; ready(), when given,
+    must hold first (polled). Returns (rc, events, stderr, state)."""
+    state = t.fresh_state()
+    argv = [wftest.WFENGINE, "run", workflow, "--state", state, "--json"]
+    proc = subprocess.Popen(argv, cwd=wftest.ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    lines = []
+    while True:
+        line = proc.stdout.readline().decode()
+        if not line:
+            break
+        lines.append(line)
+        if '"step_started"' in line and '"step":"%s"' % step in line.replace(" ", ""):
+            break
+    watchdog = time.monotonic() + 30
+    while ready and not ready() and time.monotonic() < watchdog:
+        time.sleep(0.01)
+    for signo in signals:
+        proc.send_signal(signo)
+    try:
+        out, err = proc.communicate(timeout=30)
+        rc = proc.returncode
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        rc = None
+    events = []
+    for line in lines + out.decode().splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            pass
+    return rc, events, err.decode(), state
+
+
+def show_status(state):
+    run_id = os.listdir(os.path.join(state, "runs"))[0]
+    r = t.run(None, run_id, command="show", state=state)
+    return r.stdout.split("\n")[0]
+
+
+# A step busy in Lua never polls the loop: the count hook sees the signal.
+busy = t.workflow('''
+return workflow { name = "busy", steps = {
+  step "spin" { run = function() while true do end end },
+  step "after" { run = function() return 1 end },
+} }''')
+rc, events, err, state = interrupt_step(busy, "spin", [signal.SIGINT])
+types = [e.get("type") for e in events]
+t.is_(rc, 4, "one SIGINT stops a step busy in Lua: exit 4")
+t.ok(types[-1:] == ["run_interrupted"] and "step_failed" not in types,
+     "busy step: run_interrupted ends the journal, the attempt is not journaled as failed",
+     diag=[repr(types), err])
+t.like(show_status(state), "interrupted", "busy step: show says interrupted")
+
+# The same in a branch of ctx:parallel (a coroutine of its own).
+branch = t.workflow('''
+return workflow { name = "branch", steps = {
+  step "fan" { run = function(ctx)
+    return ctx:parallel { function() while true do end end, function() return 1 end }
+  end },
+} }''')
+rc, events, err, state = interrupt_step(branch, "fan", [signal.SIGINT])
+t.is_((rc, [e.get("type") for e in events][-1:]), (4, ["run_interrupted"]),
+      "one SIGINT stops a busy ctx:parallel branch: exit 4, run_interrupted")
+
+# os.execute waits on the loop: the signal is seen and passed to the child.
+pidfile = t.path("child.pid")
+shell = t.workflow('''
+return workflow { name = "shell", steps = {
+  step "sh" { run = function() return os.execute("echo $$ > %s; exec sleep 20") end },
+  step "after" { run = function() return 1 end },
+} }''' % pidfile)
+def child_started():
+    return os.path.exists(pidfile) and open(pidfile).read().endswith("\n")
+
+
+rc, events, err, state = interrupt_step(shell, "sh", [signal.SIGINT], child_started)
+types = [e.get("type") for e in events]
+t.is_(rc, 4, "SIGINT during os.execute(\"sleep 20\"): exit 4")
+t.ok(types[-1:] == ["run_interrupted"], "os.execute: run_interrupted ends the journal",
+     diag=[repr(types), err])
+t.like(show_status(state), "interrupted", "os.execute: show says interrupted")
+child = int(open(pidfile).read()) if os.path.exists(pidfile) else 0
+gone = child > 0
+for _ in range(100):
+    try:
+        os.kill(child, 0)
+    except OSError:
+        break
+    time.sleep(0.05)
+else:
+    gone = False
+t.ok(gone, "os.execute: the child does not outlive the interrupt (pid %d)" % child)
+
+ok_shell = t.workflow('''
+return workflow { name = "shell_ok", steps = {
+  step "codes" { run = function()
+    local a, b, c = os.execute("exit 3")
+    local d = os.execute("true")
+    return { tostring(a), b, c, d, os.execute() }
+  end },
+} }''')
+r = t.run(ok_shell)
+done = r.one("step_succeeded", "codes")
+t.is_(done and done.get("result"), ["nil", "exit", 3, True, True],
+      "os.execute returns what Lua's does", result=r)
+
+# A second signal leaves at once and still journals the ending. The step
+# swallows the first interrupt (pcall in a loop); SIGINT then SIGTERM are
+# two signals, both delivered.
+stubborn = t.workflow('''
+return workflow { name = "stubborn", steps = {
+  step "spin" { run = function() while true do pcall(function() while true do end end) end end },
+} }''')
+rc, events, err, state = interrupt_step(stubborn, "spin", [signal.SIGINT, signal.SIGTERM])
+t.is_(rc, 4, "a second signal exits 4")
+with open(os.path.join(state, "runs", os.listdir(os.path.join(state, "runs"))[0],
+                       "events.jsonl")) as f:
+    last = json.loads(f.read().splitlines()[-1])
+t.is_((last.get("type"), last.get("forced")), ("run_interrupted", True),
+      "a second signal journals a forced run_interrupted")
+t.like(show_status(state), "interrupted", "a second signal: show says interrupted, not crashed")
 t.done()

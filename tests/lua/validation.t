@@ -134,8 +134,9 @@ for options, want, name in [
          "a rejected secret is not echoed"),
         (("-p", "target=t", "-p", "odd=1"), "parameter 'odd': its check failed: ",
          "a check that raises is a rejection"),
-        (("-p", "target=t", "-p", "nope=1"), "unknown parameter 'nope' (this workflow takes: name, odd, pw, size, target)",
-         "unknown -p parameter, listing the known ones")]:
+        (("-p", "target=t", "-p", "nope=1"),
+         "unknown parameter 'nope' (this workflow takes: name, odd, pw, size, target; did you mean 'name'?)",
+         "unknown -p parameter, listing the known ones and the nearest")]:
     r = t.run(p, *options)
     t.is_((r.rc, r.first_err[:len("wfengine: " + want)], r.run_dirs()), (2, "wfengine: " + want, []),
           name + ": exit 2, nothing journaled", result=r)
@@ -150,6 +151,40 @@ t.is_((r.rc, r.first_err.startswith("wfengine:")), (0, False),
 r = t.check(p, "-p", "target=t", "-p", "size=abc")
 t.is_((r.rc, r.first_err), (2, 'wfengine: parameter \'size\': "abc" does not match the pattern %d+'),
       "check with -p validates parameters", result=r)
+
+# A parameter's doc is shown where it is asked for.
+documented = t.workflow('''return workflow {
+  name = "documented",
+  params = {
+    tenant = { required = true, pattern = "[a-z]+", doc = "tenant id, lower case" },
+    size = { check = function(v) return "never right" end, doc = "size in GB" },
+  },
+  steps = { step "a" { run = function() end } },
+}''')
+r = t.run(documented)
+t.is_(r.first_err, "wfengine: parameter 'tenant' (tenant id, lower case) is required (-p tenant=...)",
+      "a missing parameter's error shows its doc", result=r)
+r = t.run(documented, "-p", "tenant=A1")
+t.is_(r.first_err, 'wfengine: parameter \'tenant\' (tenant id, lower case): "A1" does not match the pattern [a-z]+',
+      "an invalid parameter's error shows its doc", result=r)
+r = t.run(documented, "-p", "tenant=a", "-p", "size=3")
+t.is_(r.first_err, "wfengine: parameter 'size' (size in GB): never right",
+      "a check's rejection shows the doc", result=r)
+
+# An unknown name under the config's params: is refused as -p refuses it.
+cfg = t.path("unknown.yaml")
+with open(cfg, "w") as f:
+    f.write("params:\n  tenat: abc\n")
+r = t.run(documented, "-p", "tenant=a", "-c", cfg)
+t.is_((r.rc, r.first_err, r.run_dirs()),
+      (2, "wfengine: %s: params: unknown parameter 'tenat' (this workflow takes: size, tenant; "
+       "did you mean 'tenant'?)" % cfg, []),
+      "an unknown config param: exit 2, the file named, did-you-mean, nothing journaled", result=r)
+r = t.check(documented, "-p", "tenant=a", "-c", cfg)
+t.is_(r.rc, 2, "check -c refuses it too", result=r)
+r = t.run(documented, "-p", "tenat=a")
+t.is_(r.first_err, "wfengine: unknown parameter 'tenat' (this workflow takes: size, tenant; "
+      "did you mean 'tenant'?)", "the same refusal for -p", result=r)
 
 # ---- confirm ----
 c = t.workflow('''return workflow {
@@ -175,6 +210,34 @@ t.is_((r.rc, r.logs()), (0, ["first ran"]), "a skipped confirm step asks nothing
 r = t.run(c, "--simulate")
 t.is_((r.rc, r.logs()), (0, ["first ran", "dropped"]), "simulate touches nothing: no confirmation needed",
       result=r)
+
+# A conditional confirm step is decided when it is reached: `when` skipping
+# it asks nothing (the run refused up front before); reached without a
+# terminal, the step fails before it runs, not retried.
+cw = t.workflow('''return workflow {
+  name = "confirm_when",
+  params = { really = { default = "no" } },
+  steps = {
+    step "first" { run = function(ctx) ctx:log("first ran") end },
+    step "drop" { confirm = "Drop the sandbox?", retry = { attempts = 3, delay = 0 },
+      when = function(ctx) return ctx.params.really == "yes" end,
+      run = function(ctx) ctx:log("dropped") end },
+  },
+}''')
+r = t.run(cw)
+t.is_((r.rc, r.logs(), (r.one("step_skipped", "drop") or {}).get("reason")), (0, ["first ran"], "when"),
+      "confirm on a step `when` skips, no terminal: the run goes on and asks nothing", result=r)
+r = t.run(cw, "-p", "really=yes")
+failed = r.of("step_failed", "drop")
+t.is_((r.rc, r.logs()[:1], [(e.get("error") or {}).get("kind") for e in failed],
+       [e.get("will_retry") for e in failed]), (1, ["first ran"], ["declined"], [False]),
+      "reached without a terminal: the step fails once (declined, not retried), the run compensates",
+      result=r)
+t.ok("dropped" not in r.logs() and failed and "there is no terminal" in failed[0]["error"]["message"]
+     and "-y" in failed[0]["error"]["message"],
+     "... the step did not run, and the message says why and how to answer", diag=r.describe())
+r = t.run(cw, "-p", "really=yes", "-y")
+t.is_((r.rc, r.logs()), (0, ["first ran", "dropped"]), "reached with -y: it runs", result=r)
 
 # With a terminal on stdin the step asks; the answer decides.
 def with_tty(answer, *options):
