@@ -70,9 +70,10 @@ function locks.still_held_by(state, note)
   return status
 end
 
-local function refusal(key, run_id, status)
+local function refusal(key, run_id, status, pid)
   if status == "running" then
-    return string.format("lock '%s' is held by run %s (running)", key, tostring(run_id))
+    return string.format("lock '%s' is held by run %s (running%s)", key, tostring(run_id),
+      math.type(pid) == "integer" and (", pid " .. pid) or "")
   end
   return string.format("lock '%s' is held by run %s (%s: resume or roll it back, or `wfengine unlock %s`)",
     key, tostring(run_id), status, key)
@@ -88,7 +89,7 @@ function locks.acquire(state, key, run_id)
   if not fd then
     if problem ~= "busy" then return nil, "cannot lock " .. problem end
     local note = read_note(base .. ".json") or {}
-    return nil, refusal(key, note.run_id or "?", "running")
+    return nil, refusal(key, note.run_id or "?", "running", note.pid)
   end
   local note, note_err = read_note(base .. ".json")
   local status = note and note.run_id ~= run_id and locks.still_held_by(state, note)
