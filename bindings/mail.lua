@@ -304,7 +304,10 @@ Box.__index = Box
 local function settings(opts, kind)
   if type(opts) ~= "table" then fail_usage("mail." .. kind .. ": give a table") end
   if type(opts.url) ~= "string" then fail_usage("mail." .. kind .. ": url is required") end
-  core.add_secret(opts.password)
+  if opts.password ~= nil then
+    local ok, why = core.add_secret(tostring(opts.password))
+    if not ok then fail_usage("mail." .. kind .. ": the password is " .. why) end
+  end
   return {
     url = opts.url:gsub("/+$", ""), user = opts.user, password = opts.password,
     timeout = opts.timeout, connect_timeout = opts.connect_timeout,

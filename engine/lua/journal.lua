@@ -28,17 +28,49 @@ function journal.timestamp(seconds)
   return os.date("!%Y-%m-%dT%H:%M:%S", whole) .. string.format(".%03dZ", math.floor((seconds - whole) * 1000))
 end
 
--- Secrets out of every string of a value, before it is encoded.
+-- Secrets out of every string of a value, keys too, before it is encoded
+-- (a result may well be keyed by a secret: { [password] = true }).
 local function redacted(value, depth)
   local t = type(value)
   if t == "string" then return core.redact(value) end
   if t ~= "table" or value == json.null or depth > 64 then return value end
   local copy = {}
-  for k, v in pairs(value) do copy[k] = redacted(v, depth + 1) end
+  for k, v in pairs(value) do copy[redacted(k, depth + 1)] = redacted(v, depth + 1) end
   return setmetatable(copy, getmetatable(value))
 end
 
 journal.redacted = function(value) return redacted(value, 0) end
+
+-- The journal's own fields: what happened, when, to which step, and the
+-- run's identity and plan. Resume, show and runs read them back, so
+-- redaction never touches them (a secret equal to a step id, an event type
+-- or a year would make the run unreadable). Every other field holds values
+-- a workflow produced (params, result, state, message, error) and is redacted.
+local OWN_FIELDS = {
+  seq = true, time = true, type = true, step = true, attempt = true, index = true,
+  run_id = true, workflow = true, file = true, hash = true, mode = true, pid = true,
+  steps = true, config = true, options = true, rollback = true, changes = true,
+  elapsed = true, delay = true, will_retry = true, irreversible = true, level = true,
+  reason = true, compensation_failed = true, owed = true,
+}
+
+-- Parameter names belong to the workflow like step ids; their values are redacted.
+local function redacted_params(params)
+  if type(params) ~= "table" then return redacted(params, 0) end
+  local copy = {}
+  for name, value in pairs(params) do copy[name] = redacted(value, 1) end
+  return setmetatable(copy, getmetatable(params))
+end
+
+local function redacted_event(event)
+  local copy = {}
+  for field, value in pairs(event) do
+    if OWN_FIELDS[field] then copy[field] = value
+    elseif field == "params" then copy[field] = redacted_params(value)
+    else copy[field] = redacted(value, 0) end
+  end
+  return copy
+end
 
 -- Opens a journal for appending. Returns the writer or nil, message.
 -- durable = false (a simulation) skips every fsync.
@@ -64,7 +96,7 @@ local SYNCED = {
 -- Encodes and writes one event; returns the encoded line. A simulation
 -- changes nothing outside, so its journal is written but never synced.
 function journal.append(writer, event)
-  local line = json.encode(redacted(event, 0))
+  local line = json.encode(redacted_event(event))
   writer.file:append(line, SYNCED[event.type] == true and not writer.nosync)
   return line
 end
