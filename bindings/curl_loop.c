@@ -482,10 +482,9 @@ static int helper_log(lua_State *L) {
   return 0;
 }
 
+/* add_secret(value) -> true, or nil and why it was refused (too short). */
 static int helper_add_secret(lua_State *L) {
-  const char *value = luaL_optstring(L, 1, NULL);
-  if (value) wf_add_secret(L, value);
-  return 0;
+  return wf_push_add_secret(L, luaL_optstring(L, 1, NULL));
 }
 
 static int helper_redact(lua_State *L) {

@@ -105,6 +105,45 @@ local function user_agent(value)
   return header_safe("user_agent", tostring(value))
 end
 
+-- Registers a credential of a request as a secret (core.add_secret), or
+-- refuses the request when it is too short to redact safely.
+local function secret(value, what)
+  if value == nil then return end
+  local ok, why = core.add_secret(tostring(value))
+  if not ok then fail_usage("http request: " .. what .. " is " .. why) end
+end
+
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+local function base64(bytes)
+  local out = {}
+  for i = 1, #bytes, 3 do
+    local a, b, c = bytes:byte(i, i + 2)
+    local n = (a << 16) | ((b or 0) << 8) | (c or 0)
+    local quad = {}
+    for k = 1, 4 do
+      local index = (n >> (6 * (4 - k))) & 63
+      quad[k] = B64:sub(index + 1, index + 1)
+    end
+    if not c then quad[4] = "=" end
+    if not b then quad[3] = "=" end
+    out[#out + 1] = table.concat(quad)
+  end
+  return table.concat(out)
+end
+
+-- Basic authentication: the password and the header value curl builds from
+-- it (base64 of user:password), which a server may echo back in a body.
+local function basic_secret(user, password)
+  if password == nil then return end
+  secret(password, "the password")
+  secret(base64(tostring(user or "") .. ":" .. tostring(password)), "the Basic credentials")
+end
+
+local function percent_decoded(text)
+  return (text:gsub("%%(%x%x)", function(hex) return string.char(tonumber(hex, 16)) end))
+end
+
 -- Turns request options into the spec core.perform takes, plus what the
 -- response handling needs (method, url, raise, body preview).
 local function prepare(opts)
@@ -120,7 +159,11 @@ local function prepare(opts)
 
   -- A password inside the URL (scheme://user:password@host) is a secret too.
   local userinfo = url:match("^%a[%w+.-]*://([^/?#@]*)@")
-  if userinfo then core.add_secret(userinfo:match(":(.*)$")) end
+  local url_user, url_password = (userinfo or ""):match("^([^:]*):(.*)$")
+  if url_password and url_password ~= "" then
+    secret(url_password, "the password in the URL")
+    basic_secret(percent_decoded(url_user), percent_decoded(url_password))
+  end
 
   local headers = {}
   if opts.headers then
@@ -139,8 +182,8 @@ local function prepare(opts)
         end
         value = header_safe("header " .. name, tostring(value))
         if name:lower() == "authorization" or name:lower() == "proxy-authorization" then
-          core.add_secret(value)
-          core.add_secret(value:match("^%S+%s+(.+)$"))
+          secret(value, "the " .. name .. " header")
+          secret(value:match("^%S+%s+(.+)$"), "the credentials in the " .. name .. " header")
         end
         headers[#headers + 1] = name .. ": " .. value
       end
@@ -178,7 +221,7 @@ local function prepare(opts)
   if opts.auth then
     user = opts.auth.user or opts.auth[1]
     password = opts.auth.password or opts.auth[2]
-    core.add_secret(password)
+    basic_secret(user, password)
     -- Basic auth is base64 on the wire; only NUL (cuts the C string) harms.
     if type(user) == "string" and user:find("%z") then fail_usage("http request: auth.user contains a NUL byte") end
     if type(password) == "string" and password:find("%z") then
@@ -187,7 +230,7 @@ local function prepare(opts)
   end
   if opts.bearer then
     bearer = tostring(opts.bearer)
-    core.add_secret(bearer)
+    secret(bearer, "the bearer token")
     header_safe("bearer", bearer)
   end
 

@@ -350,7 +350,10 @@ end
 local function settings(opts, kind)
   if type(opts) ~= "table" then fail_usage("mail." .. kind .. ": give a table") end
   if type(opts.url) ~= "string" then fail_usage("mail." .. kind .. ": url is required") end
-  core.add_secret(opts.password)
+  if opts.password ~= nil then
+    local ok, why = core.add_secret(tostring(opts.password))
+    if not ok then fail_usage("mail." .. kind .. ": the password is " .. why) end
+  end
   -- IMAP LOGIN sends both inside a quoted string: a line break would end it.
   if opts.user ~= nil then line_safe(kind .. " user", opts.user) end
   if opts.password ~= nil then line_safe(kind .. " password", opts.password) end

@@ -476,7 +476,14 @@ static int core_connect(lua_State *L) {
                   lua_pushfstring(L, "invalid connection string: %s", lua_tostring(L, -1)));
     return lua_error(L);
   }
-  if (lua_getfield(L, 2, "password") == LUA_TSTRING) wf_add_secret(L, lua_tostring(L, -1));
+  if (lua_getfield(L, 2, "password") == LUA_TSTRING && wf_add_secret(L, lua_tostring(L, -1)) < 0) {
+    wf_push_error(L, "usage", NULL, 0,
+                  lua_pushfstring(L,
+                                  "sql.connect: the password in the connection string is shorter "
+                                  "than %d bytes: too short to redact safely",
+                                  WF_SECRET_MIN));
+    return lua_error(L);
+  }
   lua_pop(L, 1);
   push_display(L, 2);                                     /* 3 */
   sql_conn *conn = lua_newuserdatauv(L, sizeof *conn, 1); /* 4 */

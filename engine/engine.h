@@ -25,6 +25,16 @@ double backoff_delay(const struct retry_policy *policy, int attempt, double rand
 char *redact_text(const char *text, size_t length, const char *const *secrets, size_t count,
                   size_t *out_length);
 
+/* The forms besides its raw bytes in which the engine itself may print a
+ * secret: percent-encoded as wf.http writes a query (upper-case hex), the
+ * same with lower-case hex and with '+' for a space (as other encoders and
+ * HTML forms write it), and escaped as wf.json writes it inside a string.
+ * Fills forms with malloc'd strings (caller frees) that differ from the
+ * secret and from each other; returns how many, or -1 when out of memory
+ * (nothing to free then). */
+#define REDACT_MAX_FORMS 5
+int redact_forms(const char *secret, size_t length, char *forms[REDACT_MAX_FORMS]);
+
 /* args.c: the command line, parsed without side effects. */
 enum command {
   COMMAND_NONE,

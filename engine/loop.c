@@ -27,8 +27,6 @@
 #include "engine.h"
 #include "wf.h"
 
-#define MAX_SECRETS 256
-
 static struct engine {
   uv_loop_t *loop;
   uv_timer_t poll_timer;
@@ -37,8 +35,8 @@ static struct engine {
   wf_mode mode;
   int virtual_clock;
   double virtual_now;
-  char *secrets[MAX_SECRETS];
-  size_t secret_count;
+  char **secrets; /* owned, each strdup'd; grows as secrets are registered */
+  size_t secret_count, secret_capacity;
   int started;
 } engine;
 
@@ -113,7 +111,9 @@ void engine_shutdown(void) {
   uv_loop_close(engine.loop);
   for (size_t i = 0; i < engine.secret_count; i++)
     free(engine.secrets[i]);
-  engine.secret_count = 0;
+  free(engine.secrets);
+  engine.secrets = NULL;
+  engine.secret_count = engine.secret_capacity = 0;
   engine.started = 0;
 }
 
@@ -286,13 +286,47 @@ void wf_push_redacted(lua_State *L, const char *text, size_t length) {
   free(out);
 }
 
-void wf_add_secret(lua_State *L, const char *value) {
-  (void)L;
-  if (!value || strlen(value) < 4 || engine.secret_count >= MAX_SECRETS) return;
+/* Adds one text to the list unless it is there already; -1 when out of memory. */
+static int secret_remember(const char *text) {
   for (size_t i = 0; i < engine.secret_count; i++)
-    if (strcmp(engine.secrets[i], value) == 0) return;
-  char *copy = strdup(value);
-  if (copy) engine.secrets[engine.secret_count++] = copy;
+    if (strcmp(engine.secrets[i], text) == 0) return 0;
+  if (engine.secret_count == engine.secret_capacity) {
+    size_t capacity = engine.secret_capacity ? engine.secret_capacity * 2 : 16;
+    char **grown = realloc(engine.secrets, capacity * sizeof *grown);
+    if (!grown) return -1;
+    engine.secrets = grown;
+    engine.secret_capacity = capacity;
+  }
+  char *copy = strdup(text);
+  if (!copy) return -1;
+  engine.secrets[engine.secret_count++] = copy;
+  return 0;
+}
+
+int wf_add_secret(lua_State *L, const char *value) {
+  if (!value || !*value) return 0;
+  size_t length = strlen(value);
+  if (length < WF_SECRET_MIN) return -1;
+  char *forms[REDACT_MAX_FORMS];
+  int count = redact_forms(value, length, forms);
+  int failed = count < 0 || secret_remember(value) < 0;
+  for (int i = 0; i < count; i++) {
+    if (!failed && secret_remember(forms[i]) < 0) failed = 1;
+    free(forms[i]);
+  }
+  /* A secret half registered would be printed in the clear: stop instead. */
+  if (failed) return luaL_error(L, "out of memory registering a secret");
+  return 0;
+}
+
+int wf_push_add_secret(lua_State *L, const char *value) {
+  if (wf_add_secret(L, value) == 0) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_pushnil(L);
+  lua_pushfstring(L, "shorter than %d bytes: too short to redact safely", WF_SECRET_MIN);
+  return 2;
 }
 
 int wf_current_step(lua_State *L, const char **run_id, const char **step_id, int *attempt) {
@@ -476,9 +510,9 @@ static int core_time(lua_State *L) {
   return 1;
 }
 
+/* core.add_secret(value) -> true, or nil and why it was refused. */
 static int core_add_secret(lua_State *L) {
-  wf_add_secret(L, luaL_checkstring(L, 1));
-  return 0;
+  return wf_push_add_secret(L, luaL_optstring(L, 1, NULL));
 }
 
 static int core_redact(lua_State *L) {

@@ -86,9 +86,20 @@ void wf_progress(lua_State *L, double done, double total, const char *unit);
 void wf_push_redacted(lua_State *L, const char *text, size_t length);
 
 /* Registers a value to redact from everything printed or journaled from now
- * on (a password found in a DSN, a bearer token). Values shorter than 4
- * bytes are ignored. */
-void wf_add_secret(lua_State *L, const char *value);
+ * on (a password found in a DSN, a bearer token), with the other forms the
+ * engine prints it in (percent-encoded, JSON-escaped; redact.c). Returns 0,
+ * or -1 without registering anything when the value is shorter than
+ * WF_SECRET_MIN bytes: masking so short a value would mask unrelated text
+ * and still give the value away, so the caller refuses it with a clear
+ * error. NULL and "" have nothing to hide and return 0. Raises only when
+ * out of memory. */
+#define WF_SECRET_MIN 4
+int wf_add_secret(lua_State *L, const char *value);
+
+/* wf_add_secret for a Lua function: pushes true, or nil and a message
+ * ("shorter than 4 bytes: ...") for the caller to name the value in.
+ * Returns the number of values pushed. */
+int wf_push_add_secret(lua_State *L, const char *value);
 
 /* Which run and step is calling: fills the pointers (valid until the step
  * ends) and returns 1, or returns 0 outside a step. */

@@ -116,7 +116,7 @@ function history.show(state, run_id, as_json)
         compensation_error = s.compensation_error, reason = s.reason }
     end
     -- bytes that are not UTF-8 are shown in their journaled form
-    print(json.encode(journal.storable { run_id = run_id, workflow = rec.workflow, file = rec.file,
+    print(json.encode(journal.printable { run_id = run_id, workflow = rec.workflow, file = rec.file,
       mode = rec.mode, status = rec.status, params = rec.params, started = rec.started,
       finished = rec.finished, failed_step = rec.failed_step, error = rec.error,
       steps = json.array(steps), owed = json.array(owed), state = rec.state }))

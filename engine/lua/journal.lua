@@ -117,23 +117,28 @@ local function unbase64(text)
   return table.concat(out)
 end
 
-local function storable_key(key)
-  if type(key) == "string" and not utf8.len(key) then return KEY_PREFIX .. base64(key) end
+-- A table key is a value too: redacted (a result may well be keyed by a
+-- secret: { [password] = true }), then base64 when it is not UTF-8.
+local function storable_key(key, keep)
+  if type(key) ~= "string" then return key end
+  if not keep then key = core.redact(key) end
+  if not utf8.len(key) then return KEY_PREFIX .. base64(key) end
   return key
 end
 
--- A copy of value fit for JSON: secrets redacted from every string, bytes
--- that are not UTF-8 in base64 form.
-local function storable(value, depth)
+-- A copy of value fit for JSON: secrets redacted from every string (unless
+-- keep: a value read back from a journal, already redacted), bytes that are
+-- not UTF-8 in base64 form.
+local function storable(value, depth, keep)
   local t = type(value)
   if t == "string" then
-    value = core.redact(value)
+    if not keep then value = core.redact(value) end
     if utf8.len(value) then return value end
     return { [BYTES_KEY] = base64(value) }
   end
   if t ~= "table" or value == json.null or depth > 64 then return value end
   local copy = {}
-  for k, v in pairs(value) do copy[storable_key(k)] = storable(v, depth + 1) end
+  for k, v in pairs(value) do copy[storable_key(k, keep)] = storable(v, depth + 1, keep) end
   return setmetatable(copy, getmetatable(value))
 end
 
@@ -157,6 +162,9 @@ local function restored(value, depth)
 end
 
 journal.storable = function(value) return storable(value, 0) end
+-- What show prints of values read back from a journal: the bytes in their
+-- journaled form, nothing redacted again (a step id equal to a secret stays).
+journal.printable = function(value) return storable(value, 0, true) end
 
 -- The test journal.read applies to each line.
 local function is_event(line)
@@ -200,6 +208,37 @@ local function repair_tail(path)
   return string.format("%s: cut off a torn last line (%d bytes, kept in %s.torn)", path, #fragment, path)
 end
 
+-- The journal's own fields: what happened, when, to which step, and the
+-- run's identity and plan. Resume, show and runs read them back, so
+-- redaction never touches them (a secret equal to a step id, an event type
+-- or a year would make the run unreadable). Every other field holds values
+-- a workflow produced (params, result, state, message, error) and is redacted.
+local OWN_FIELDS = {
+  seq = true, time = true, type = true, step = true, attempt = true, index = true,
+  run_id = true, workflow = true, file = true, hash = true, mode = true, pid = true,
+  steps = true, config = true, options = true, rollback = true, changes = true,
+  elapsed = true, delay = true, will_retry = true, irreversible = true, level = true,
+  reason = true, compensation_failed = true, owed = true, secrets = true, forced = true,
+}
+
+-- Parameter names belong to the workflow like step ids; their values are redacted.
+local function redacted_params(params)
+  if type(params) ~= "table" then return storable(params, 0) end
+  local copy = {}
+  for name, value in pairs(params) do copy[name] = storable(value, 1) end
+  return setmetatable(copy, getmetatable(params))
+end
+
+local function storable_event(event)
+  local copy = {}
+  for field, value in pairs(event) do
+    if OWN_FIELDS[field] then copy[field] = value
+    elseif field == "params" then copy[field] = redacted_params(value)
+    else copy[field] = storable(value, 0) end
+  end
+  return copy
+end
+
 -- Opens a journal for appending. Returns the writer and a warning (a torn
 -- tail was cut off), or nil, message. durable = false (a simulation) skips
 -- every fsync.
@@ -236,7 +275,7 @@ local ENDINGS = {
 -- Encodes and writes one event; returns the encoded line. A simulation
 -- changes nothing outside, so its journal is written but never synced.
 function journal.append(writer, event)
-  local line = json.encode(storable(event, 0))
+  local line = json.encode(storable_event(event))
   if ENDINGS[event.type] then writer.file:arm(false) end
   writer.file:append(line, SYNCED[event.type] == true and not writer.nosync)
   if event.type == "run_started" or event.type == "run_resumed" then writer.file:arm(true) end

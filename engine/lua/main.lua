@@ -23,23 +23,6 @@ local function split_list(text)
   return out
 end
 
--- Config values under keys that name credentials are secrets too.
-local SECRET_KEY = { "password", "passwd", "secret", "token", "api_key", "apikey", "credential" }
-
-local function register_config_secrets(value, depth)
-  if type(value) ~= "table" or depth > 32 then return end
-  for k, v in pairs(value) do
-    if type(v) == "table" then
-      register_config_secrets(v, depth + 1)
-    elseif type(k) == "string" and (type(v) == "string" or type(v) == "number") then
-      local key = k:lower()
-      for _, word in ipairs(SECRET_KEY) do
-        if key:find(word, 1, true) then core.add_secret(tostring(v)) break end
-      end
-    end
-  end
-end
-
 -- Loads the workflow, the config and the parameters: everything that must
 -- be right before anything runs. Returns a table or nil, message.
 local function prepare(args)
@@ -47,7 +30,6 @@ local function prepare(args)
   if not wf then return nil, err end
   local config, config_err = params.load_config(args.config)
   if not config then return nil, config_err end
-  register_config_secrets(config, 0)
   local values, shown, param_err = params.resolve(wf, args.params, config, args.config)
   if not values then return nil, param_err end
   return { wf = wf, config = config, params = values, shown = shown }
@@ -136,7 +118,7 @@ local function lock_key(wf, values)
   if wf.lock == nil then return nil end
   if type(wf.lock) == "string" then return wf.lock end
   local ok, key = pcall(wf.lock, { params = params.readonly(values, "ctx.params") })
-  if not ok then return nil, "lock: " .. tostring(key) end
+  if not ok then return nil, "lock: " .. core.redact(tostring(key)) end
   return tostring(key)
 end
 
@@ -336,7 +318,6 @@ local function continue_run(args, rollback)
   -- The config file of the run, read again (its secrets were never journaled).
   local config, config_err = params.load_config(args.config or rec.first.config)
   if not config then return fail("%s", config_err) end
-  register_config_secrets(config, 0)
   local given = {}
   for name, value in pairs(rec.params or {}) do
     local spec = wf.params[name]
@@ -413,7 +394,7 @@ return function(args)
     return debug.traceback(tostring(e), 2)
   end, args)
   if not ok then
-    io.stderr:write("wfengine: internal error: ", tostring(code), "\n")
+    io.stderr:write("wfengine: internal error: ", core.redact(tostring(code)), "\n")
     return 3
   end
   return code

@@ -6,7 +6,121 @@ local core = require "wfengine.core"
 
 local params = {}
 
--- Reads the YAML config with ${VAR} / ${VAR:-default} interpolation.
+-- ---- secrets in the config ----
+-- A config value is a secret from load time when the last word of its key
+-- names a credential (password, db_password, PGPASSWORD, api_key, apiKey,
+-- client_secret, tokens: [...]; not token_ttl or password_file), and so is
+-- the password of any connection string or URL in any config value.
+
+local CREDENTIAL_WORDS = {
+  password = true, passwords = true, passwd = true, pass = true, pw = true, pwd = true,
+  passphrase = true, secret = true, secrets = true, token = true, tokens = true, key = true,
+  keys = true, apikey = true, credential = true, credentials = true,
+}
+-- Words run together (pgpassword, apitoken); not "key": monkey, turnkey.
+local CREDENTIAL_ENDINGS = { "password", "passwd", "secret", "token", "apikey" }
+
+local function names_credential(key)
+  if type(key) ~= "string" then return false end
+  local last = key:gsub("(%l)(%u)", "%1_%2"):lower():match("(%w+)%W*$")
+  if not last then return false end
+  if CREDENTIAL_WORDS[last] then return true end
+  for _, ending in ipairs(CREDENTIAL_ENDINGS) do
+    if last:sub(-#ending) == ending then return true end
+  end
+  return false
+end
+
+local function percent_decoded(text)
+  return (text:gsub("%%(%x%x)", function(hex) return string.char(tonumber(hex, 16)) end))
+end
+
+-- A quoted conninfo value starting at text[at] (the quote): as written
+-- between the quotes, and unescaped as libpq reads it.
+local function quoted_value(text, at)
+  local parts, i = {}, at + 1
+  while i <= #text do
+    local c = text:sub(i, i)
+    if c == "'" then break end
+    if c == "\\" then
+      i = i + 1
+      c = text:sub(i, i)
+    end
+    parts[#parts + 1] = c
+    i = i + 1
+  end
+  return text:sub(at + 1, i - 1), table.concat(parts)
+end
+
+-- The passwords in a text, each as written and as the client decodes it:
+-- scheme://user:password@host, ?password= in a URL's query, and
+-- password=... (or password='...') in a key=value connection string.
+function params.dsn_passwords(text)
+  local found = {}
+  local function add(written, decoded)
+    found[#found + 1] = written
+    if decoded ~= written then found[#found + 1] = decoded end
+  end
+  -- Found from each "://" forwards: a pattern starting at the scheme would
+  -- rescan a long value once per character.
+  local at = 1
+  while true do
+    local _, stop = text:find("://", at, true)
+    if not stop then break end
+    local password = (text:match("^([^/?#@%s]*)@", stop + 1) or ""):match(":(.*)$")
+    if password then add(password, percent_decoded(password)) end
+    at = stop + 1
+  end
+  for value in text:gmatch("[?&][Pp][Aa][Ss][Ss][Ww][Oo][Rr][Dd]=([^&#%s]*)") do
+    add(value, percent_decoded(value))
+  end
+  local lowered = text:lower()
+  at = 1
+  while true do
+    local start, stop = lowered:find("password%s*=%s*", at)
+    if not start then break end
+    if start == 1 or lowered:sub(start - 1, start - 1):find("^%s") then
+      if text:sub(stop + 1, stop + 1) == "'" then
+        add(quoted_value(text, stop + 1))
+      else
+        local value = text:match("^%S*", stop + 1)
+        add(value, value)
+      end
+    end
+    at = stop + 1
+  end
+  return found
+end
+
+-- Registers the secrets of a config (see above). Returns true, or nil and
+-- a message naming the key of a secret too short to redact.
+local function register_config_secrets(value, path, depth, in_credential)
+  if depth > 32 then return true end
+  for k, v in pairs(value) do
+    local where = path and (path .. "." .. tostring(k)) or tostring(k)
+    local credential = names_credential(k) or (in_credential and math.type(k) == "integer")
+    local candidates = {}
+    if type(v) == "table" then
+      local ok, err = register_config_secrets(v, where, depth + 1, names_credential(k))
+      if not ok then return nil, err end
+    elseif credential and (type(v) == "string" or type(v) == "number") then
+      candidates[1] = { tostring(v), "the value (a secret: its key names a credential)" }
+    end
+    if type(v) == "string" then
+      for _, password in ipairs(params.dsn_passwords(v)) do
+        candidates[#candidates + 1] = { password, "the password in this connection string or URL" }
+      end
+    end
+    for _, candidate in ipairs(candidates) do
+      local ok, why = core.add_secret(candidate[1])
+      if not ok then return nil, string.format("%s: %s is %s", where, candidate[2], why) end
+    end
+  end
+  return true
+end
+
+-- Reads the YAML config with ${VAR} / ${VAR:-default} interpolation, and
+-- registers its secrets before anything can print them.
 function params.load_config(path)
   if not path then return {} end
   local yaml = require "wf.yaml"
@@ -20,6 +134,8 @@ function params.load_config(path)
   if config.params ~= nil and (type(config.params) ~= "table" or #config.params > 0) then
     return nil, path .. ": params: must be a mapping of parameter names to values"
   end
+  local registered, problem = register_config_secrets(config, nil, 0, false)
+  if not registered then return nil, path .. ": " .. problem end
   return config
 end
 
@@ -77,6 +193,12 @@ function params.resolve(wf, given_list, config, config_path)
         and type(value) ~= "boolean" then
       return nil, nil, string.format("%s: a %s is not a parameter value", label(name, spec), type(value))
     end
+    if spec.secret and value ~= nil then
+      local ok, why = core.add_secret(tostring(value))
+      if not ok then
+        return nil, nil, string.format("parameter '%s' is secret and its value is %s", name, why)
+      end
+    end
     if value ~= nil and spec.pattern and not tostring(value):find(anchored(spec.pattern)) then
       return nil, nil, string.format("%s: %s does not match the pattern %s", label(name, spec),
         spec.secret and "the value" or string.format("%q", tostring(value)), spec.pattern)
@@ -88,13 +210,12 @@ function params.resolve(wf, given_list, config, config_path)
     if spec.check and values[name] ~= nil then
       local ok, problem = pcall(spec.check, values[name], values)
       if not ok then
-        return nil, nil, string.format("%s: its check failed: %s", label(name, spec), tostring(problem))
+        return nil, nil, string.format("%s: its check failed: %s", label(name, spec), core.redact(tostring(problem)))
       elseif problem ~= nil and problem ~= true then
-        return nil, nil, string.format("%s: %s", label(name, spec), tostring(problem))
+        return nil, nil, string.format("%s: %s", label(name, spec), core.redact(tostring(problem)))
       end
     end
     if spec.secret and values[name] ~= nil then
-      core.add_secret(tostring(values[name]))
       shown[name] = "***"
     else
       shown[name] = values[name]

@@ -1,7 +1,9 @@
 -- view.lua: what a person sees while a run goes: one line per step as it
 -- finishes, retries and logs as they happen, and on a terminal a live line
 -- for running steps with a progress bar and ETA. --json prints the journal
--- events instead, one per line, flushed as they happen.
+-- events instead, one per line, flushed as they happen. Secrets are
+-- redacted from the values shown (errors, log lines; the journal's lines
+-- are redacted already), never from step ids, run ids or times.
 local core = require "wfengine.core"
 local sched = require "wfengine.sched"
 
@@ -38,7 +40,7 @@ function View:say(text)
   if self.json then return end
   self:clear_live()
   if self.prompt then io.stdout:write(self.tty and "\r\27[K" or "\n") end
-  io.stdout:write(core.redact(text), "\n")
+  io.stdout:write(text, "\n")
   if self.prompt then io.stdout:write(self.prompt.text) end
   self:draw_live()
   io.stdout:flush()
@@ -51,7 +53,7 @@ function View:complain(text)
     self.prompt.out:flush()
     self.prompt = nil
   end
-  io.stderr:write(core.redact(text), "\n")
+  io.stderr:write(text, "\n")
   io.stderr:flush()
 end
 
@@ -157,11 +159,11 @@ function View:confirm(s)
 end
 
 local function error_text(err)
-  if type(err) ~= "table" then return tostring(err) end
+  if type(err) ~= "table" then return core.redact(tostring(err)) end
   local text = (err.kind and (err.kind .. (err.code and (" " .. err.code) or "") .. ": ") or "")
     .. tostring(err.message)
   if err.where then text = text .. " (" .. err.where .. ")" end
-  return text
+  return core.redact(text)
 end
 view.error_text = error_text
 
@@ -243,7 +245,7 @@ function handlers.log(self, ev)
   local prefix = ev.level == "warn" and self:paint("yellow", "warning: ")
     or ev.level == "would" and self:paint("cyan", "would ") or ""
   local where = ev.step and (ev.step .. ": ") or ""
-  self:say("      " .. where .. prefix .. tostring(ev.message))
+  self:say("      " .. where .. prefix .. core.redact(tostring(ev.message)))
 end
 
 function handlers.run_succeeded(self, ev)

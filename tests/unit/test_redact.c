@@ -1,6 +1,8 @@
 /* test_redact.c: redact_text (engine/redact.c): every occurrence of every
  * secret becomes "***", longest secret first, overlaps resolved left to
- * right, byte strings with NULs, and the empty cases. */
+ * right, byte strings with NULs, and the empty cases; redact_forms: the
+ * percent-encoded and JSON-escaped forms of a secret, each once. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "engine.h"
@@ -24,7 +26,52 @@ static void check(const char *text, const char *const *secrets, size_t count, co
   free(got);
 }
 
+/* Whether secret has exactly the forms listed in want (any order). */
+static void check_forms(const char *secret, const char *const *want, int want_count,
+                        const char *name) {
+  char *forms[REDACT_MAX_FORMS];
+  int count = redact_forms(secret, strlen(secret), forms);
+  int all = count == want_count;
+  for (int i = 0; i < want_count && all; i++) {
+    int found = 0;
+    for (int j = 0; j < count; j++)
+      found |= strcmp(forms[j], want[i]) == 0;
+    all = found;
+  }
+  ok(all, "%s", name);
+  if (!all)
+    for (int j = 0; j < count; j++)
+      printf("#   form %d: %s\n", j, forms[j]);
+  for (int j = 0; j < count; j++)
+    free(forms[j]);
+}
+
+static void forms_tests(void) {
+  check_forms("hunter22", NULL, 0, "a plain secret has no other form");
+  const char *query[] = {"AbC%2BdEf%2FGhI%3D", "AbC%2bdEf%2fGhI%3d"};
+  check_forms("AbC+dEf/GhI=", query, 2, "percent-encoded with upper and lower hex, once each");
+  const char *spaced[] = {"pass%20word", "pass+word"};
+  check_forms("pass word", spaced, 2, "a space as %20 and as '+' (digits only: one case)");
+  const char *quoted[] = {"Pa%22ss%5Cword9", "Pa%22ss%5cword9", "Pa\\\"ss\\\\word9"};
+  check_forms("Pa\"ss\\word9", quoted, 3,
+              "quote and backslash: JSON-escaped as wf.json writes them");
+  const char *control[] = {"a%09b%01c%0Bd", "a%09b%01c%0bd", "a\\tb\\u0001c\\u000Bd"};
+  check_forms("a\tb\001c\013d", control, 3, "control bytes: \\t by name, the others as \\u00XX");
+
+  /* Each form is found and masked in text as wf.http and wf.json write it. */
+  char secret[] = "AbC+dEf/GhI=";
+  char *forms[REDACT_MAX_FORMS + 1] = {secret};
+  int count = redact_forms(forms[0], strlen(forms[0]), forms + 1);
+  char *out =
+      redact("GET /q?token=AbC%2BdEf%2FGhI%3D&x=1", (const char *const *)forms, (size_t)count + 1);
+  is_str(out, "GET /q?token=***&x=1", "the encoded form in a URL is masked");
+  free(out);
+  for (int i = 1; i <= count; i++)
+    free(forms[i]);
+}
+
 int main(void) {
+  forms_tests();
   const char *one[] = {"hunter2"};
   check("password=hunter2;", one, 1, "password=***;", "one secret in the middle");
   check("hunter2 at the start", one, 1, "*** at the start", "secret at the start");
