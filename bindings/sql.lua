@@ -348,10 +348,13 @@ function scratch_meta:remove(path)
   self.files[path] = nil
 end
 
-function scratch_meta:__close()
+function scratch_meta:remove_all()
   for path in pairs(self.files) do os.remove(path) end
-  os.remove(self.path)
+  self.files = {}
+  if self.path then os.remove(self.path) end
+  self.path = nil
 end
+scratch_meta.__close = scratch_meta.remove_all
 
 -- `pg_restore -l` -> its entries in archive order: { id =, catalog_id =
 -- "classid objid", what = "TYPE SCHEMA NAME OWNER" }. A line starts with the
@@ -801,6 +804,7 @@ function sql.copy_database(opts)
   for _, row in ipairs(source:query(FOREIGN_KEYS_SQL)) do fks[row.catalog_id] = row end
   local plan = plan_post_data(restorer.entries, owned, fks, by_oid)
   local texts = in_phase("schema", restore_groups, restorer, plan.groups, jobs + 1)
+  dir:remove_all() -- not left on disk for the hours the data may take
   in_phase("schema", wait_pipeline, "schema", schema_commands, schema_load)
   local early, foreign_keys, late_keys, rest = post_data_tasks(plan, texts)
   phase_done("schema")
