@@ -273,22 +273,22 @@ FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind = 'r' AND ]] .. SYSTEM_SCHEMAS .. " AND " .. not_extension_member("pg_class", "c.oid")
     .. [[ ORDER BY bytes DESC, c.oid]]
 
--- Keys as pg_dump writes them in its entry headers ("Name: ...; Type: ...;
--- Schema: ..."), to find which table each index and constraint belongs to.
--- For a primary key or unique constraint that is not deferrable, also the
--- statement pg_dump writes for it when that is all its entry holds (no
--- CLUSTER ON or REPLICA IDENTITY after it), and the two statements that
--- build it instead: the unique index on its own, then the constraint on
--- that index. Run with search_path empty, so that every name is qualified
--- as pg_dump qualifies it.
+-- The indexes and keys of plain tables, by the catalog ID (class and object
+-- OIDs) that pg_dump gives their archive entries, with the table each
+-- belongs to. For a primary key or unique constraint that is not
+-- deferrable, also the statement pg_dump writes for it when that is all its
+-- entry holds (no CLUSTER ON or REPLICA IDENTITY after it), and the two
+-- statements that build it instead: the unique index on its own, then the
+-- constraint on that index. Run with search_path empty, so that every name
+-- is qualified as pg_dump qualifies it.
 local OWNED_SQL = [[
-SELECT 'INDEX' AS type, n.nspname AS schema, ic.relname AS name, t.oid AS table_oid,
+SELECT 'INDEX' AS type, 'pg_class'::regclass::oid || ' ' || ic.oid AS catalog_id, t.oid AS table_oid,
   NULL AS plain_sql, NULL AS index_sql, NULL AS attach_sql, pg_relation_size(ic.oid) AS bytes
 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid
   JOIN pg_namespace n ON n.oid = ic.relnamespace
 WHERE t.relkind = 'r' AND ]] .. SYSTEM_SCHEMAS .. [[
 UNION ALL
-SELECT 'CONSTRAINT', n.nspname, t.relname || ' ' || c.conname, t.oid,
+SELECT 'CONSTRAINT', 'pg_constraint'::regclass::oid || ' ' || c.oid, t.oid,
   format(E'ALTER TABLE ONLY %I.%I\n    ADD CONSTRAINT %I %s;', n.nspname, t.relname, c.conname,
     pg_get_constraintdef(c.oid)),
   CASE WHEN ic.oid IS NOT NULL THEN pg_get_indexdef(ic.oid) || ';' END,
@@ -301,11 +301,12 @@ FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid
   LEFT JOIN pg_class ic ON ic.oid = c.conindid AND c.contype IN ('p', 'u') AND NOT c.condeferrable
 WHERE c.contype IN ('p', 'u', 'x') AND t.relkind = 'r' AND ]] .. SYSTEM_SCHEMAS
 
--- Foreign keys between two plain tables, keyed as pg_dump names them, and
--- whether a plain b-tree index of the referencing table starts with the
--- key's columns (the referenced side always has its unique index).
+-- Foreign keys by catalog ID, with their names, and whether a plain b-tree
+-- index of the referencing table starts with the key's columns (the
+-- referenced side always has its unique index).
 local FOREIGN_KEYS_SQL = [[
-SELECT n.nspname AS schema, t.relname || ' ' || c.conname AS name, c.conrelid AS table_oid,
+SELECT 'pg_constraint'::regclass::oid || ' ' || c.oid AS catalog_id,
+  format('%I.%I %I', n.nspname, t.relname, c.conname) AS name, c.conrelid AS table_oid,
   c.confrelid AS referenced_oid,
   EXISTS (SELECT 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
       JOIN pg_am am ON am.oid = ic.relam
@@ -314,7 +315,7 @@ SELECT n.nspname AS schema, t.relname || ' ' || c.conname AS name, c.conrelid AS
       AND (i.indkey::int2[])[0:cardinality(c.conkey) - 1] <@ c.conkey) AS indexed
 FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid
   JOIN pg_namespace n ON n.oid = t.relnamespace
-WHERE c.contype = 'f' AND t.relkind = 'r' AND ]] .. SYSTEM_SCHEMAS
+WHERE c.contype = 'f' AND ]] .. SYSTEM_SCHEMAS
 
 local SEQUENCES_SQL = [[
 SELECT format('%I.%I', n.nspname, c.relname) AS qualified
@@ -350,45 +351,250 @@ local function child_connection(options)
   return conninfo_string(options, { password = true, application_name = true }), env
 end
 
--- Splits a plain-format pg_dump script into its preamble (the SET lines) and
--- its entries {name, type, schema, sql}, in dump order.
-local function parse_dump(text)
-  local lines = {}
-  for line in text:gmatch("([^\n]*)\n") do lines[#lines + 1] = line end
-  local preamble, entries, current = {}, {}, nil
-  local i = 1
-  while i <= #lines do
-    local line = lines[i]
-    local header = line == "--" and lines[i + 2] == "--" and lines[i + 1]
-    local name, kind, schema
-    if header then
-      name, kind, schema = header:match("^%-%- [%w ]-Name: (.*); Type: (.-); Schema: (.-); Owner: ")
-      if not name then
-        name, kind, schema = header:match("^%-%- [%w ]-Name: (.*); Type: (.-); Schema: ([^;]*)")
-      end
-    end
-    if name then
-      current = { name = name, type = kind, schema = schema, lines = {} }
-      entries[#entries + 1] = current
-      i = i + 3
-    else
-      -- psql meta-commands pg_dump adds (\restrict) mean nothing to the server
-      if not line:find("^\\u?n?restrict%s") then
-        if current then current.lines[#current.lines + 1] = line
-        else preamble[#preamble + 1] = line end
-      end
-      i = i + 1
-    end
-  end
-  for _, entry in ipairs(entries) do
-    entry.sql = table.concat(entry.lines, "\n")
-    entry.lines = nil
-  end
-  return table.concat(preamble, "\n") .. "\n", entries
+-- ---- post-data entries ------------------------------------------------------
+--
+-- pg_dump writes post-data to a custom-format archive; `pg_restore -l` lists
+-- its table of contents, and each group of entries the copy runs on its own
+-- (one index, one key, the rest in dump order) is one `pg_restore -L` run
+-- over just those entries. An entry's SQL is thus exactly what pg_restore
+-- writes for it, cut by the archive's structure and never by searching the
+-- text, which holds the source's data (comments, function bodies, ...):
+-- the text goes to the target whole, as one query string the server parses.
+
+-- A private scratch directory (mode 0700) whose files (0600) are removed
+-- with it when it goes out of scope.
+local scratch_meta = {}
+scratch_meta.__index = scratch_meta
+
+local function scratch()
+  return setmetatable({ path = copy.private_dir(), files = {}, count = 0 }, scratch_meta)
 end
 
-local function sanitize(name)
-  return (name:gsub("[\r\n]", " "))
+function scratch_meta:file(name, text)
+  self.count = self.count + 1
+  local path = string.format("%s/%d-%s", self.path, self.count, name)
+  copy.write_private(path, text or "")
+  self.files[path] = true
+  return path
+end
+
+function scratch_meta:remove(path)
+  os.remove(path)
+  self.files[path] = nil
+end
+
+function scratch_meta:remove_all()
+  for path in pairs(self.files) do os.remove(path) end
+  self.files = {}
+  if self.path then os.remove(self.path) end
+  self.path = nil
+end
+scratch_meta.__close = scratch_meta.remove_all
+
+-- `pg_restore -l` -> its entries in archive order: { id =, catalog_id =
+-- "classid objid", what = "TYPE SCHEMA NAME OWNER" }. A line starts with the
+-- dump ID and the catalog ID, both numbers from pg_dump; the names after
+-- the type are the catalog's (sanitized to one line by pg_restore) and only
+-- the type at the start of `what` is ever looked at.
+local function parse_toc(listing)
+  local entries, seen = {}, {}
+  for line in listing:gmatch("[^\n]+") do
+    if not line:find("^;") then
+      local id, classid, objid, what = line:match("^(%d+); (%d+) (%d+) (.*)$")
+      if not id or seen[id] then return nil, "unexpected line in pg_restore's list: " .. line end
+      seen[id] = true
+      entries[#entries + 1] = { id = id, catalog_id = classid .. " " .. objid, what = what }
+    end
+  end
+  return entries
+end
+
+-- What every pg_restore run writes around its entries, from a run over no
+-- entry: the preamble (SET lines) and the trailer. Neither holds data.
+local TRAILER = "--\n-- PostgreSQL database dump complete\n"
+
+local function restore_frame(empty)
+  local last
+  local at = 1
+  while true do
+    local found = empty:find(TRAILER, at, true)
+    if not found then break end
+    last, at = found, found + 1
+  end
+  if not last then return nil end
+  return empty:sub(1, last - 1), empty:sub(last)
+end
+
+-- One run's output -> the text of its entries, between the preamble and the
+-- trailer that every run writes alike (nil when it is not framed so).
+local function entry_body(output, preamble, trailer)
+  if #output < #preamble + #trailer or output:sub(1, #preamble) ~= preamble
+      or output:sub(-#trailer) ~= trailer then
+    return nil
+  end
+  return output:sub(#preamble + 1, #output - #trailer)
+end
+
+-- The statement of a one-entry text when that is all it holds: pg_restore's
+-- comment header and at most a SET default_tablespace = '' before it.
+local function lone_statement(body)
+  local rest = body:match("^SET default_tablespace = '';\n\n(.*)$") or body
+  local statement = rest:match("^%-%-\n%-%- [^\n]*\n%-%-\n\n(.*)$")
+  return statement and statement:match("^%s*(.-)%s*$")
+end
+
+local function restrict_key()
+  local f = io.open("/dev/urandom", "rb")
+  local bytes = f and f:read(24) or tostring(core.now()) .. tostring({})
+  if f then f:close() end
+  return (bytes:gsub(".", function(c) return string.format("%02x", c:byte()) end))
+end
+
+local function restore_failure(what, result)
+  local child = result[1]
+  if child.error or child.status ~= 0 or child.signal ~= 0 then
+    local why = child.error or (child.signal ~= 0 and ("killed by signal " .. child.signal))
+        or ("exit status " .. child.status)
+    raise(nil, string.format("copy_database, phase schema: %s failed (%s)%s", what, why,
+      child.stderr ~= "" and (": " .. child.stderr:gsub("%s+$", "")) or ""),
+      { phase = "schema" }, false)
+  end
+end
+
+local function restore_start(r, ids)
+  local list = r.dir:file("list", #ids > 0 and (table.concat(ids, ";\n") .. ";\n") or "")
+  local argv = { r.program, "-f", "-", "-L", list }
+  for _, flag in ipairs(r.flags) do argv[#argv + 1] = flag end
+  argv[#argv + 1] = r.archive
+  return { handle = copy.spawn({ { argv = argv } }, true), list = list }
+end
+
+local function restore_finish(r, run)
+  local result = run.handle:wait()
+  r.dir:remove(run.list)
+  restore_failure("pg_restore", result)
+  return result.stdout
+end
+
+local function schema_error(message)
+  raise(nil, "copy_database, phase schema: " .. message, { phase = "schema" }, false)
+end
+
+-- The archive: its entries (r.entries), the preamble every pg_restore run
+-- writes (r.preamble) and what `restore_groups` needs.
+local function open_archive(pg_restore, dir, archive)
+  local r = { program = pg_restore, dir = dir, archive = archive, flags = {} }
+  local help = copy.spawn({ { argv = { pg_restore, "--help" } } }, true):wait()
+  restore_failure("pg_restore --help", help)
+  -- one key for every run (psql's \restrict, which pg_restore writes in the
+  -- preamble and trailer): otherwise each run's frame would differ
+  if help.stdout:find("--restrict-key", 1, true) then
+    r.flags[1] = "--restrict-key=" .. restrict_key()
+  end
+  local listed = copy.spawn({ { argv = { pg_restore, "-l", archive } } }, true):wait()
+  restore_failure("pg_restore -l", listed)
+  local entries, err = parse_toc(listed.stdout)
+  if not entries then schema_error(err) end
+  r.entries = entries
+  r.preamble, r.trailer = restore_frame(restore_finish(r, restore_start(r, {})))
+  if not r.preamble then schema_error("pg_restore wrote no trailer") end
+  return r
+end
+
+-- groups[i] = { entry id, ... } -> texts[i], each group's entries as
+-- pg_restore writes them on their own, without its preamble and trailer;
+-- up to `parallel` pg_restore runs at once.
+local function restore_groups(r, groups, parallel)
+  local inflight <close> = setmetatable({}, { __close = function(runs)
+    for _, run in pairs(runs) do getmetatable(run.handle).__close(run.handle) end
+  end })
+  local texts = {}
+  local started = 0
+  for done = 1, #groups do
+    while started < #groups and started - done < parallel - 1 do
+      started = started + 1
+      inflight[started] = restore_start(r, groups[started])
+    end
+    local output = restore_finish(r, inflight[done])
+    inflight[done] = nil
+    texts[done] = entry_body(output, r.preamble, r.trailer)
+    if not texts[done] then
+      schema_error(string.format("pg_restore's text for entries %s is not framed as its others",
+        table.concat(groups[done], ", ")))
+    end
+  end
+  return texts
+end
+
+-- The preamble as SQL for a session: without psql's meta-commands (\restrict).
+local function session_preamble(preamble)
+  local lines = {}
+  for line in preamble:gmatch("([^\n]*)\n") do
+    if not line:find("^\\") then lines[#lines + 1] = line end
+  end
+  return table.concat(lines, "\n") .. "\n"
+end
+
+-- Sorts the archive's entries into what the copy runs where, each item with
+-- the group of entries whose text it runs: each index and key of a plain
+-- table and each foreign key on its own, the indexes and keys of other
+-- relations and the index attachments together ("early"), and the rest
+-- together, in dump order. Catalog IDs and pg_dump's type names decide,
+-- never an entry's text.
+local function plan_post_data(entries, owned, fks, by_oid)
+  local plan = { groups = {}, items = {} }
+  local function add(ids, item)
+    plan.groups[#plan.groups + 1] = ids
+    item.group = #plan.groups
+    plan.items[#plan.items + 1] = item
+  end
+  local early, rest = {}, {}
+  for _, e in ipairs(entries) do
+    local row, fk = owned[e.catalog_id], fks[e.catalog_id]
+    local index_or_key = e.what:find("^INDEX ") or e.what:find("^CONSTRAINT ")
+    if row and by_oid[row.table_oid] and index_or_key then
+      add({ e.id }, { kind = "table", table = by_oid[row.table_oid], row = row })
+    elseif fk and e.what:find("^FK CONSTRAINT ") then
+      local child, parent = by_oid[fk.table_oid], by_oid[fk.referenced_oid]
+      add({ e.id }, { kind = child and parent and "fk" or "late fk", name = fk.name,
+        tables = { child, parent, indexed = fk.indexed } })
+    elseif index_or_key then -- INDEX ATTACH too
+      early[#early + 1] = e.id
+    else
+      rest[#rest + 1] = e.id
+    end
+  end
+  if #early > 0 then add(early, { kind = "early" }) end
+  if #rest > 0 then add(rest, { kind = "rest" }) end
+  return plan
+end
+
+-- The plan with each group's text -> the statements of each kind: a key
+-- whose entry holds nothing but pg_dump's plain ADD CONSTRAINT is built as
+-- its unique index instead, then made the constraint on it.
+local function post_data_tasks(plan, texts)
+  local early, foreign_keys, late_keys, rest = {}, {}, {}, {}
+  for _, item in ipairs(plan.items) do
+    local text = texts[item.group]
+    local statement = "SET default_tablespace = '';\n" .. text
+    local row = item.row
+    if item.kind == "table" and row.attach_sql and lone_statement(text) == row.plain_sql then
+      table.insert(item.table.post, { sql = "SET default_tablespace = '';\n" .. row.index_sql,
+        attach = row.attach_sql, bytes = row.bytes })
+    elseif item.kind == "table" then
+      table.insert(item.table.post, { sql = statement, constraint = row.type == "CONSTRAINT",
+        bytes = row.bytes })
+    elseif item.kind == "fk" then
+      foreign_keys[#foreign_keys + 1] = { name = item.name, sql = statement, tables = item.tables }
+    elseif item.kind == "late fk" then
+      late_keys[#late_keys + 1] = { name = item.name, sql = statement }
+    elseif item.kind == "early" then
+      early[#early + 1] = statement
+    else
+      rest[#rest + 1] = statement
+    end
+  end
+  return early, foreign_keys, late_keys, rest
 end
 
 local function check_empty(target)
@@ -431,8 +637,7 @@ local function pipeline_failure(commands, result)
   end
 end
 
-local function run_pipeline(phase, commands, capture)
-  local handle <close> = copy.spawn(commands, capture)
+local function wait_pipeline(phase, commands, handle)
   local result = handle:wait()
   local i, what, code, retryable = pipeline_failure(commands, result)
   if i then
@@ -591,33 +796,36 @@ function sql.copy_database(opts)
   log("info", "copying %d tables (%s) with %d jobs", #tables, human_bytes(total_bytes), jobs)
   phase_done("check")
 
-  -- schema: pre-data piped from pg_dump into psql; post-data captured to split
+  -- schema: pre-data piped from pg_dump into psql; meanwhile post-data
+  -- dumped to an archive and its entries' SQL taken out with pg_restore
   local pg_dump, psql = program("pg_dump", opts), program("psql", opts)
   local source_dsn, source_env = child_connection(from)
   local target_dsn, target_env = child_connection(to)
   local dump_flags = {}
   if opts.owner == false then dump_flags[#dump_flags + 1] = "--no-owner" end
   if opts.privileges == false then dump_flags[#dump_flags + 1] = "--no-privileges" end
-  local function dump_argv(section)
+  local function dump_argv(section, extra)
     local argv = { pg_dump, "--section=" .. section, "--snapshot=" .. snapshot, "-d", source_dsn }
     for _, flag in ipairs(dump_flags) do argv[#argv + 1] = flag end
+    for _, flag in ipairs(extra or {}) do argv[#argv + 1] = flag end
     return { argv = argv, env = source_env }
   end
-  -- <close>: when the schema phase fails or the step is cancelled, this
-  -- pg_dump is stopped now, not whenever the pipeline is collected
-  local post_dump <close> = copy.spawn({ dump_argv("post-data") }, true)
-  in_phase("schema", run_pipeline, "schema", {
+  local dir <close> = scratch()
+  local archive = dir:file("post-data.dump")
+  -- <close>: when the schema phase fails or the step is cancelled, these
+  -- children are stopped now, not whenever the handles are collected
+  local post_dump <close> = copy.spawn({ dump_argv("post-data", { "-Fc", "-f", archive }) })
+  local schema_commands = {
     dump_argv("pre-data"),
     { argv = { psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction", "-d",
       target_dsn }, env = target_env },
-  })
+  }
+  local schema_load <close> = copy.spawn(schema_commands)
   local post = post_dump:wait()
   if post[1].status ~= 0 or post[1].error then
-    raise(nil, "copy_database, phase schema: pg_dump --section=post-data failed: "
-      .. (post[1].error or post[1].stderr), { phase = "schema" }, false)
+    schema_error("pg_dump --section=post-data failed: " .. (post[1].error or post[1].stderr))
   end
-  local preamble, entries = parse_dump(post.stdout)
-  phase_done("schema")
+  local restorer = open_archive(program("pg_restore", opts), dir, archive)
 
   -- which post-data entries belong to which table
   local by_oid = {}
@@ -625,48 +833,22 @@ function sql.copy_database(opts)
     by_oid[t.oid] = t
     t.post = {}
   end
-  local owned = {}
   source:_run("SELECT pg_catalog.set_config('search_path', '', true)")
-  for _, row in ipairs(source:query(OWNED_SQL)) do
-    owned[row.type .. "\0" .. row.schema .. "\0" .. sanitize(row.name)] = row
-  end
-  local fk_tables = {}
-  for _, row in ipairs(source:query(FOREIGN_KEYS_SQL)) do
-    local child, parent = by_oid[row.table_oid], by_oid[row.referenced_oid]
-    if child and parent then
-      fk_tables["FK CONSTRAINT\0" .. row.schema .. "\0" .. sanitize(row.name)] =
-        { child, parent, indexed = row.indexed }
-    end
-  end
-  local early, foreign_keys, late_keys, rest = {}, {}, {}, {}
-  for _, entry in ipairs(entries) do
-    local statement = "SET default_tablespace = '';\n" .. entry.sql
-    local key = entry.type .. "\0" .. entry.schema .. "\0" .. entry.name
-    local row = owned[key]
-    local table_entry = row and by_oid[row.table_oid]
-    if table_entry and row.attach_sql and entry.sql:match("^%s*(.-)%s*$") == row.plain_sql then
-      -- a key built as a plain unique index beside the table's other
-      -- indexes, then made a constraint on it (a catalog change)
-      table.insert(table_entry.post, { sql = "SET default_tablespace = '';\n" .. row.index_sql,
-        attach = row.attach_sql, bytes = row.bytes })
-    elseif table_entry and (entry.type == "INDEX" or entry.type == "CONSTRAINT") then
-      table.insert(table_entry.post, { sql = statement, constraint = entry.type == "CONSTRAINT",
-        bytes = row.bytes })
-    elseif entry.type == "FK CONSTRAINT" and fk_tables[key] then
-      foreign_keys[#foreign_keys + 1] = { name = entry.name, sql = statement, tables = fk_tables[key] }
-    elseif entry.type == "FK CONSTRAINT" then
-      late_keys[#late_keys + 1] = { name = entry.name, sql = statement }
-    elseif entry.type == "INDEX" or entry.type == "CONSTRAINT" or entry.type == "INDEX ATTACH" then
-      early[#early + 1] = statement
-    else
-      rest[#rest + 1] = statement
-    end
-  end
+  local owned, fks = {}, {}
+  for _, row in ipairs(source:query(OWNED_SQL)) do owned[row.catalog_id] = row end
+  for _, row in ipairs(source:query(FOREIGN_KEYS_SQL)) do fks[row.catalog_id] = row end
+  local plan = plan_post_data(restorer.entries, owned, fks, by_oid)
+  local texts = in_phase("schema", restore_groups, restorer, plan.groups, jobs + 1)
+  dir:remove_all() -- not left on disk for the hours the data may take
+  in_phase("schema", wait_pipeline, "schema", schema_commands, schema_load)
+  local early, foreign_keys, late_keys, rest = post_data_tasks(plan, texts)
+  phase_done("schema")
+
   local sequences = source:query(SEQUENCES_SQL)
   local late_analyze = source:query(LATE_ANALYZE_SQL)
 
   -- workers: each a source connection in the snapshot and a target connection
-  local session = preamble .. "\nSET synchronous_commit = off;\n"
+  local session = session_preamble(restorer.preamble) .. "\nSET synchronous_commit = off;\n"
   if index_workers then
     session = session .. "SET max_parallel_maintenance_workers = " .. index_workers .. ";\n"
   end
@@ -834,7 +1016,9 @@ function sql.copy_database(opts)
   return result
 end
 
-sql._parse_dump = parse_dump
+sql._parse_toc = parse_toc
+sql._entry_body = entry_body
+sql._lone_statement = lone_statement
 sql._conninfo_string = conninfo_string
 
 return sql

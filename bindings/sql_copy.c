@@ -14,8 +14,16 @@
  * processes through the loop (pg_dump | psql), the first's stdout piped into
  * the second's stdin by the kernel, capturing each one's stderr and, when
  * asked, the last one's stdout. The children die with the engine (wf_spawn)
- * and get SIGTERM when the wait is cancelled or the pipeline collected. */
+ * and get SIGTERM when the wait is cancelled or the pipeline collected.
+ *
+ * private_dir() and write_private(path, text) make the scratch files of a
+ * copy (pg_dump's post-data archive, pg_restore's entry lists): a directory
+ * of mode 0700 and files of mode 0600 created there, never an existing one. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -1195,12 +1203,56 @@ static int pipeline_gc(lua_State *L) {
   return 0;
 }
 
+/* ---- scratch files ---------------------------------------------------------- */
+
+/* copy.private_dir() -> path of a new directory under $TMPDIR (else /tmp)
+ * that only this user can enter (mkdtemp: mode 0700) */
+static int copy_private_dir(lua_State *L) {
+  const char *tmp = getenv("TMPDIR");
+  if (!tmp || !*tmp) tmp = "/tmp";
+  char path[PATH_MAX];
+  int n = snprintf(path, sizeof path, "%s/wf-copy-XXXXXX", tmp);
+  if (n < 0 || (size_t)n >= sizeof path) return luaL_error(L, "TMPDIR is too long: %s", tmp);
+  if (!mkdtemp(path))
+    return luaL_error(L, "cannot create a directory in %s: %s", tmp, strerror(errno));
+  lua_pushstring(L, path);
+  return 1;
+}
+
+/* copy.write_private(path, text): creates the file, which must not exist yet
+ * (no symlink followed), mode 0600, holding text */
+static int copy_write_private(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  size_t length;
+  const char *text = luaL_checklstring(L, 2, &length);
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return luaL_error(L, "cannot create %s: %s", path, strerror(errno));
+  size_t done = 0;
+  while (done < length) {
+    ssize_t n = write(fd, text + done, length - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) break;
+    done += (size_t)n;
+  }
+  int failed = done < length, saved = errno;
+  if (close(fd) != 0 && !failed) {
+    failed = 1;
+    saved = errno;
+  }
+  if (failed) return luaL_error(L, "cannot write %s: %s", path, strerror(saved));
+  return 0;
+}
+
 static const luaL_Reg pool_methods[] = {{"add", pool_add}, {"wait", pool_wait}, {NULL, NULL}};
 static const luaL_Reg pool_meta[] = {{"__gc", pool_gc}, {"__close", pool_gc}, {NULL, NULL}};
 static const luaL_Reg pipeline_methods[] = {{"wait", pipeline_wait}, {NULL, NULL}};
 static const luaL_Reg pipeline_meta[] = {
     {"__gc", pipeline_gc}, {"__close", pipeline_gc}, {NULL, NULL}};
-static const luaL_Reg copy_funcs[] = {{"pool", copy_pool_new}, {"spawn", copy_spawn}, {NULL, NULL}};
+static const luaL_Reg copy_funcs[] = {{"pool", copy_pool_new},
+                                      {"spawn", copy_spawn},
+                                      {"private_dir", copy_private_dir},
+                                      {"write_private", copy_write_private},
+                                      {NULL, NULL}};
 
 int luaopen_wf_sql_copy(lua_State *L) {
   if (luaL_newmetatable(L, POOL_META)) {

@@ -193,7 +193,8 @@ return workflow {
     # the tied child, no longer a uv_spawn error)
     no_psql = t.path("no_psql")
     os.makedirs(no_psql)
-    os.symlink(sh('echo "$(pg_bindir)/pg_dump"').stdout.strip(), os.path.join(no_psql, "pg_dump"))
+    for program in ("pg_dump", "pg_restore"):
+        os.symlink(sh('echo "$(pg_bindir)/%s"' % program).stdout.strip(), os.path.join(no_psql, program))
     psql("postgres", "CREATE DATABASE dst_no_psql")
     r = t.run(t.workflow(workflow.replace("TIMEOUT", "nil").replace("attempts = 2", "attempts = 1")),
               "-p", "port=%d" % PORT, "-p", "bin=" + no_psql, "-p", "db=dst_no_psql", timeout=60)

@@ -17,12 +17,12 @@ sql_same() { # sql_same NAME QUERY: the query gives the same output on both side
 
 sql_compare() {
   CMP_SRC_PORT=$1 CMP_SRC_DB=$2 CMP_DST_PORT=$3 CMP_DST_DB=$4
-  tables=$(sql_psql "$CMP_SRC_PORT" -d "$CMP_SRC_DB" -c "SELECT format('%I.%I', n.nspname, c.relname)
+  # names may hold newlines: one NUL-terminated name each
+  while IFS= read -r -d '' t; do
+    sql_same "rows of ${t//[$'\r\n']/ }" "SELECT count(*), md5(coalesce(string_agg(x::text, E'\\n' ORDER BY x::text), '')) FROM $t x"
+  done < <(sql_psql "$CMP_SRC_PORT" -d "$CMP_SRC_DB" -0 -c "SELECT format('%I.%I', n.nspname, c.relname)
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
     WHERE c.relkind IN ('r', 'p', 'm') AND $USER_SCHEMAS ORDER BY 1")
-  while IFS= read -r t; do
-    sql_same "rows of $t" "SELECT count(*), md5(coalesce(string_agg(x::text, E'\\n' ORDER BY x::text), '')) FROM $t x"
-  done <<<"$tables"
   sql_same "same tables and columns" "SELECT table_schema, table_name, column_name, data_type, is_nullable, column_default, is_identity, identity_generation, is_generated, generation_expression FROM information_schema.columns WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2, ordinal_position"
   sql_same "same indexes" "SELECT schemaname, tablename, indexname, indexdef FROM pg_indexes WHERE schemaname NOT IN ('pg_catalog') ORDER BY 1, 2, 3"
   sql_same "same index kinds and flags" "SELECT i.indrelid::regclass::text AS rel, i.indexrelid::regclass::text AS idx, i.indisunique, i.indisprimary, i.indimmediate, i.indisclustered, i.indisreplident, i.indnullsnotdistinct, pg_get_indexdef(i.indexrelid), c.reloptions FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE $USER_SCHEMAS ORDER BY 1, 2"

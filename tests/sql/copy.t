@@ -3,7 +3,9 @@
 # identity/serial columns, sequences, views, partitions, check/unique/foreign
 # keys, expression and partial indexes, bytea, jsonb, arrays, NULLs, hostile
 # text and non-ASCII; verified table by table. Also its errors and the
-# template strategy.
+# template strategy. Then sources whose data mimics pg_dump's script
+# (copy_hostile.sql, and generated comments) copied to a third cluster that
+# logs every statement: nothing but the copy's own statements may run there.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/sql/cluster.sh
 . tests/sql/compare.sh
@@ -39,4 +41,49 @@ sql_same "one job: rows of crm.persons" "SELECT count(*), md5(string_agg(x::text
 sql_same "one job: same indexes" "SELECT indexdef FROM pg_indexes WHERE schemaname <> 'pg_catalog' ORDER BY 1"
 [ "$(sql_psql 26131 -d broken_dst -c "SELECT count(*) FROM public.guarded")" = 0 ]
 sql_ok $? "a failed copy leaves the target for the caller to drop"
+
+# The hostile copies: the target cluster logs every statement and counts each
+# parsed statement apart (pg_stat_statements), even several in one string.
+LOGGED=26132
+if ! pg_start "$SQL_TMP/pg$LOGGED" $LOGGED -c shared_preload_libraries=pg_stat_statements \
+  -c log_statement=all >"$SQL_TMP/start$LOGGED.log" 2>&1; then
+  echo "1..0 # SKIP cannot start PostgreSQL with pg_stat_statements: $(tail -3 "$SQL_TMP/start$LOGGED.log")"
+  exit 0
+fi
+SQL_PORTS="$SQL_PORTS $LOGGED"
+sql_psql 26130 -d postgres -c "CREATE DATABASE hostile" -c "CREATE DATABASE repro"
+sql_psql 26130 -d repro -c "CREATE TABLE t1 (id int PRIMARY KEY, email text)" -c "CREATE INDEX t1_email_idx ON t1 (email)" \
+  -c "COMMENT ON INDEX t1_email_idx IS E'note\n--\n-- Name: zz_fake; Type: INDEX; Schema: public; Owner: postgres\n--\n\nCREATE ROLE wf_injected_role; --'"
+sql_psql 26130 -d hostile -v ON_ERROR_STOP=1 -f tests/sql/copy_hostile.sql >/dev/null 2>&1
+sql_psql $LOGGED -d postgres -c "CREATE DATABASE hostile_dst" -c "CREATE DATABASE repro_dst" -c "CREATE EXTENSION pg_stat_statements" \
+  -c "SELECT pg_stat_statements_reset()" >/dev/null
+sql_run tests/sql/copy_hostile.lua -p source_port=26130 -p target_port=$LOGGED ${COPY_SEED:+-p seed=$COPY_SEED} \
+  >"$SQL_TMP/hostile.tap"
+sql_ok $? "the hostile copies succeed"
+sql_tap_merge hostile <"$SQL_TMP/hostile.tap"
+
+[ "$(sql_psql $LOGGED -d postgres -c "SELECT count(*) FROM pg_roles WHERE rolname LIKE 'wf\_%'")" = 0 ]
+sql_ok $? "no role was created on the target (wf_injected_role, wf_fuzz_role*)"
+# every statement the server parsed on the copies' targets, its leading
+# comments (pg_restore's entry headers) taken off, is one of the copy's kinds
+KINDS='SELECT|SET|BEGIN|COMMIT|COPY|TRUNCATE|ANALYZE|CREATE (UNIQUE )?INDEX|CREATE (TABLE|SCHEMA|FUNCTION|TRIGGER|POLICY|RULE|VIEW|MATERIALIZED VIEW|SEQUENCE)|ALTER (TABLE|INDEX|FUNCTION|SEQUENCE|MATERIALIZED VIEW|SCHEMA)|COMMENT ON|REFRESH MATERIALIZED VIEW'
+STATEMENTS="SELECT regexp_replace(s.query, '^(\s|--[^\n]*\n)*', '') AS statement FROM pg_stat_statements s
+  JOIN pg_database d ON d.oid = s.dbid WHERE d.datname <> 'postgres'"
+others=$(sql_psql $LOGGED -d postgres -c "SELECT statement FROM ($STATEMENTS) s WHERE statement !~ '^($KINDS)\M'")
+[ -z "$others" ]
+sql_ok $? "no statement outside the copy's kinds ran on the target"
+[ -n "$others" ] && echo "$others" | head -5 | sed 's/^/# /'
+[ "$(sql_psql $LOGGED -d postgres -c "SELECT count(*) FROM ($STATEMENTS) s WHERE statement ~ '^ALTER TABLE ONLY public.t1 ADD CONSTRAINT t1_pkey PRIMARY KEY USING INDEX t1_pkey'")" -ge 1 ]
+sql_ok $? "keys are still built as unique indexes first"
+# (a logged statement's later lines start with a tab)
+grep -qE "^(.*statement: |$(printf '\t'))COMMENT ON INDEX public.t1_email_idx IS 'note\$" "$SQL_TMP/pg$LOGGED/server.log" &&
+  ! grep -q "ERROR:" "$SQL_TMP/pg$LOGGED/server.log"
+sql_ok $? "the statement log shows the hostile comment sent whole, and no error"
+
+CMP_SRC_PORT=26130 CMP_SRC_DB=repro CMP_DST_PORT=$LOGGED CMP_DST_DB=repro_dst
+sql_same "the issue's case: the same comment" "SELECT obj_description('public.t1_email_idx'::regclass)"
+sql_compare 26130 hostile $LOGGED hostile_dst
+sql_same "same descriptions of every object" "SELECT pg_describe_object(classoid, objoid, objsubid), description FROM pg_description WHERE objoid >= 16384 ORDER BY 1"
+sql_same "same policies" "SELECT tablename, policyname, qual, with_check FROM pg_policies ORDER BY 1, 2"
+sql_same "same rules" "SELECT tablename, rulename, definition FROM pg_rules WHERE schemaname = 'public' ORDER BY 1, 2"
 sql_tap_done
