@@ -221,17 +221,17 @@ local function prepare(opts)
   if opts.auth then
     user = opts.auth.user or opts.auth[1]
     password = opts.auth.password or opts.auth[2]
-    basic_secret(user, password)
     -- Basic auth is base64 on the wire; only NUL (cuts the C string) harms.
     if type(user) == "string" and user:find("%z") then fail_usage("http request: auth.user contains a NUL byte") end
     if type(password) == "string" and password:find("%z") then
       fail_usage("http request: auth.password contains a NUL byte")
     end
+    basic_secret(user, password)
   end
   if opts.bearer then
     bearer = tostring(opts.bearer)
-    secret(bearer, "the bearer token")
     header_safe("bearer", bearer)
+    secret(bearer, "the bearer token")
   end
 
   local defaults = http.defaults
