@@ -547,9 +547,8 @@ static int json_decode(lua_State *L) {
   if (nul != NULL) {
     int line, column;
     locate_offset(text, (size_t)(nul - text), &line, &column);
-    lua_pushfstring(L, "json: line %d, column %d: a NUL byte (write \\u0000 inside a string)", line,
-                    column);
-    return lua_error(L);
+    return wf_raise(L, "json", NULL, 0,
+                    "line %d, column %d: a NUL byte (write \\u0000 inside a string)", line, column);
   }
   box->root = json_loadb(text, length, JSON_DECODE_ANY | JSON_ALLOW_NUL, &error);
   /* wf_raise, not luaL_error: no Lua position in front; the box frees the tree */

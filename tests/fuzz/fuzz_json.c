@@ -1,5 +1,6 @@
 /* fuzz_json.c: libFuzzer target for wf.json decode (bindings/json.c).
- * Any input must decode or fail with a "json: line L, column C: ..." error;
+ * Any input must decode or fail with an error table of kind "json" whose
+ * message is "line L, column C: ...";
  * what decodes must encode again, and decode to the same text. A fresh Lua state
  * per input, closed after it, so that libFuzzer's leak check sees exactly
  * what one decode leaves behind. */
@@ -17,7 +18,8 @@ static const char check[] =
     "local json, text = ...\n"
     "local ok, value = pcall(json.decode, text)\n"
     "if not ok then\n"
-    "  assert(type(value) == 'string' and value:match('^json: line %d+, column %d+: '), value)\n"
+    "  assert(type(value) == 'table' and value.kind == 'json' and value.retryable == false\n"
+    "    and value.message:match('^line %d+, column %d+: '), tostring(value.message or value))\n"
     "  return\n"
     "end\n"
     /* sort_keys: a Lua table has no key order, the text must still be stable */
