@@ -96,7 +96,7 @@ return workflow {
         tap.is(auth.code, "auth_failed", "... code auth_failed")
         tap.is(auth.retryable, false, "... not retryable")
         tap.ok(not tostring(auth.message):find("wrong%-password"), "... the password is not in the message")
-        local down = mail.imap { url = "imap://127.0.0.1:" .. ctx.params.closed_port, user = "alice", password = "x" }
+        local down = mail.imap { url = "imap://127.0.0.1:" .. ctx.params.closed_port, user = "alice", password = "xxxx" }
         local refused = catch(down.list, down)
         tap.is(refused.kind, "mail", "no server: kind mail")
         tap.is(refused.retryable, true, "... retryable")
