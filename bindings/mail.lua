@@ -350,13 +350,13 @@ end
 local function settings(opts, kind)
   if type(opts) ~= "table" then fail_usage("mail." .. kind .. ": give a table") end
   if type(opts.url) ~= "string" then fail_usage("mail." .. kind .. ": url is required") end
+  -- IMAP LOGIN sends both inside a quoted string: a line break would end it.
+  if opts.user ~= nil then line_safe(kind .. " user", opts.user) end
   if opts.password ~= nil then
+    line_safe(kind .. " password", opts.password)
     local ok, why = core.add_secret(tostring(opts.password))
     if not ok then fail_usage("mail." .. kind .. ": the password is " .. why) end
   end
-  -- IMAP LOGIN sends both inside a quoted string: a line break would end it.
-  if opts.user ~= nil then line_safe(kind .. " user", opts.user) end
-  if opts.password ~= nil then line_safe(kind .. " password", opts.password) end
   return {
     url = opts.url:gsub("/+$", ""), user = opts.user, password = opts.password,
     timeout = opts.timeout, connect_timeout = opts.connect_timeout,

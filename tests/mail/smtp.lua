@@ -105,7 +105,7 @@ return workflow {
         local far_box = mail.imap { url = far_imap, user = "alice", password = "alice-secret" }
         local imap_clear = catch(far_box.count, far_box, "INBOX")
         tap.is(imap_clear.code, "tls_required", "imap to a non-loopback host without STARTTLS: tls_required")
-        local plain = catch(mail.smtp, { url = far_smtp, user = "sender", password = "x", tls = "none" })
+        local plain = catch(mail.smtp, { url = far_smtp, user = "sender", password = "xxxx", tls = "none" })
         tap.like(tostring(plain.message), 'tls = "none" would send the password in clear', "tls = none with a password to a non-loopback host is refused")
         local allowed = mail.smtp { url = far_smtp, user = "sender", password = "sender-secret", insecure = true }
         local through = catch(allowed.send, allowed, { from = "ops@example.com", to = "reject@example.com", subject = "x", body = "y" })
