@@ -78,6 +78,11 @@ int engine_open_core(lua_State *L); /* the "wfengine.core" module */
 void engine_init(void);
 void engine_shutdown(void);
 int engine_interrupt_signal(void); /* the signal that interrupted the run, or 0 */
+/* fn runs in the signal handler when a second signal ends the process. */
+void engine_set_last_words(void (*fn)(void));
+
+/* state_file.c */
+int engine_open_files(lua_State *L); /* the "wfengine.files" module */
 
 /* child.c: core.execute(command), os.execute for workflows. */
 int child_execute(lua_State *L);

@@ -1,11 +1,12 @@
 -- locks.lua: one run per lock key. A key is a file <state>/locks/<key>.lock
--- locked (core.lock) by the process running the run, plus a JSON note naming
+-- locked (files.lock) by the process running the run, plus a JSON note naming
 -- the holder run. The note outlives the process: the key stays with a run
 -- that stopped unfinished (paused, interrupted, owing compensation, or
 -- crashed after a step began) until it is resumed to the end, rolled back,
 -- or released by hand (`wfengine unlock KEY`). Whether the holder is done
 -- with the key is read from its journal, not from the note.
 local core = require "wfengine.core"
+local files = require "wfengine.files"
 local json = require "wf.json"
 local journal = require "wfengine.journal"
 
@@ -24,7 +25,7 @@ end
 -- The note, nil when there is none, or false and a message when it cannot
 -- be read (a symbolic link is refused, not followed).
 local function read_note(path)
-  local text, err, why = core.read_file(path)
+  local text, err, why = files.read_file(path)
   if not text then
     if why == "absent" then return nil end
     return false, err
@@ -35,7 +36,7 @@ local function read_note(path)
 end
 
 local function write_note(path, fields)
-  return core.write_file(path, json.encode(fields))
+  return files.write_file(path, json.encode(fields))
 end
 
 -- Whether a crashed run may have changed anything: a step or an undo began.
@@ -82,10 +83,10 @@ end
 -- Returns true, or nil and a one-line message naming the holder.
 function locks.acquire(state, key, run_id)
   local dir = state .. "/locks"
-  local ok, err = core.mkdir(dir)
+  local ok, err = files.mkdir(dir)
   if not ok then return nil, "cannot create " .. dir .. ": " .. tostring(err) end
   local base = base_of(state, key)
-  local fd, problem = core.lock(base .. ".lock")
+  local fd, problem = files.lock(base .. ".lock")
   if not fd then
     if problem ~= "busy" then return nil, "cannot lock " .. problem end
     local note = read_note(base .. ".json") or {}
@@ -97,14 +98,14 @@ function locks.acquire(state, key, run_id)
   if note == false then
     write_err = note_err
   elseif status then
-    core.unlock(fd)
+    files.unlock(fd)
     return nil, refusal(key, note.run_id, status)
   else
     written, write_err = write_note(base .. ".json",
       { run_id = run_id, pid = core.getpid(), key = key, status = "running" })
   end
   if not written then
-    core.unlock(fd)
+    files.unlock(fd)
     return nil, "cannot take lock '" .. key .. "': " .. tostring(write_err)
   end
   held[key] = { fd = fd, base = base }
@@ -123,7 +124,7 @@ function locks.release_if_done(_, key, run_id, code)
     write_note(lock.base .. ".json", { run_id = run_id, key = key,
       status = code == 5 and "paused" or code == 4 and "interrupted" or "owes compensation" })
   end
-  core.unlock(lock.fd)
+  files.unlock(lock.fd)
   held[key] = nil
 end
 
@@ -140,24 +141,24 @@ function locks.unlock(state, key, confirm)
   local base = base_of(state, key)
   local note, note_err = read_note(base .. ".json")
   if note == false then return nil, note_err end
-  local fd, problem = core.lock(base .. ".lock")
+  local fd, problem = files.lock(base .. ".lock")
   if not fd and problem == "busy" then
     return nil, refusal(key, note and note.run_id or "?", "running") .. ": stop it first"
   end
   if not fd and not note then return nil, string.format("lock '%s' is not held: nothing to release", key) end
   if not fd then return nil, "cannot lock " .. problem end
   if not note then
-    core.unlock(fd)
+    files.unlock(fd)
     return nil, string.format("lock '%s' is not held: nothing to release", key)
   end
   local status = locks.still_held_by(state, note) or "done with it"
   local what = string.format("lock '%s' held by run %s (%s)", key, tostring(note.run_id), status)
   if not confirm("release " .. what .. "? Its run's steps are not undone by this.") then
-    core.unlock(fd)
+    files.unlock(fd)
     return nil, "not released: " .. what
   end
   os.remove(base .. ".json")
-  core.unlock(fd)
+  files.unlock(fd)
   return "released " .. what
 end
 
