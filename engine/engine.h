@@ -37,7 +37,10 @@ enum command {
   COMMAND_SHOW,
   COMMAND_UNLOCK,
   COMMAND_HELP,
-  COMMAND_VERSION
+  COMMAND_VERSION,
+  COMMAND_SUBMIT,
+  COMMAND_WORKER,
+  COMMAND_STATE
 };
 
 #define ARGS_MAX_LIST 64
@@ -47,6 +50,8 @@ struct args {
   const char *workflow; /* run, check, plan */
   const char *run_id;   /* resume, rollback, show */
   const char *key;      /* unlock */
+  const char *action;   /* state: init | import */
+  const char *path;     /* state import DIR */
   const char *params[ARGS_MAX_LIST];
   int param_count;
   const char *fail_at[ARGS_MAX_LIST];
@@ -58,6 +63,11 @@ struct args {
   const char *on_failure;
   const char *state;
   const char *format;
+  const char *status;                             /* runs --status */
+  const char *workflow_option;                    /* runs --workflow NAME, resume --workflow FILE */
+  const char *since;                              /* runs --since */
+  const char *concurrency, *lease, *name, *epoch; /* worker (--run ID --epoch N: one claimed run) */
+  int wait;                                       /* submit --wait */
   int dry_run, simulate, yes, json, quiet, verbose;
 };
 

@@ -12,17 +12,6 @@ local json = require "wf.json"
 
 local journal = {}
 
--- The state directory, or nil and why not: an empty one would put runs
--- at the filesystem root.
-function journal.state_dir(option)
-  if option == "" then return nil, "--state needs a directory, not an empty string" end
-  local env = os.getenv("WFENGINE_STATE")
-  if option == nil and env == "" then
-    return nil, "WFENGINE_STATE is set but empty: name a directory or unset it"
-  end
-  return option or env or "./.wfengine"
-end
-
 function journal.run_dir(state, run_id)
   return state .. "/runs/" .. run_id
 end

@@ -18,8 +18,8 @@ local function file_name(key)
   return (key:gsub("[^%w%-_.]", function(c) return string.format("%%%02X", c:byte()) end))
 end
 
-local function base_of(state, key)
-  return state .. "/locks/" .. file_name(key)
+local function base_of(store, key)
+  return store.dir .. "/locks/" .. file_name(key)
 end
 
 -- The note, nil when there is none, or false and a message when it cannot
@@ -50,13 +50,13 @@ end
 -- Why the run named by a note still owns its key (a status to show), or
 -- nil when it is done with it: it finished, owes nothing, was a dry-run,
 -- never journaled, or crashed before any step began.
-function locks.still_held_by(state, note)
+function locks.still_held_by(store, note)
   local run_id = note.run_id
   if not journal.check_run_id(run_id) then return "unknown run" end
   local history = require "wfengine.history"
-  local rec, problem = history.load(state, run_id)
+  local rec, problem = history.load(store, run_id)
   if not rec then
-    if not journal.run_live(state, run_id) and (problem:find("^no run ") or problem:find("never started")) then
+    if not store:live(run_id) and (problem:find("^no run ") or problem:find("never started")) then
       return nil
     end
     return "unreadable journal"
@@ -80,12 +80,14 @@ local function refusal(key, run_id, status, pid)
     key, tostring(run_id), status, key)
 end
 
+locks.refusal = refusal
+
 -- Returns true, or nil and a one-line message naming the holder.
-function locks.acquire(state, key, run_id)
-  local dir = state .. "/locks"
+function locks.acquire(store, key, run_id)
+  local dir = store.dir .. "/locks"
   local ok, err = files.mkdir(dir)
   if not ok then return nil, "cannot create " .. dir .. ": " .. tostring(err) end
-  local base = base_of(state, key)
+  local base = base_of(store, key)
   local fd, problem = files.lock(base .. ".lock")
   if not fd then
     if problem ~= "busy" then return nil, "cannot lock " .. problem end
@@ -93,7 +95,7 @@ function locks.acquire(state, key, run_id)
     return nil, refusal(key, note.run_id or "?", "running", note.pid)
   end
   local note, note_err = read_note(base .. ".json")
-  local status = note and note.run_id ~= run_id and locks.still_held_by(state, note)
+  local status = note and note.run_id ~= run_id and locks.still_held_by(store, note)
   local written, write_err
   if note == false then
     write_err = note_err
@@ -129,16 +131,16 @@ function locks.release_if_done(_, key, run_id, code)
 end
 
 -- The run whose note holds key, or nil.
-function locks.holder(state, key)
-  local note = read_note(base_of(state, key) .. ".json")
+function locks.holder(store, key)
+  local note = read_note(base_of(store, key) .. ".json")
   return note and note.run_id or nil
 end
 
 -- `wfengine unlock KEY`: releases a key whose holder is not running, after
 -- confirm(question) says yes. Journals nothing in the run. Returns the exit
 -- code.
-function locks.unlock(state, key, confirm)
-  local base = base_of(state, key)
+function locks.unlock(store, key, confirm)
+  local base = base_of(store, key)
   local note, note_err = read_note(base .. ".json")
   if note == false then return nil, note_err end
   local fd, problem = files.lock(base .. ".lock")
@@ -151,7 +153,7 @@ function locks.unlock(state, key, confirm)
     files.unlock(fd)
     return nil, string.format("lock '%s' is not held: nothing to release", key)
   end
-  local status = locks.still_held_by(state, note) or "done with it"
+  local status = locks.still_held_by(store, note) or "done with it"
   local what = string.format("lock '%s' held by run %s (%s)", key, tostring(note.run_id), status)
   if not confirm("release " .. what .. "? Its run's steps are not undone by this.") then
     files.unlock(fd)

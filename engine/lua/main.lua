@@ -5,6 +5,7 @@ local core = require "wfengine.core"
 local dsl = require "wfengine.dsl"
 local params = require "wfengine.params"
 local journal = require "wfengine.journal"
+local state = require "wfengine.state"
 local runner = require "wfengine.runner"
 local sched = require "wfengine.sched"
 local view = require "wfengine.view"
@@ -183,16 +184,16 @@ local function drive(spec, continuing)
   sched.use_virtual_clock(spec.mode == "simulate")
   local key, key_err = lock_key(spec.wf, spec.params)
   if key_err then return fail("%s", key_err) end
-  local locks = require "wfengine.locks"
+  local store = spec.store
   if key and spec.mode ~= "simulate" then
-    local held, holder = locks.acquire(spec.state, key, spec.run_id)
+    local held, holder = store:lock_key(key, spec.run_id)
     if not held then return fail("%s", holder) end
   end
   if not continuing then -- resume and rollback took the run's lock before reading it
-    local run_lock, run_lock_err = journal.lock_run(spec.state, spec.run_id, true, spec.mode ~= "simulate")
+    local run_lock, run_lock_err = store:run_lock(spec.run_id, true, spec.mode ~= "simulate", spec.started)
     if not run_lock then return fail("%s", run_lock_err) end
   end
-  local writer, open_err = journal.open(spec.state, spec.run_id, spec.mode ~= "simulate")
+  local writer, open_err = store:writer(spec.run_id, spec.mode ~= "simulate")
   if not writer then return fail("cannot open the journal: %s", open_err) end
   if open_err then io.stderr:write("warning: ", open_err, "\n") end
   local args = spec.args
@@ -210,7 +211,8 @@ local function drive(spec, continuing)
     code = runner.start(run, spec.started)
   end
   v:finish()
-  locks.release_if_done(spec.state, key, spec.run_id, code)
+  store:release_key(key, spec.run_id, code)
+  store:finished(spec.run_id, code)
   return code
 end
 
@@ -245,11 +247,11 @@ function commands.run(args)
     return fail("step '%s' asks to confirm (%q) and there is no terminal: run with -y to answer yes",
       asking.id, asking.confirm)
   end
-  local state, state_err = journal.state_dir(args.state)
-  if not state then return fail("%s", state_err) end
+  local store, state_err = state.open(args.state)
+  if not store then return fail("%s", state_err) end
   local run_id = journal.new_run_id()
   return drive({ wf = wf, mode = mode, params = prepared.params, shown = prepared.shown,
-    config = prepared.config, options = options, state = state,
+    config = prepared.config, options = options, store = store,
     run_id = run_id, args = args,
     started = { run_id = run_id, workflow = wf.name, file = core.realpath(args.workflow) or args.workflow,
       hash = wf.hash, mode = mode, params = prepared.shown, pid = core.getpid(), steps = plan_of(wf),
@@ -309,14 +311,14 @@ end
 -- same runner goes on from there.
 local function continue_run(args, rollback)
   local history = require "wfengine.history"
-  local state, state_err = journal.state_dir(args.state)
-  if not state then return fail("%s", state_err) end
+  local store, state_err = state.open(args.state)
+  if not store then return fail("%s", state_err) end
   local id_ok, id_err = journal.check_run_id(args.run_id)
   if not id_ok then return fail("%s", id_err) end
   -- One process at a time continues a run: its lock first, then its journal.
-  local run_lock, run_lock_err = journal.lock_run(state, args.run_id, false)
+  local run_lock, run_lock_err = store:run_lock(args.run_id, false)
   if not run_lock then return fail("%s", run_lock_err) end
-  local rec, events = history.load(state, args.run_id, true)
+  local rec, events = history.load(store, args.run_id, true)
   if not rec then return fail("%s", events) end
   if rec.warning then io.stderr:write("warning: ", rec.warning, "\n") end
   local verb = rollback and "roll back" or "resume"
@@ -354,7 +356,7 @@ local function continue_run(args, rollback)
   options.yes = args.yes
   options.on_failure = args.on_failure or original.on_failure
   return drive({ wf = wf, mode = rec.mode, params = values, shown = shown, config = config,
-    options = options, state = state, run_id = args.run_id, args = args, events = events,
+    options = options, store = store, run_id = args.run_id, args = args, events = events,
     started = { run_id = args.run_id, workflow = wf.name, hash = wf.hash, rollback = rollback,
       changes = json.array(changes), pid = core.getpid() } }, true)
 end
@@ -367,18 +369,33 @@ function commands.rollback(args)
   return continue_run(args, true)
 end
 
+local STATUSES = { running = true, crashed = true, succeeded = true, failed = true,
+  compensated = true, paused = true, interrupted = true, queued = true }
+
 function commands.runs(args)
-  local state, state_err = journal.state_dir(args.state)
-  if not state then return fail("%s", state_err) end
-  return require("wfengine.history").runs(state, args.json)
+  local store, state_err = state.open(args.state)
+  if not store then return fail("%s", state_err) end
+  local history = require "wfengine.history"
+  local filter = { status = args.status, workflow = args.workflow_option }
+  if filter.status and not STATUSES[filter.status] then
+    return fail("--status %s: not a run status (running, crashed, queued, succeeded, failed, "
+      .. "compensated, paused, interrupted)", filter.status)
+  end
+  if args.since then
+    filter.since = history.parse_time(args.since) or history.parse_time(args.since .. "T00:00:00Z")
+    if not filter.since then
+      return fail("--since %s: give a date (2026-11-26) or a UTC time (2026-11-26T13:40:50Z)", args.since)
+    end
+  end
+  return history.runs(store, args.json, filter)
 end
 
 function commands.show(args)
-  local state, state_err = journal.state_dir(args.state)
-  if not state then return fail("%s", state_err) end
+  local store, state_err = state.open(args.state)
+  if not store then return fail("%s", state_err) end
   local id_ok, id_err = journal.check_run_id(args.run_id)
   if not id_ok then return fail("%s", id_err) end
-  return require("wfengine.history").show(state, args.run_id, args.json)
+  return require("wfengine.history").show(store, args.run_id, args.json)
 end
 
 -- Asks on the terminal; -y answers yes; without either the answer is no.
@@ -391,12 +408,12 @@ local function confirmed(args, question)
 end
 
 function commands.unlock(args)
-  local state, state_err = journal.state_dir(args.state)
-  if not state then return fail("%s", state_err) end
+  local store, state_err = state.open(args.state)
+  if not store then return fail("%s", state_err) end
   if not args.yes and not core.isatty(0) then
     return fail("unlock %s asks to confirm and there is no terminal: run with -y to answer yes", args.key)
   end
-  local released, err = require("wfengine.locks").unlock(state, args.key, function(question)
+  local released, err = store:unlock(args.key, function(question)
     return confirmed(args, question)
   end)
   if not released then return fail("%s", err) end
