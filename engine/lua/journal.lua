@@ -233,6 +233,19 @@ function journal.append(writer, event)
   return line
 end
 
+-- One event as its journal line, and back (nil when it is not an event):
+-- the PostgreSQL backend stores the same text.
+function journal.encode(event)
+  return json.encode(storable(event, 0))
+end
+
+function journal.decode(line)
+  local ok, event = pcall(json.decode, line)
+  if not ok or type(event) ~= "table" or type(event.type) ~= "string" then return nil end
+  if line:find(BYTES_KEY, 1, true) then event = restored(event, 0) end
+  return event
+end
+
 -- Reads a run's events. Returns the list and a warning (torn tail), or nil
 -- and a message.
 function journal.read(state, run_id)

@@ -13,8 +13,11 @@ local json = require "wf.json"
 
 local EXIT_USAGE = 2
 
+local last_failure
+
 local function fail(fmt, ...)
-  io.stderr:write("wfengine: ", string.format(fmt, ...), "\n")
+  last_failure = string.format(fmt, ...)
+  io.stderr:write("wfengine: ", last_failure, "\n")
   return EXIT_USAGE
 end
 
@@ -185,11 +188,12 @@ local function drive(spec, continuing)
   local key, key_err = lock_key(spec.wf, spec.params)
   if key_err then return fail("%s", key_err) end
   local store = spec.store
+  store.mode = spec.mode
   if key and spec.mode ~= "simulate" then
     local held, holder = store:lock_key(key, spec.run_id)
     if not held then return fail("%s", holder) end
   end
-  if not continuing then -- resume and rollback took the run's lock before reading it
+  if not continuing and not spec.claimed then -- resume, rollback and workers hold it already
     local run_lock, run_lock_err = store:run_lock(spec.run_id, true, spec.mode ~= "simulate", spec.started)
     if not run_lock then return fail("%s", run_lock_err) end
   end
@@ -247,11 +251,12 @@ function commands.run(args)
     return fail("step '%s' asks to confirm (%q) and there is no terminal: run with -y to answer yes",
       asking.id, asking.confirm)
   end
-  local store, state_err = state.open(args.state)
+  local store, state_err = args.store, nil
+  if not store then store, state_err = state.open(args.state) end
   if not store then return fail("%s", state_err) end
-  local run_id = journal.new_run_id()
+  local run_id = args.run_id or journal.new_run_id()
   return drive({ wf = wf, mode = mode, params = prepared.params, shown = prepared.shown,
-    config = prepared.config, options = options, store = store,
+    config = prepared.config, options = options, store = store, claimed = args.claimed,
     run_id = run_id, args = args,
     started = { run_id = run_id, workflow = wf.name, file = core.realpath(args.workflow) or args.workflow,
       hash = wf.hash, mode = mode, params = prepared.shown, pid = core.getpid(), steps = plan_of(wf),
@@ -311,13 +316,16 @@ end
 -- same runner goes on from there.
 local function continue_run(args, rollback)
   local history = require "wfengine.history"
-  local store, state_err = state.open(args.state)
+  local store, state_err = args.store, nil
+  if not store then store, state_err = state.open(args.state) end
   if not store then return fail("%s", state_err) end
   local id_ok, id_err = journal.check_run_id(args.run_id)
   if not id_ok then return fail("%s", id_err) end
   -- One process at a time continues a run: its lock first, then its journal.
-  local run_lock, run_lock_err = store:run_lock(args.run_id, false)
-  if not run_lock then return fail("%s", run_lock_err) end
+  if not args.claimed then
+    local run_lock, run_lock_err = store:run_lock(args.run_id, false)
+    if not run_lock then return fail("%s", run_lock_err) end
+  end
   local rec, events = history.load(store, args.run_id, true)
   if not rec then return fail("%s", events) end
   if rec.warning then io.stderr:write("warning: ", rec.warning, "\n") end
@@ -331,7 +339,7 @@ local function continue_run(args, rollback)
   if rec.status == "compensated" then
     return fail("run %s was already compensated: nothing to %s", args.run_id, verb)
   end
-  local wf, err = dsl.load(rec.file)
+  local wf, err = dsl.load(args.workflow_option or rec.file)
   if not wf then return fail("%s", err) end
   local changes, refusal = workflow_changes(rec, wf)
   if not changes then return fail("cannot %s run %s: %s", verb, args.run_id, refusal) end
@@ -419,6 +427,79 @@ function commands.unlock(args)
   if not released then return fail("%s", err) end
   print(released)
   return 0
+end
+
+-- `wfengine worker --run ID --epoch N`: one run a worker claimed, from its
+-- snapshot: started as `run` would, or taken over as `resume` would. A run
+-- that cannot go on here (a secret missing on this worker) is set aside
+-- (paused, with why), never lost.
+function commands.work_one(args)
+  local store, err = state.open(args.state)
+  if not store then return fail("%s", err) end
+  local epoch = tonumber(args.epoch)
+  store.owner = args.name or store.owner
+  store.lease = tonumber(args.lease or "30")
+  local row = store:pooled(args.run_id)
+  if not row then return fail("no run %s in %s", args.run_id, store.where) end
+  local pool = require "wfengine.pool"
+  local workflow, config = pool.materialize(row, args.run_id, epoch, args.config)
+  if not workflow then
+    store:set_aside(args.run_id, epoch, tostring(config))
+    return fail("%s", config)
+  end
+  store:adopt(args.run_id, epoch)
+  local request = json.decode(row.request or "{}")
+  local events = store:events(args.run_id) or {}
+  local common = { store = store, claimed = true, state = args.state, run_id = args.run_id,
+    config = config, yes = request.yes, quiet = args.quiet, verbose = args.verbose, json = args.json }
+  local code
+  if #events > 0 then
+    common.workflow_option, common.params, common.fail_at = workflow, {}, {}
+    code = continue_run(common, false)
+  else
+    common.workflow, common.params, common.fail_at = workflow, request.params or {}, request.fail_at or {}
+    common.only, common.skip, common.from = request.only, request.skip, request.from
+    common.on_failure = request.on_failure
+    common.dry_run, common.simulate = request.mode == "dry-run", request.mode == "simulate"
+    code = commands.run(common)
+  end
+  if code == EXIT_USAGE and store.epochs[args.run_id] then
+    store:set_aside(args.run_id, epoch, string.format("refused on worker %s: %s", store.owner,
+      tostring(last_failure)))
+  end
+  return code
+end
+
+-- `wfengine state init` and `wfengine state import DIR`.
+function commands.state(args)
+  local where, err = state.location(args.state)
+  if not where then return fail("%s", err) end
+  if not state.is_url(where) then
+    return fail("state %s needs --state postgresql://... (a directory needs no set-up)", args.action)
+  end
+  local state_pg = require "wfengine.state_pg"
+  if args.action == "init" then
+    local line, init_err = state_pg.init(where)
+    if not line then return fail("%s", init_err) end
+    print(line)
+    return 0
+  end
+  local store, open_err = state.open(where)
+  if not store then return fail("%s", open_err) end
+  local imported, import_err = require("wfengine.pool").import(store, args.path)
+  if not imported then return fail("%s", import_err) end
+  print(imported)
+  return 0
+end
+
+function commands.submit(args)
+  return require("wfengine.pool").submit(args, { prepare = prepare, run_options = run_options,
+    mode_of = mode_of, fail = fail })
+end
+
+function commands.worker(args)
+  if args.run_id then return commands.work_one(args) end
+  return require("wfengine.pool").worker(args, { fail = fail })
 end
 
 return function(args)
