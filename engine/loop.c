@@ -365,13 +365,14 @@ void *wf_push_scratch(lua_State *L, size_t size, const char *name, lua_CFunction
 
 /* ---- wfengine.core: primitives for the Lua scheduler and runner ---- */
 
-/* core.poll(timeout) -> {woken waits...}, interrupted
+/* core.poll(timeout [, past_interrupt]) -> {woken waits...}, interrupted
  * Runs the loop once, blocking at most timeout seconds (0: never blocks,
  * negative: until something happens), and returns the waits woken since the
  * last poll. */
 static int core_poll(lua_State *L) {
   double timeout = luaL_checknumber(L, 1);
-  if (!engine.woken_head && !interrupts) {
+  int past_interrupt = lua_toboolean(L, 2); /* turn the loop even after an interrupt */
+  if (!engine.woken_head && (!interrupts || past_interrupt)) {
     if (timeout == 0) {
       uv_run(engine.loop, UV_RUN_NOWAIT);
     } else {

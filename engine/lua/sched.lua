@@ -266,7 +266,7 @@ function sched.finish(task)
       run_ready()
       if task.status == "done" then break end
       local entry = next_timer()
-      local woken = core.poll(entry and math.max(0, entry.at - core.now()) or -1)
+      local woken = core.poll(entry and math.max(0, entry.at - core.now()) or -1, true)
       deliver(woken)
       fire_timers(core.now())
     end
