@@ -2,6 +2,7 @@
  * so every rule is unit-tested (tests/unit/test_args.c). Which option each
  * command accepts is in the usage text (engine/main.c) and docs/operations.md. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "engine.h"
 
@@ -16,7 +17,11 @@ enum { TAKES_VALUE = 1 };
 #define ON_RUNS (1u << COMMAND_RUNS)
 #define ON_SHOW (1u << COMMAND_SHOW)
 #define ON_UNLOCK (1u << COMMAND_UNLOCK)
+#define ON_SUBMIT (1u << COMMAND_SUBMIT)
+#define ON_WORKER (1u << COMMAND_WORKER)
+#define ON_STATE (1u << COMMAND_STATE)
 #define ON_CONTINUE (ON_RESUME | ON_ROLLBACK)
+#define ON_QUEUE (ON_RUN | ON_SUBMIT)
 #define ON_ANY 0xffffu
 
 struct option {
@@ -27,18 +32,28 @@ struct option {
 };
 
 static const struct option options[] = {
-    {"param", 'p', TAKES_VALUE, ON_RUN | ON_CHECK | ON_PLAN | ON_CONTINUE},
-    {"config", 'c', TAKES_VALUE, ON_RUN | ON_CHECK | ON_PLAN | ON_CONTINUE},
-    {"dry-run", 'n', 0, ON_RUN},
-    {"simulate", 0, 0, ON_RUN},
-    {"fail-at", 0, TAKES_VALUE, ON_RUN | ON_CONTINUE},
-    {"from", 0, TAKES_VALUE, ON_RUN},
-    {"only", 0, TAKES_VALUE, ON_RUN},
-    {"skip", 0, TAKES_VALUE, ON_RUN},
-    {"on-failure", 0, TAKES_VALUE, ON_RUN | ON_RESUME},
-    {"yes", 'y', 0, ON_RUN | ON_CONTINUE | ON_UNLOCK},
-    {"state", 0, TAKES_VALUE, ON_RUN | ON_CONTINUE | ON_RUNS | ON_SHOW | ON_UNLOCK},
-    {"json", 0, 0, ON_RUN | ON_CONTINUE | ON_RUNS | ON_SHOW},
+    {"param", 'p', TAKES_VALUE, ON_QUEUE | ON_CHECK | ON_PLAN | ON_CONTINUE},
+    {"config", 'c', TAKES_VALUE, ON_QUEUE | ON_CHECK | ON_PLAN | ON_CONTINUE | ON_WORKER},
+    {"dry-run", 'n', 0, ON_QUEUE},
+    {"simulate", 0, 0, ON_QUEUE},
+    {"fail-at", 0, TAKES_VALUE, ON_QUEUE | ON_CONTINUE},
+    {"from", 0, TAKES_VALUE, ON_QUEUE},
+    {"only", 0, TAKES_VALUE, ON_QUEUE},
+    {"skip", 0, TAKES_VALUE, ON_QUEUE},
+    {"on-failure", 0, TAKES_VALUE, ON_QUEUE | ON_RESUME},
+    {"yes", 'y', 0, ON_QUEUE | ON_CONTINUE | ON_UNLOCK},
+    {"state", 0, TAKES_VALUE,
+     ON_QUEUE | ON_CONTINUE | ON_RUNS | ON_SHOW | ON_UNLOCK | ON_WORKER | ON_STATE},
+    {"json", 0, 0, ON_QUEUE | ON_CONTINUE | ON_RUNS | ON_SHOW},
+    {"status", 0, TAKES_VALUE, ON_RUNS},
+    {"workflow", 0, TAKES_VALUE, ON_RUNS | ON_CONTINUE},
+    {"since", 0, TAKES_VALUE, ON_RUNS},
+    {"wait", 0, 0, ON_SUBMIT},
+    {"concurrency", 0, TAKES_VALUE, ON_WORKER},
+    {"lease", 0, TAKES_VALUE, ON_WORKER},
+    {"name", 0, TAKES_VALUE, ON_WORKER},
+    {"run", 0, TAKES_VALUE, ON_WORKER},
+    {"epoch", 0, TAKES_VALUE, ON_WORKER},
     {"quiet", 'q', 0, ON_ANY},
     {"verbose", 'v', 0, ON_ANY},
     {"format", 0, TAKES_VALUE, ON_PLAN},
@@ -53,7 +68,8 @@ static const struct {
     {"run", COMMAND_RUN},         {"check", COMMAND_CHECK},       {"plan", COMMAND_PLAN},
     {"resume", COMMAND_RESUME},   {"rollback", COMMAND_ROLLBACK}, {"runs", COMMAND_RUNS},
     {"show", COMMAND_SHOW},       {"unlock", COMMAND_UNLOCK},     {"help", COMMAND_HELP},
-    {"version", COMMAND_VERSION},
+    {"version", COMMAND_VERSION}, {"submit", COMMAND_SUBMIT},     {"worker", COMMAND_WORKER},
+    {"state", COMMAND_STATE},
 };
 
 static int fail(char *err, size_t errlen, const char *fmt, const char *what) {
@@ -102,17 +118,30 @@ static int store_option(struct args *args, const struct option *option, const ch
       strcmp(value, "pause") != 0)
     return fail(err, errlen, "--on-failure takes compensate or pause, not '%s'", value);
   if (strcmp(name, "state") == 0 && value[0] == '\0')
-    return fail(err, errlen, "--state needs a directory, not an empty string%s", "");
+    return fail(err, errlen,
+                "--state needs a directory or a postgresql:// URL, not an empty string%s", "");
+  if ((strcmp(name, "concurrency") == 0 || strcmp(name, "lease") == 0 ||
+       strcmp(name, "epoch") == 0) &&
+      (value[0] == '\0' || strspn(value, "0123456789") != strlen(value) || atoi(value) < 1))
+    return fail(err, errlen, "--%s takes a positive whole number", name);
   if (strcmp(name, "format") == 0 && strcmp(value, "text") != 0 && strcmp(value, "markdown") != 0 &&
       strcmp(value, "json") != 0 && strcmp(value, "dot") != 0)
     return fail(err, errlen, "--format takes text, markdown, json or dot, not '%s'", value);
-  const char **slot = strcmp(name, "config") == 0       ? &args->config
-                      : strcmp(name, "from") == 0       ? &args->from
-                      : strcmp(name, "only") == 0       ? &args->only
-                      : strcmp(name, "skip") == 0       ? &args->skip
-                      : strcmp(name, "on-failure") == 0 ? &args->on_failure
-                      : strcmp(name, "state") == 0      ? &args->state
-                                                        : &args->format;
+  const char **slot = strcmp(name, "config") == 0        ? &args->config
+                      : strcmp(name, "from") == 0        ? &args->from
+                      : strcmp(name, "only") == 0        ? &args->only
+                      : strcmp(name, "skip") == 0        ? &args->skip
+                      : strcmp(name, "on-failure") == 0  ? &args->on_failure
+                      : strcmp(name, "state") == 0       ? &args->state
+                      : strcmp(name, "status") == 0      ? &args->status
+                      : strcmp(name, "workflow") == 0    ? &args->workflow_option
+                      : strcmp(name, "since") == 0       ? &args->since
+                      : strcmp(name, "concurrency") == 0 ? &args->concurrency
+                      : strcmp(name, "lease") == 0       ? &args->lease
+                      : strcmp(name, "name") == 0        ? &args->name
+                      : strcmp(name, "run") == 0         ? &args->run_id
+                      : strcmp(name, "epoch") == 0       ? &args->epoch
+                                                         : &args->format;
   *slot = value;
   return 0;
 }
@@ -131,6 +160,8 @@ static void store_flag(struct args *args, const struct option *option) {
     args->quiet = 1;
   else if (strcmp(name, "verbose") == 0)
     args->verbose = 1;
+  else if (strcmp(name, "wait") == 0)
+    args->wait = 1;
   else if (strcmp(name, "help") == 0)
     args->command = COMMAND_HELP;
   else if (strcmp(name, "version") == 0)
@@ -139,7 +170,17 @@ static void store_flag(struct args *args, const struct option *option) {
 
 static int store_positional(struct args *args, const char *arg, char *err, size_t errlen) {
   switch (args->command) {
+  case COMMAND_STATE:
+    if (!args->action) {
+      args->action = arg;
+      return 0;
+    }
+    if (args->path || strcmp(args->action, "import") != 0)
+      return fail(err, errlen, "unexpected argument '%s'", arg);
+    args->path = arg;
+    return 0;
   case COMMAND_RUN:
+  case COMMAND_SUBMIT:
   case COMMAND_CHECK:
   case COMMAND_PLAN:
     if (args->workflow) return fail(err, errlen, "unexpected argument '%s'", arg);
@@ -170,12 +211,24 @@ static int parse_command(struct args *args, const char *word) {
 }
 
 static int check_complete(const struct args *args, char *err, size_t errlen) {
-  static const char *const names[] = {"",         "run",  "check", "plan",  "resume",
-                                      "rollback", "runs", "show",  "unlock"};
+  static const char *const names[] = {"",         "run",    "check",  "plan",   "resume",
+                                      "rollback", "runs",   "show",   "unlock", "help",
+                                      "version",  "submit", "worker", "state"};
   switch (args->command) {
   case COMMAND_NONE:
     return fail(err, errlen, "%s", "no workflow given (see wfengine --help)");
+  case COMMAND_STATE:
+    if (!args->action || (strcmp(args->action, "init") != 0 && strcmp(args->action, "import") != 0))
+      return fail(err, errlen, "%s", "state takes init or import DIR (see wfengine --help)");
+    if (strcmp(args->action, "import") == 0 && !args->path)
+      return fail(err, errlen, "%s", "state import needs the DIR of the file journals");
+    break;
+  case COMMAND_WORKER:
+    if ((args->run_id != NULL) != (args->epoch != NULL))
+      return fail(err, errlen, "%s", "worker --run and --epoch go together");
+    break;
   case COMMAND_RUN:
+  case COMMAND_SUBMIT:
   case COMMAND_CHECK:
   case COMMAND_PLAN:
     if (!args->workflow) return fail(err, errlen, "%s needs a WORKFLOW.lua", names[args->command]);

@@ -47,7 +47,10 @@ enum command {
   COMMAND_SHOW,
   COMMAND_UNLOCK,
   COMMAND_HELP,
-  COMMAND_VERSION
+  COMMAND_VERSION,
+  COMMAND_SUBMIT,
+  COMMAND_WORKER,
+  COMMAND_STATE
 };
 
 #define ARGS_MAX_LIST 64
@@ -57,6 +60,8 @@ struct args {
   const char *workflow; /* run, check, plan */
   const char *run_id;   /* resume, rollback, show */
   const char *key;      /* unlock */
+  const char *action;   /* state: init | import */
+  const char *path;     /* state import DIR */
   const char *params[ARGS_MAX_LIST];
   int param_count;
   const char *fail_at[ARGS_MAX_LIST];
@@ -68,6 +73,11 @@ struct args {
   const char *on_failure;
   const char *state;
   const char *format;
+  const char *status;                             /* runs --status */
+  const char *workflow_option;                    /* runs --workflow NAME, resume --workflow FILE */
+  const char *since;                              /* runs --since */
+  const char *concurrency, *lease, *name, *epoch; /* worker (--run ID --epoch N: one claimed run) */
+  int wait;                                       /* submit --wait */
   int dry_run, simulate, yes, json, quiet, verbose;
 };
 
@@ -88,6 +98,11 @@ int engine_open_core(lua_State *L); /* the "wfengine.core" module */
 void engine_init(void);
 void engine_shutdown(void);
 int engine_interrupt_signal(void); /* the signal that interrupted the run, or 0 */
+/* fn runs in the signal handler when a second signal ends the process. */
+void engine_set_last_words(void (*fn)(void));
+
+/* state_file.c */
+int engine_open_files(lua_State *L); /* the "wfengine.files" module */
 
 /* child.c: core.execute(command), os.execute for workflows. */
 int child_execute(lua_State *L);

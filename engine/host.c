@@ -65,6 +65,8 @@ lua_State *host_new(void) {
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
   lua_pushcfunction(L, engine_open_core);
   lua_setfield(L, -2, "wfengine.core");
+  lua_pushcfunction(L, engine_open_files);
+  lua_setfield(L, -2, "wfengine.files");
   for (const struct embedded_binding *b = embedded_bindings; b->module; b++) {
     lua_pushcfunction(L, b->open);
     lua_setfield(L, -2, b->module);

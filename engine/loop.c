@@ -1,7 +1,7 @@
 /* loop.c: the one libuv loop, the suspension of step coroutines (the wf.h
  * interface for bindings) and "wfengine.core", the primitives the Lua
  * scheduler and runner (engine/lua/) are built on: poll the loop, cancel a
- * wait, the clocks, signals, secrets, the fsync'd journal file, locks.
+ * wait, the clocks, signals, secrets. State files are engine/state_file.c.
  *
  * Who owns what: a wf_wait belongs to its binding; the engine only links it
  * into the woken list between wf_wake and the next poll. The Lua scheduler
@@ -42,18 +42,13 @@ static struct engine {
 
 static volatile sig_atomic_t interrupts, interrupt_signal;
 
-/* The journal a second signal may append its run_interrupted to: armed by
- * the runner once the run's first event is written, disarmed before its
- * final one, so a run never gets two endings. journal_writing covers a
- * line being appended: the handler writes nothing then (the run is listed
- * as crashed, which resumes the same way). */
-static volatile sig_atomic_t armed_journal_fd = -1, journal_writing;
+/* What a second signal does before the process leaves: set by a state
+ * backend (engine/state_file.c writes the run's ending if that is safe).
+ * Called from the signal handler: async-signal-safe code only. */
+static void (*volatile last_words)(void);
 
-static void write_last_words(void) {
-  static const char line[] = "{\"type\":\"run_interrupted\",\"forced\":true}\n";
-  int fd = armed_journal_fd;
-  if (fd < 0 || journal_writing) return;
-  if (write(fd, line, sizeof line - 1) == (ssize_t)(sizeof line - 1)) fdatasync(fd);
+void engine_set_last_words(void (*fn)(void)) {
+  last_words = fn;
 }
 
 /* The first signal asks the loop to stop (core.poll and the runner's count
@@ -63,7 +58,7 @@ static void on_signal(int signo) {
   interrupt_signal = signo;
   interrupts++;
   if (interrupts >= 2) {
-    write_last_words();
+    if (last_words) last_words();
     _exit(4);
   }
   if (engine.started) uv_async_send(&engine.wakeup); /* async-signal-safe */
@@ -404,13 +399,14 @@ void *wf_push_scratch(lua_State *L, size_t size, const char *name, lua_CFunction
 
 /* ---- wfengine.core: primitives for the Lua scheduler and runner ---- */
 
-/* core.poll(timeout) -> {woken waits...}, interrupted
+/* core.poll(timeout [, past_interrupt]) -> {woken waits...}, interrupted
  * Runs the loop once, blocking at most timeout seconds (0: never blocks,
  * negative: until something happens), and returns the waits woken since the
  * last poll. */
 static int core_poll(lua_State *L) {
   double timeout = luaL_checknumber(L, 1);
-  if (!engine.woken_head && !interrupts) {
+  int past_interrupt = lua_toboolean(L, 2); /* turn the loop even after an interrupt */
+  if (!engine.woken_head && (!interrupts || past_interrupt)) {
     if (timeout == 0) {
       uv_run(engine.loop, UV_RUN_NOWAIT);
     } else {
@@ -561,287 +557,9 @@ static int core_hash(lua_State *L) {
 }
 
 static int push_errno(lua_State *L, const char *what) {
-  int saved = errno;
   lua_pushnil(L);
-  if (saved == ELOOP)
-    lua_pushfstring(L, "%s: is a symbolic link (refused: state files are never followed)", what);
-  else
-    lua_pushfstring(L, "%s: %s", what, strerror(saved));
-  lua_pushstring(L, saved == ENOENT ? "absent" : "error");
-  return 3;
-}
-
-/* Every state file is private to its owner whatever the umask (its params,
- * results and logs are nobody else's business), and never a symbolic link
- * another user planted. Returns the fd or -1 with errno set. */
-static int open_private(const char *path, int flags) {
-  int fd = open(path, flags | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) return -1;
-  struct stat st;
-  if ((flags & O_ACCMODE) != O_RDONLY && fstat(fd, &st) == 0 && st.st_uid == geteuid() &&
-      (st.st_mode & 07777) != 0600 && fchmod(fd, 0600) < 0) {
-    int saved = errno;
-    close(fd);
-    errno = saved;
-    return -1;
-  }
-  return fd;
-}
-
-static int fsync_path(const char *path) {
-  int fd = open(path, O_RDONLY | O_DIRECTORY);
-  if (fd < 0) return -1;
-  int rc = fsync(fd);
-  close(fd);
-  return rc;
-}
-
-/* core.mkdir(path [, durable]) -> true | nil, message: creates path and its
- * missing parents, each 0700 whatever the umask, fsyncing each parent
- * (unless durable is false) so the new entries survive a crash. */
-static int core_mkdir(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  int durable = lua_isnoneornil(L, 2) || lua_toboolean(L, 2);
-  char buffer[4096];
-  size_t length = strlen(path);
-  if (length >= sizeof buffer) return luaL_argerror(L, 1, "path too long");
-  memcpy(buffer, path, length + 1);
-  for (char *p = buffer + 1;; p++) {
-    if (*p != '/' && *p != '\0') continue;
-    char saved = *p;
-    *p = '\0';
-    int created = mkdir(buffer, 0700) == 0;
-    if (!created && errno != EEXIST) return push_errno(L, buffer);
-    if (created && chmod(buffer, 0700) < 0) return push_errno(L, buffer);
-    if (created && durable) {
-      char *slash = strrchr(buffer, '/');
-      if (slash && slash != buffer) {
-        *slash = '\0';
-        fsync_path(buffer);
-        *slash = '/';
-      } else {
-        fsync_path(slash == buffer ? "/" : ".");
-      }
-    }
-    *p = saved;
-    if (saved == '\0') break;
-  }
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-/* The journal file: appended lines, each on disk before append returns. */
-struct journal {
-  int fd;
-};
-
-static int journal_close(lua_State *L) {
-  struct journal *journal = luaL_checkudata(L, 1, "wfengine.journal");
-  if (journal->fd >= 0 && armed_journal_fd == journal->fd) armed_journal_fd = -1;
-  if (journal->fd >= 0) close(journal->fd);
-  journal->fd = -1;
-  return 0;
-}
-
-/* journal:append(line [, sync]): writes line and a newline; with sync
- * (default true) fdatasync's the file, making it and every line before it
- * durable. Without, the line is in the kernel (it survives the process
- * being killed) and becomes durable with the next synced line. */
-static int journal_append(lua_State *L) {
-  struct journal *journal = luaL_checkudata(L, 1, "wfengine.journal");
-  size_t length;
-  const char *line = luaL_checklstring(L, 2, &length);
-  if (journal->fd < 0) return luaL_error(L, "journal is closed");
-  struct iovec parts[2] = {{(void *)line, length}, {(void *)"\n", 1}};
-  size_t left = length + 1;
-  journal_writing = 1;
-  while (left > 0) {
-    ssize_t n = writev(journal->fd, parts, 2);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      journal_writing = 0;
-      return luaL_error(L, "cannot write the journal: %s", strerror(errno));
-    }
-    left -= (size_t)n;
-    for (int i = 0; i < 2; i++) {
-      size_t used = (size_t)n < parts[i].iov_len ? (size_t)n : parts[i].iov_len;
-      parts[i].iov_base = (char *)parts[i].iov_base + used;
-      parts[i].iov_len -= used;
-      n -= (ssize_t)used;
-    }
-  }
-  journal_writing = 0;
-  if (lua_isnoneornil(L, 3) || lua_toboolean(L, 3)) {
-    if (fdatasync(journal->fd) < 0 && errno != EINVAL)
-      return luaL_error(L, "cannot sync the journal: %s", strerror(errno));
-  }
-  return 0;
-}
-
-/* journal:arm(on): whether a second signal may append run_interrupted to
- * this journal (see write_last_words). */
-static int journal_arm(lua_State *L) {
-  struct journal *journal = luaL_checkudata(L, 1, "wfengine.journal");
-  if (lua_toboolean(L, 2) && journal->fd >= 0)
-    armed_journal_fd = journal->fd;
-  else if (armed_journal_fd == journal->fd)
-    armed_journal_fd = -1;
-  return 0;
-}
-
-/* core.journal_open(path [, durable]) -> journal: opens for appending,
- * creating the file and (unless durable is false) fsyncing it and its
- * directory when it is new. */
-static int core_journal_open(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  int durable = lua_isnoneornil(L, 2) || lua_toboolean(L, 2);
-  struct journal *journal = lua_newuserdatauv(L, sizeof *journal, 0);
-  journal->fd = -1;
-  luaL_setmetatable(L, "wfengine.journal");
-  int existed = access(path, F_OK) == 0;
-  journal->fd = open_private(path, O_WRONLY | O_APPEND | O_CREAT);
-  if (journal->fd < 0) return push_errno(L, path);
-  if (!existed && durable) {
-    char directory[4096];
-    snprintf(directory, sizeof directory, "%s", path);
-    char *slash = strrchr(directory, '/');
-    if (slash) *slash = '\0';
-    if (fsync(journal->fd) < 0 || fsync_path(slash ? directory : ".") < 0)
-      return push_errno(L, path);
-  }
-  return 1;
-}
-
-/* A whole-file write lock of the open file description (OFD lock): held
- * until the process ends or core.unlock(fd), not inherited across exec, and
- * unlike flock another process can ask whether it is held without taking it
- * (core.lock_probe), so looking at a run never stands in the way of one. */
-static struct flock whole_file(short type) {
-  struct flock lock;
-  memset(&lock, 0, sizeof lock);
-  lock.l_type = type;
-  lock.l_whence = SEEK_SET;
-  return lock;
-}
-
-/* core.lock(path) -> fd | nil, message: the lock, creating the file (0600,
- * never through a symbolic link); nil, "busy" when another process has it. */
-static int core_lock(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  int fd = open_private(path, O_RDWR | O_CREAT);
-  if (fd < 0) return push_errno(L, path);
-  struct flock lock = whole_file(F_WRLCK);
-  if (fcntl(fd, F_OFD_SETLK, &lock) < 0) {
-    int saved = errno;
-    close(fd);
-    lua_pushnil(L);
-    lua_pushstring(L, saved == EAGAIN || saved == EACCES ? "busy" : strerror(saved));
-    return 2;
-  }
-  lua_pushinteger(L, fd);
-  return 1;
-}
-
-/* core.lock_probe(path) -> "held" | "free" | "absent", or nil, message:
- * whether some open file (of any process, this one included) holds the
- * lock, without taking it. */
-static int core_lock_probe(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  int fd = open_private(path, O_RDONLY);
-  if (fd < 0 && errno == ENOENT) {
-    lua_pushliteral(L, "absent");
-    return 1;
-  }
-  if (fd < 0) return push_errno(L, path);
-  struct flock lock = whole_file(F_WRLCK);
-  int rc = fcntl(fd, F_OFD_GETLK, &lock);
-  int saved = errno;
-  close(fd);
-  errno = saved;
-  if (rc < 0) return push_errno(L, path);
-  lua_pushstring(L, lock.l_type == F_UNLCK ? "free" : "held");
-  return 1;
-}
-
-static int core_unlock(lua_State *L) {
-  int fd = (int)luaL_checkinteger(L, 1);
-  if (fd >= 0) close(fd);
-  return 0;
-}
-
-/* core.read_file(path) -> text | nil, message, "absent" | "error": a state
- * file, never through a symbolic link. */
-static int core_read_file(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  int fd = open_private(path, O_RDONLY);
-  if (fd < 0) return push_errno(L, path);
-  luaL_Buffer buffer;
-  luaL_buffinit(L, &buffer);
-  for (;;) {
-    char *space = luaL_prepbuffer(&buffer);
-    ssize_t n = read(fd, space, LUAL_BUFFERSIZE);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int saved = errno;
-      close(fd);
-      errno = saved;
-      if (n < 0) return push_errno(L, path);
-      break;
-    }
-    luaL_addsize(&buffer, (size_t)n);
-  }
-  luaL_pushresult(&buffer);
-  return 1;
-}
-
-static int write_all(int fd, const char *text, size_t length) {
-  while (length > 0) {
-    ssize_t n = write(fd, text, length);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return -1;
-    text += n;
-    length -= (size_t)n;
-  }
-  return fsync(fd);
-}
-
-/* core.write_file(path, text [, append]) -> true | nil, message: a private
- * state file, durable on return. Without append it is replaced atomically
- * (a new file renamed over it, so a crash leaves the old or the new text and
- * a symbolic link in its place is replaced, not followed). */
-static int core_write_file(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  size_t length;
-  const char *text = luaL_checklstring(L, 2, &length);
-  int append = lua_toboolean(L, 3);
-  const char *target = append ? path : lua_pushfstring(L, "%s.tmp", path);
-  if (!append) unlink(target);
-  int fd = open_private(target, O_WRONLY | O_CREAT | (append ? O_APPEND : O_EXCL));
-  if (fd < 0) return push_errno(L, target);
-  int rc = write_all(fd, text, length);
-  int saved = errno;
-  close(fd);
-  errno = saved;
-  if (rc == 0 && !append) rc = rename(target, path);
-  if (rc < 0) return push_errno(L, path);
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-/* core.truncate(path, length) -> true | nil, message: cuts a journal back
- * to length bytes, durably. */
-static int core_truncate(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
-  off_t length = (off_t)luaL_checkinteger(L, 2);
-  int fd = open_private(path, O_WRONLY);
-  if (fd < 0) return push_errno(L, path);
-  int rc = ftruncate(fd, length) == 0 ? fsync(fd) : -1;
-  int saved = errno;
-  close(fd);
-  errno = saved;
-  if (rc < 0) return push_errno(L, path);
-  lua_pushboolean(L, 1);
-  return 1;
+  lua_pushfstring(L, "%s: %s", what, strerror(errno));
+  return 2;
 }
 
 static int core_isatty(lua_State *L) {
@@ -939,12 +657,6 @@ static int core_error_meta(lua_State *L) {
   return 1;
 }
 
-static int core_fsync_dir(lua_State *L) {
-  if (fsync_path(luaL_checkstring(L, 1)) < 0) return push_errno(L, lua_tostring(L, 1));
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
 /* core.listdir(path) -> sorted names (without . and ..), or nil, message */
 static int core_listdir(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
@@ -1001,15 +713,6 @@ static const luaL_Reg core_funcs[] = {
     {"set_hooks", core_set_hooks},
     {"backoff", core_backoff},
     {"hash", core_hash},
-    {"mkdir", core_mkdir},
-    {"fsync_dir", core_fsync_dir},
-    {"journal_open", core_journal_open},
-    {"lock", core_lock},
-    {"lock_probe", core_lock_probe},
-    {"unlock", core_unlock},
-    {"read_file", core_read_file},
-    {"write_file", core_write_file},
-    {"truncate", core_truncate},
     {"isatty", core_isatty},
     {"wait_readable", core_wait_readable},
     {"getpid", core_getpid},
@@ -1021,26 +724,8 @@ static const luaL_Reg core_funcs[] = {
     {NULL, NULL},
 };
 
-static const luaL_Reg journal_methods[] = {
-    {"append", journal_append},
-    {"arm", journal_arm},
-    {"close", journal_close},
-    {NULL, NULL},
-};
-
-static const luaL_Reg journal_meta[] = {
-    {"__gc", journal_close},
-    {"__close", journal_close},
-    {NULL, NULL},
-};
-
 int engine_open_core(lua_State *L) {
   engine_init();
-  luaL_newmetatable(L, "wfengine.journal");
-  luaL_setfuncs(L, journal_meta, 0);
-  luaL_newlib(L, journal_methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
   luaL_newmetatable(L, "wfengine.error");
   lua_pushcfunction(L, error_tostring);
   lua_setfield(L, -2, "__tostring");

@@ -27,6 +27,11 @@ static const char usage[] =
     "       wfengine show RUN_ID [--state DIR] [--json]   one run, step by step\n"
     "       wfengine unlock KEY [-y] [--state DIR]    release a lock key by hand (asks to "
     "confirm)\n"
+    "       wfengine submit WORKFLOW.lua [run options] [--wait]   queue a run (--state "
+    "postgresql://...)\n"
+    "       wfengine worker [-c FILE] [--concurrency N] [--lease S] [--name NAME]\n"
+    "       wfengine state init | import DIR --state postgresql://...\n"
+    "       wfengine runs [--status S] [--workflow W] [--since T]\n"
     "       wfengine --help | --version               this text | version and libraries\n"
     "\n"
     "run options (STEP is a step id or its number in `wfengine plan`):\n"
@@ -40,7 +45,9 @@ static const char usage[] =
     "      --skip STEP[,STEP]     skip these steps\n"
     "      --on-failure compensate|pause   override the workflow's failure policy\n"
     "  -y, --yes                  answer yes to every confirm prompt\n"
-    "      --state DIR            journal directory (default $WFENGINE_STATE, else ./.wfengine)\n"
+    "      --state DIR|URL        journal directory or postgresql:// URL (default "
+    "$WFENGINE_STATE,\n"
+    "                             else ./.wfengine)\n"
     "      --json                 print journal events as JSON lines instead of the view\n"
     "  -q, --quiet                print only failures (also hides logs and print output)\n"
     "  -v, --verbose              also print each attempt as it starts\n"
@@ -65,8 +72,9 @@ static void set_list(lua_State *L, const char *name, const char *const *values, 
 
 /* stack: -> args table */
 static void push_args(lua_State *L, const struct args *args) {
-  static const char *const names[] = {"",     "run",  "check",  "plan", "resume", "rollback",
-                                      "runs", "show", "unlock", "help", "version"};
+  static const char *const names[] = {"",         "run",    "check",  "plan",   "resume",
+                                      "rollback", "runs",   "show",   "unlock", "help",
+                                      "version",  "submit", "worker", "state"};
   lua_newtable(L);
   set_string(L, "command", names[args->command]);
   set_string(L, "workflow", args->workflow);
@@ -78,15 +86,24 @@ static void push_args(lua_State *L, const struct args *args) {
   set_string(L, "skip", args->skip);
   set_string(L, "on_failure", args->on_failure);
   set_string(L, "state", args->state);
+  set_string(L, "action", args->action);
+  set_string(L, "path", args->path);
+  set_string(L, "status", args->status);
+  set_string(L, "workflow_option", args->workflow_option);
+  set_string(L, "since", args->since);
+  set_string(L, "concurrency", args->concurrency);
+  set_string(L, "lease", args->lease);
+  set_string(L, "name", args->name);
+  set_string(L, "epoch", args->epoch);
   set_string(L, "format", args->format);
   set_list(L, "params", args->params, args->param_count);
   set_list(L, "fail_at", args->fail_at, args->fail_at_count);
   const struct {
     const char *name;
     int value;
-  } flags[] = {{"dry_run", args->dry_run}, {"simulate", args->simulate},
-               {"yes", args->yes},         {"json", args->json},
-               {"quiet", args->quiet},     {"verbose", args->verbose}};
+  } flags[] = {{"dry_run", args->dry_run}, {"simulate", args->simulate}, {"yes", args->yes},
+               {"json", args->json},       {"quiet", args->quiet},       {"verbose", args->verbose},
+               {"wait", args->wait}};
   for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
     lua_pushboolean(L, flags[i].value);
     lua_setfield(L, -2, flags[i].name);

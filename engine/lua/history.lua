@@ -12,34 +12,34 @@ local TERMINAL = { succeeded = true, failed = true, compensated = true, paused =
 -- The record of a run plus what the journal cannot say by itself: whether
 -- a run without a final event is still going (a process holds its run lock)
 -- or died (crashed). self_held: this process holds the run lock itself.
-function history.load(state, run_id, self_held)
-  local events, problem = journal.read(state, run_id)
+function history.load(store, run_id, self_held)
+  local events, problem = store:events(run_id)
   if not events then return nil, problem end
   if #events == 0 then
     return nil, string.format("run %s never started (it stopped before its first event)", run_id)
   end
   if events[1].type ~= "run_started" then
     return nil, string.format("%s: the first event is %s, not run_started: not a wfengine journal",
-      journal.run_dir(state, run_id) .. "/events.jsonl", tostring(events[1].type))
+      store:run_path(run_id), tostring(events[1].type))
   end
   local rec = record.replay(events)
   rec.warning = problem
   rec.first = events[1]
   if not TERMINAL[rec.status] and rec.status ~= "new" then
-    rec.live = not self_held and journal.run_live(state, run_id)
+    rec.live = not self_held and store:live(run_id)
     if not rec.live then rec.status = "crashed" end
   end
   return rec, events
 end
 
 -- The lock key a stopped run still holds, or nil.
-local function key_held(state, id, rec)
+local function key_held(store, id, rec)
   if type(rec.lock) ~= "string" or rec.status == "succeeded" or rec.status == "compensated" then
     return nil
   end
   local locks = require "wfengine.locks"
-  if locks.holder(state, rec.lock) ~= id then return nil end
-  return locks.still_held_by(state, { run_id = id }) and rec.lock or nil
+  if store:holder(rec.lock) ~= id then return nil end
+  return locks.still_held_by(store, { run_id = id }) and rec.lock or nil
 end
 
 local function parse_time(text)
@@ -60,18 +60,33 @@ local function params_text(params)
   return table.concat(parts, " ")
 end
 
-function history.runs(state, as_json)
-  local ids = journal.list(state)
+-- Whether a run's record passes `runs --status/--workflow/--since`.
+local function wanted(rec, filter)
+  if filter.status and rec.status ~= filter.status then return false end
+  if filter.workflow and rec.workflow ~= filter.workflow then return false end
+  if filter.since then
+    local started = parse_time(rec.started)
+    if not started or started < filter.since then return false end
+  end
+  return true
+end
+
+-- filter: status, workflow, since (seconds since the epoch), each optional.
+function history.runs(store, as_json, filter)
+  filter = filter or {}
+  local ids = store:list(filter)
   if #ids == 0 and not as_json then
-    print("no runs under " .. state .. "/runs")
+    print("no runs " .. (store.kind == "file" and "under " .. store.dir .. "/runs" or "in " .. store.where))
     return 0
   end
   for _, id in ipairs(ids) do
-    local rec = history.load(state, id)
-    if rec then
+    local rec = history.load(store, id)
+    if rec and not wanted(rec, filter) then
+      rec = false
+    elseif rec then
       local started, finished = parse_time(rec.started), parse_time(rec.finished or rec.last_time)
       local elapsed = started and finished and (finished - started) or 0
-      local key = key_held(state, id, rec)
+      local key = key_held(store, id, rec)
       if as_json then
         print(json.encode { run_id = id, workflow = rec.workflow, params = rec.params, mode = rec.mode,
           status = rec.status, started = rec.started, seconds = elapsed, holds_lock = key })
@@ -80,8 +95,8 @@ function history.runs(state, as_json)
           tostring(rec.mode), rec.status, tostring(rec.started), view.duration(elapsed),
           params_text(rec.params), key and ("  [holds lock " .. key .. "]") or ""))
       end
-    elseif not as_json then
-      print(string.format("%-26s (unreadable: %s)", id, tostring(select(2, history.load(state, id)))))
+    elseif rec == nil and not as_json and not (filter.status or filter.workflow or filter.since) then
+      print(string.format("%-26s (unreadable: %s)", id, tostring(select(2, history.load(store, id)))))
     end
   end
   return 0
@@ -95,8 +110,8 @@ local function summary(value)
   return text
 end
 
-function history.show(state, run_id, as_json)
-  local rec, events = history.load(state, run_id)
+function history.show(store, run_id, as_json)
+  local rec, events = history.load(store, run_id)
   if not rec then
     io.stderr:write("wfengine: ", tostring(events), "\n")
     return 2
@@ -150,7 +165,7 @@ function history.show(state, run_id, as_json)
   elseif next_step[rec.status] then
     print("  next: " .. next_step[rec.status])
   end
-  local key = key_held(state, run_id, rec)
+  local key = key_held(store, run_id, rec)
   if key then print("  holds lock " .. key .. " until then (or: wfengine unlock " .. key .. ")") end
   return 0
 end

@@ -4,23 +4,13 @@
 -- warning and refuses a garbled line in the middle, naming it; opening for
 -- append first cuts a torn last line off (keeping it in events.jsonl.torn),
 -- so the next event never lands on the fragment. The process running a run
--- holds <RUN_ID>/run.lock (core.lock): a run is live while it is held.
+-- holds <RUN_ID>/run.lock (files.lock): a run is live while it is held.
 -- State files are 0600 in 0700 directories and never symbolic links.
 local core = require "wfengine.core"
+local files = require "wfengine.files"
 local json = require "wf.json"
 
 local journal = {}
-
--- The state directory, or nil and why not: an empty one would put runs
--- at the filesystem root.
-function journal.state_dir(option)
-  if option == "" then return nil, "--state needs a directory, not an empty string" end
-  local env = os.getenv("WFENGINE_STATE")
-  if option == nil and env == "" then
-    return nil, "WFENGINE_STATE is set but empty: name a directory or unset it"
-  end
-  return option or env or "./.wfengine"
-end
 
 function journal.run_dir(state, run_id)
   return state .. "/runs/" .. run_id
@@ -42,10 +32,10 @@ end
 function journal.lock_run(state, run_id, create, durable)
   local dir = journal.run_dir(state, run_id)
   if create then
-    local ok, err = core.mkdir(dir, durable ~= false)
+    local ok, err = files.mkdir(dir, durable ~= false)
     if not ok then return nil, err end
   end
-  local fd, problem, why = core.lock(dir .. "/run.lock")
+  local fd, problem, why = files.lock(dir .. "/run.lock")
   if fd then return fd end
   if why == "absent" then return nil, "no run " .. run_id .. " under " .. state .. "/runs" end
   if problem == "busy" then
@@ -57,7 +47,7 @@ end
 
 -- Whether a process holds the run's lock (the run is going on now).
 function journal.run_live(state, run_id)
-  return core.lock_probe(journal.run_dir(state, run_id) .. "/run.lock") == "held"
+  return files.lock_probe(journal.run_dir(state, run_id) .. "/run.lock") == "held"
 end
 
 function journal.new_run_id()
@@ -188,7 +178,7 @@ end
 -- and cut off the journal, both durably. Returns nil or a warning, or
 -- false and a message.
 local function repair_tail(path)
-  local text, err, why = core.read_file(path)
+  local text, err, why = files.read_file(path)
   if not text then
     if why == "absent" then return nil end
     return false, err
@@ -196,14 +186,14 @@ local function repair_tail(path)
   local tail, keep = tail_of(text)
   if tail == "whole" then return nil end
   if tail == "unterminated" then
-    local ok, write_err = core.write_file(path, "\n", true)
+    local ok, write_err = files.write_file(path, "\n", true)
     if not ok then return false, write_err end
     return nil
   end
   local fragment = text:sub(keep + 1)
-  local saved, save_err = core.write_file(path .. ".torn", fragment .. "\n", true)
+  local saved, save_err = files.write_file(path .. ".torn", fragment .. "\n", true)
   if not saved then return false, save_err end
-  local cut, cut_err = core.truncate(path, keep)
+  local cut, cut_err = files.truncate(path, keep)
   if not cut then return false, cut_err end
   return string.format("%s: cut off a torn last line (%d bytes, kept in %s.torn)", path, #fragment, path)
 end
@@ -244,12 +234,12 @@ end
 -- every fsync.
 function journal.open(state, run_id, durable)
   local dir = journal.run_dir(state, run_id)
-  local ok, err = core.mkdir(dir, durable ~= false)
+  local ok, err = files.mkdir(dir, durable ~= false)
   if not ok then return nil, err end
   local path = dir .. "/events.jsonl"
   local warning, repair_err = repair_tail(path)
   if warning == false then return nil, repair_err end
-  local file, open_err = core.journal_open(path, durable ~= false)
+  local file, open_err = files.journal_open(path, durable ~= false)
   if not file then return nil, open_err end
   return { file = file, dir = dir, seq = 0, nosync = durable == false }, warning
 end
@@ -282,11 +272,24 @@ function journal.append(writer, event)
   return line
 end
 
+-- One event as its journal line, and back (nil when it is not an event):
+-- the PostgreSQL backend stores the same text.
+function journal.encode(event)
+  return json.encode(storable(event, 0))
+end
+
+function journal.decode(line)
+  local ok, event = pcall(json.decode, line)
+  if not ok or type(event) ~= "table" or type(event.type) ~= "string" then return nil end
+  if line:find(BYTES_KEY, 1, true) then event = restored(event, 0) end
+  return event
+end
+
 -- Reads a run's events. Returns the list and a warning (torn tail), or nil
 -- and a message.
 function journal.read(state, run_id)
   local path = journal.run_dir(state, run_id) .. "/events.jsonl"
-  local text, err, why = core.read_file(path)
+  local text, err, why = files.read_file(path)
   if not text then
     return nil, why == "absent" and ("no run " .. run_id .. " under " .. state .. "/runs") or err
   end

@@ -1,11 +1,12 @@
 -- locks.lua: one run per lock key. A key is a file <state>/locks/<key>.lock
--- locked (core.lock) by the process running the run, plus a JSON note naming
+-- locked (files.lock) by the process running the run, plus a JSON note naming
 -- the holder run. The note outlives the process: the key stays with a run
 -- that stopped unfinished (paused, interrupted, owing compensation, or
 -- crashed after a step began) until it is resumed to the end, rolled back,
 -- or released by hand (`wfengine unlock KEY`). Whether the holder is done
 -- with the key is read from its journal, not from the note.
 local core = require "wfengine.core"
+local files = require "wfengine.files"
 local json = require "wf.json"
 local journal = require "wfengine.journal"
 
@@ -17,14 +18,14 @@ local function file_name(key)
   return (key:gsub("[^%w%-_.]", function(c) return string.format("%%%02X", c:byte()) end))
 end
 
-local function base_of(state, key)
-  return state .. "/locks/" .. file_name(key)
+local function base_of(store, key)
+  return store.dir .. "/locks/" .. file_name(key)
 end
 
 -- The note, nil when there is none, or false and a message when it cannot
 -- be read (a symbolic link is refused, not followed).
 local function read_note(path)
-  local text, err, why = core.read_file(path)
+  local text, err, why = files.read_file(path)
   if not text then
     if why == "absent" then return nil end
     return false, err
@@ -35,7 +36,7 @@ local function read_note(path)
 end
 
 local function write_note(path, fields)
-  return core.write_file(path, json.encode(fields))
+  return files.write_file(path, json.encode(fields))
 end
 
 -- Whether a crashed run may have changed anything: a step or an undo began.
@@ -49,13 +50,13 @@ end
 -- Why the run named by a note still owns its key (a status to show), or
 -- nil when it is done with it: it finished, owes nothing, was a dry-run,
 -- never journaled, or crashed before any step began.
-function locks.still_held_by(state, note)
+function locks.still_held_by(store, note)
   local run_id = note.run_id
   if not journal.check_run_id(run_id) then return "unknown run" end
   local history = require "wfengine.history"
-  local rec, problem = history.load(state, run_id)
+  local rec, problem = history.load(store, run_id)
   if not rec then
-    if not journal.run_live(state, run_id) and (problem:find("^no run ") or problem:find("never started")) then
+    if not store:live(run_id) and (problem:find("^no run ") or problem:find("never started")) then
       return nil
     end
     return "unreadable journal"
@@ -79,32 +80,34 @@ local function refusal(key, run_id, status, pid)
     key, tostring(run_id), status, key)
 end
 
+locks.refusal = refusal
+
 -- Returns true, or nil and a one-line message naming the holder.
-function locks.acquire(state, key, run_id)
-  local dir = state .. "/locks"
-  local ok, err = core.mkdir(dir)
+function locks.acquire(store, key, run_id)
+  local dir = store.dir .. "/locks"
+  local ok, err = files.mkdir(dir)
   if not ok then return nil, "cannot create " .. dir .. ": " .. tostring(err) end
-  local base = base_of(state, key)
-  local fd, problem = core.lock(base .. ".lock")
+  local base = base_of(store, key)
+  local fd, problem = files.lock(base .. ".lock")
   if not fd then
     if problem ~= "busy" then return nil, "cannot lock " .. problem end
     local note = read_note(base .. ".json") or {}
     return nil, refusal(key, note.run_id or "?", "running", note.pid)
   end
   local note, note_err = read_note(base .. ".json")
-  local status = note and note.run_id ~= run_id and locks.still_held_by(state, note)
+  local status = note and note.run_id ~= run_id and locks.still_held_by(store, note)
   local written, write_err
   if note == false then
     write_err = note_err
   elseif status then
-    core.unlock(fd)
+    files.unlock(fd)
     return nil, refusal(key, note.run_id, status)
   else
     written, write_err = write_note(base .. ".json",
       { run_id = run_id, pid = core.getpid(), key = key, status = "running" })
   end
   if not written then
-    core.unlock(fd)
+    files.unlock(fd)
     return nil, "cannot take lock '" .. key .. "': " .. tostring(write_err)
   end
   held[key] = { fd = fd, base = base }
@@ -123,41 +126,41 @@ function locks.release_if_done(_, key, run_id, code)
     write_note(lock.base .. ".json", { run_id = run_id, key = key,
       status = code == 5 and "paused" or code == 4 and "interrupted" or "owes compensation" })
   end
-  core.unlock(lock.fd)
+  files.unlock(lock.fd)
   held[key] = nil
 end
 
 -- The run whose note holds key, or nil.
-function locks.holder(state, key)
-  local note = read_note(base_of(state, key) .. ".json")
+function locks.holder(store, key)
+  local note = read_note(base_of(store, key) .. ".json")
   return note and note.run_id or nil
 end
 
 -- `wfengine unlock KEY`: releases a key whose holder is not running, after
 -- confirm(question) says yes. Journals nothing in the run. Returns the exit
 -- code.
-function locks.unlock(state, key, confirm)
-  local base = base_of(state, key)
+function locks.unlock(store, key, confirm)
+  local base = base_of(store, key)
   local note, note_err = read_note(base .. ".json")
   if note == false then return nil, note_err end
-  local fd, problem = core.lock(base .. ".lock")
+  local fd, problem = files.lock(base .. ".lock")
   if not fd and problem == "busy" then
     return nil, refusal(key, note and note.run_id or "?", "running") .. ": stop it first"
   end
   if not fd and not note then return nil, string.format("lock '%s' is not held: nothing to release", key) end
   if not fd then return nil, "cannot lock " .. problem end
   if not note then
-    core.unlock(fd)
+    files.unlock(fd)
     return nil, string.format("lock '%s' is not held: nothing to release", key)
   end
-  local status = locks.still_held_by(state, note) or "done with it"
+  local status = locks.still_held_by(store, note) or "done with it"
   local what = string.format("lock '%s' held by run %s (%s)", key, tostring(note.run_id), status)
   if not confirm("release " .. what .. "? Its run's steps are not undone by this.") then
-    core.unlock(fd)
+    files.unlock(fd)
     return nil, "not released: " .. what
   end
   os.remove(base .. ".json")
-  core.unlock(fd)
+  files.unlock(fd)
   return "released " .. what
 end
 

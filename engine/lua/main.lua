@@ -5,6 +5,7 @@ local core = require "wfengine.core"
 local dsl = require "wfengine.dsl"
 local params = require "wfengine.params"
 local journal = require "wfengine.journal"
+local state = require "wfengine.state"
 local runner = require "wfengine.runner"
 local sched = require "wfengine.sched"
 local view = require "wfengine.view"
@@ -12,8 +13,11 @@ local json = require "wf.json"
 
 local EXIT_USAGE = 2
 
+local last_failure
+
 local function fail(fmt, ...)
-  io.stderr:write("wfengine: ", string.format(fmt, ...), "\n")
+  last_failure = string.format(fmt, ...)
+  io.stderr:write("wfengine: ", last_failure, "\n")
   return EXIT_USAGE
 end
 
@@ -165,16 +169,17 @@ local function drive(spec, continuing)
   sched.use_virtual_clock(spec.mode == "simulate")
   local key, key_err = lock_key(spec.wf, spec.params)
   if key_err then return fail("%s", key_err) end
-  local locks = require "wfengine.locks"
+  local store = spec.store
+  store.mode = spec.mode
   if key and spec.mode ~= "simulate" then
-    local held, holder = locks.acquire(spec.state, key, spec.run_id)
+    local held, holder = store:lock_key(key, spec.run_id)
     if not held then return fail("%s", holder) end
   end
-  if not continuing then -- resume and rollback took the run's lock before reading it
-    local run_lock, run_lock_err = journal.lock_run(spec.state, spec.run_id, true, spec.mode ~= "simulate")
+  if not continuing and not spec.claimed then -- resume, rollback and workers hold it already
+    local run_lock, run_lock_err = store:run_lock(spec.run_id, true, spec.mode ~= "simulate", spec.started)
     if not run_lock then return fail("%s", run_lock_err) end
   end
-  local writer, open_err = journal.open(spec.state, spec.run_id, spec.mode ~= "simulate")
+  local writer, open_err = store:writer(spec.run_id, spec.mode ~= "simulate")
   if not writer then return fail("cannot open the journal: %s", open_err) end
   if open_err then io.stderr:write("warning: ", open_err, "\n") end
   local args = spec.args
@@ -192,7 +197,8 @@ local function drive(spec, continuing)
     code = runner.start(run, spec.started)
   end
   v:finish()
-  locks.release_if_done(spec.state, key, spec.run_id, code)
+  store:release_key(key, spec.run_id, code)
+  store:finished(spec.run_id, code)
   return code
 end
 
@@ -227,11 +233,12 @@ function commands.run(args)
     return fail("step '%s' asks to confirm (%q) and there is no terminal: run with -y to answer yes",
       asking.id, asking.confirm)
   end
-  local state, state_err = journal.state_dir(args.state)
-  if not state then return fail("%s", state_err) end
-  local run_id = journal.new_run_id()
+  local store, state_err = args.store, nil
+  if not store then store, state_err = state.open(args.state) end
+  if not store then return fail("%s", state_err) end
+  local run_id = args.run_id or journal.new_run_id()
   return drive({ wf = wf, mode = mode, params = prepared.params, shown = prepared.shown,
-    config = prepared.config, options = options, state = state,
+    config = prepared.config, options = options, store = store, claimed = args.claimed,
     run_id = run_id, args = args,
     started = { run_id = run_id, workflow = wf.name, file = core.realpath(args.workflow) or args.workflow,
       hash = wf.hash, mode = mode, params = prepared.shown, pid = core.getpid(), steps = plan_of(wf),
@@ -291,14 +298,17 @@ end
 -- same runner goes on from there.
 local function continue_run(args, rollback)
   local history = require "wfengine.history"
-  local state, state_err = journal.state_dir(args.state)
-  if not state then return fail("%s", state_err) end
+  local store, state_err = args.store, nil
+  if not store then store, state_err = state.open(args.state) end
+  if not store then return fail("%s", state_err) end
   local id_ok, id_err = journal.check_run_id(args.run_id)
   if not id_ok then return fail("%s", id_err) end
   -- One process at a time continues a run: its lock first, then its journal.
-  local run_lock, run_lock_err = journal.lock_run(state, args.run_id, false)
-  if not run_lock then return fail("%s", run_lock_err) end
-  local rec, events = history.load(state, args.run_id, true)
+  if not args.claimed then
+    local run_lock, run_lock_err = store:run_lock(args.run_id, false)
+    if not run_lock then return fail("%s", run_lock_err) end
+  end
+  local rec, events = history.load(store, args.run_id, true)
   if not rec then return fail("%s", events) end
   if rec.warning then io.stderr:write("warning: ", rec.warning, "\n") end
   local verb = rollback and "roll back" or "resume"
@@ -311,7 +321,7 @@ local function continue_run(args, rollback)
   if rec.status == "compensated" then
     return fail("run %s was already compensated: nothing to %s", args.run_id, verb)
   end
-  local wf, err = dsl.load(rec.file)
+  local wf, err = dsl.load(args.workflow_option or rec.file)
   if not wf then return fail("%s", err) end
   local changes, refusal = workflow_changes(rec, wf)
   if not changes then return fail("cannot %s run %s: %s", verb, args.run_id, refusal) end
@@ -335,7 +345,7 @@ local function continue_run(args, rollback)
   options.yes = args.yes
   options.on_failure = args.on_failure or original.on_failure
   return drive({ wf = wf, mode = rec.mode, params = values, shown = shown, config = config,
-    options = options, state = state, run_id = args.run_id, args = args, events = events,
+    options = options, store = store, run_id = args.run_id, args = args, events = events,
     started = { run_id = args.run_id, workflow = wf.name, hash = wf.hash, rollback = rollback,
       changes = json.array(changes), pid = core.getpid() } }, true)
 end
@@ -348,18 +358,33 @@ function commands.rollback(args)
   return continue_run(args, true)
 end
 
+local STATUSES = { running = true, crashed = true, succeeded = true, failed = true,
+  compensated = true, paused = true, interrupted = true, queued = true }
+
 function commands.runs(args)
-  local state, state_err = journal.state_dir(args.state)
-  if not state then return fail("%s", state_err) end
-  return require("wfengine.history").runs(state, args.json)
+  local store, state_err = state.open(args.state)
+  if not store then return fail("%s", state_err) end
+  local history = require "wfengine.history"
+  local filter = { status = args.status, workflow = args.workflow_option }
+  if filter.status and not STATUSES[filter.status] then
+    return fail("--status %s: not a run status (running, crashed, queued, succeeded, failed, "
+      .. "compensated, paused, interrupted)", filter.status)
+  end
+  if args.since then
+    filter.since = history.parse_time(args.since) or history.parse_time(args.since .. "T00:00:00Z")
+    if not filter.since then
+      return fail("--since %s: give a date (2026-11-26) or a UTC time (2026-11-26T13:40:50Z)", args.since)
+    end
+  end
+  return history.runs(store, args.json, filter)
 end
 
 function commands.show(args)
-  local state, state_err = journal.state_dir(args.state)
-  if not state then return fail("%s", state_err) end
+  local store, state_err = state.open(args.state)
+  if not store then return fail("%s", state_err) end
   local id_ok, id_err = journal.check_run_id(args.run_id)
   if not id_ok then return fail("%s", id_err) end
-  return require("wfengine.history").show(state, args.run_id, args.json)
+  return require("wfengine.history").show(store, args.run_id, args.json)
 end
 
 -- Asks on the terminal; -y answers yes; without either the answer is no.
@@ -372,17 +397,90 @@ local function confirmed(args, question)
 end
 
 function commands.unlock(args)
-  local state, state_err = journal.state_dir(args.state)
-  if not state then return fail("%s", state_err) end
+  local store, state_err = state.open(args.state)
+  if not store then return fail("%s", state_err) end
   if not args.yes and not core.isatty(0) then
     return fail("unlock %s asks to confirm and there is no terminal: run with -y to answer yes", args.key)
   end
-  local released, err = require("wfengine.locks").unlock(state, args.key, function(question)
+  local released, err = store:unlock(args.key, function(question)
     return confirmed(args, question)
   end)
   if not released then return fail("%s", err) end
   print(released)
   return 0
+end
+
+-- `wfengine worker --run ID --epoch N`: one run a worker claimed, from its
+-- snapshot: started as `run` would, or taken over as `resume` would. A run
+-- that cannot go on here (a secret missing on this worker) is set aside
+-- (paused, with why), never lost.
+function commands.work_one(args)
+  local store, err = state.open(args.state)
+  if not store then return fail("%s", err) end
+  local epoch = tonumber(args.epoch)
+  store.owner = args.name or store.owner
+  store.lease = tonumber(args.lease or "30")
+  local row = store:pooled(args.run_id)
+  if not row then return fail("no run %s in %s", args.run_id, store.where) end
+  local pool = require "wfengine.pool"
+  local workflow, config = pool.materialize(row, args.run_id, epoch, args.config)
+  if not workflow then
+    store:set_aside(args.run_id, epoch, tostring(config))
+    return fail("%s", config)
+  end
+  store:adopt(args.run_id, epoch)
+  local request = json.decode(row.request or "{}")
+  local events = store:events(args.run_id) or {}
+  local common = { store = store, claimed = true, state = args.state, run_id = args.run_id,
+    config = config, yes = request.yes, quiet = args.quiet, verbose = args.verbose, json = args.json }
+  local code
+  if #events > 0 then
+    common.workflow_option, common.params, common.fail_at = workflow, {}, {}
+    code = continue_run(common, false)
+  else
+    common.workflow, common.params, common.fail_at = workflow, request.params or {}, request.fail_at or {}
+    common.only, common.skip, common.from = request.only, request.skip, request.from
+    common.on_failure = request.on_failure
+    common.dry_run, common.simulate = request.mode == "dry-run", request.mode == "simulate"
+    code = commands.run(common)
+  end
+  if code == EXIT_USAGE and store.epochs[args.run_id] then
+    store:set_aside(args.run_id, epoch, string.format("refused on worker %s: %s", store.owner,
+      tostring(last_failure)))
+  end
+  return code
+end
+
+-- `wfengine state init` and `wfengine state import DIR`.
+function commands.state(args)
+  local where, err = state.location(args.state)
+  if not where then return fail("%s", err) end
+  if not state.is_url(where) then
+    return fail("state %s needs --state postgresql://... (a directory needs no set-up)", args.action)
+  end
+  local state_pg = require "wfengine.state_pg"
+  if args.action == "init" then
+    local line, init_err = state_pg.init(where)
+    if not line then return fail("%s", init_err) end
+    print(line)
+    return 0
+  end
+  local store, open_err = state.open(where)
+  if not store then return fail("%s", open_err) end
+  local imported, import_err = require("wfengine.pool").import(store, args.path)
+  if not imported then return fail("%s", import_err) end
+  print(imported)
+  return 0
+end
+
+function commands.submit(args)
+  return require("wfengine.pool").submit(args, { prepare = prepare, run_options = run_options,
+    mode_of = mode_of, fail = fail })
+end
+
+function commands.worker(args)
+  if args.run_id then return commands.work_one(args) end
+  return require("wfengine.pool").worker(args, { fail = fail })
 end
 
 return function(args)

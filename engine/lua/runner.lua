@@ -39,10 +39,20 @@ function Run:emit(kind, event)
   event = event or {}
   self.seq = self.seq + 1
   event.seq, event.time, event.type = self.seq, self:time(), kind
-  local line = journal.append(self.writer, event)
+  local line, fenced = self.writer:append(event)
+  if not line then self:fenced(fenced) end
   record.apply(self.record, event)
   self.view:event(event, line)
   return event
+end
+
+-- Another process took the run over (its lease had expired): this one
+-- appends nothing more and starts no further action; it leaves at once.
+function Run:fenced(why)
+  io.stderr:write(string.format("wfengine: run %s: %s: this process drops the run\n", self.run_id,
+    tostring(why)))
+  io.stderr:flush()
+  os.exit(4, false)
 end
 
 function Run:policy(s)

@@ -245,6 +245,41 @@ function sched.run(main)
   return "done"
 end
 
+-- Starts fn(...) as a task of its own: not a child of the caller, so a
+-- cancelled step does not cut a state write in half.
+function sched.spawn_free(fn, ...)
+  local task = { co = coroutine.create(fn), status = "ready", joiners = {}, children = {} }
+  by_co[task.co] = task
+  core.mark_task(task.co)
+  make_ready(task, ...)
+  return task
+end
+
+-- Waits for task's end: from a task by joining it, from code that is not a
+-- task (before or after a run) by turning the loop until it is done,
+-- whatever the interrupts. Returns its results or raises its error.
+function sched.finish(task)
+  if sched.current() then
+    sched.join(task)
+  else
+    while task.status ~= "done" do
+      run_ready()
+      if task.status == "done" then break end
+      local entry = next_timer()
+      local woken = core.poll(entry and math.max(0, entry.at - core.now()) or -1, true)
+      deliver(woken)
+      fire_timers(core.now())
+    end
+  end
+  if not task.ok then error(task.results[1], 0) end
+  return table.unpack(task.results, 1, task.results.n)
+end
+
+-- fn(...) as a free task, waited for.
+function sched.await(fn, ...)
+  return sched.finish(sched.spawn_free(fn, ...))
+end
+
 function sched.use_virtual_clock(on)
   virtual = on
 end

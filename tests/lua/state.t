@@ -222,4 +222,28 @@ r = subprocess.run([wftest.WFENGINE, "runs"], capture_output=True, text=True,
 t.is_(r.returncode, wftest.USAGE, "WFENGINE_STATE= (empty) is refused")
 t.like(r.stderr, "WFENGINE_STATE is set but empty", "and the refusal says why")
 
+# ---- runs --status / --workflow / --since ----
+state = t.fresh_state()
+three = os.path.join(wftest.WORKFLOWS, "three_steps.lua")
+sel = os.path.join(wftest.WORKFLOWS, "selection.lua")
+engine(state, "run", three)
+engine(state, "run", three, "--fail-at", "second", "--on-failure", "pause")
+engine(state, "run", sel)
+def listed(*argv):
+    r = engine(state, "runs", "--json", *argv)
+    return r.returncode, [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+rc, rows = listed("--status", "paused")
+t.is_((rc, [row["status"] for row in rows]), (0, ["paused"]), "runs --status paused: only the paused run")
+rc, rows = listed("--workflow", "three_steps")
+t.is_(sorted(row["workflow"] for row in rows), ["three_steps", "three_steps"],
+      "runs --workflow three_steps: both of its runs, not the other workflow's")
+rc, rows = listed("--since", "2000-01-01")
+t.is_(len(rows), 3, "runs --since an old date: every run")
+rc, rows = listed("--since", "2999-01-01T00:00:00Z")
+t.is_(rows, [], "runs --since a future time: none")
+r = engine(state, "runs", "--since", "yesterday")
+t.is_(r.returncode, wftest.USAGE, "runs --since with no date is refused")
+r = engine(state, "runs", "--status", "sleeping")
+t.like(r.stderr, "not a run status", "runs --status with an unknown status is refused, naming why")
+
 t.done()

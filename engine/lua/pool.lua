@@ -1,0 +1,237 @@
+-- pool.lua: runs shared through PostgreSQL (state_pg.lua). `submit` checks
+-- a run locally and queues it with a snapshot of its code and of its config
+-- without secrets; `worker` claims queued runs and runs whose owner's lease
+-- expired, each in a child process (`wfengine worker --run ID --epoch N`,
+-- main.lua's work_one) that renews the lease and is fenced by the epoch;
+-- `state import` copies file journals.
+local core = require "wfengine.core"
+local files = require "wfengine.files"
+local json = require "wf.json"
+local sched = require "wfengine.sched"
+local state = require "wfengine.state"
+local journal = require "wfengine.journal"
+local params = require "wfengine.params"
+
+local pool = {}
+
+local function shell_quote(text)
+  return "'" .. tostring(text):gsub("'", "'\\''") .. "'"
+end
+
+local function pg_store(args, what)
+  local store, err = state.open(args.state)
+  if not store then return nil, err end
+  if store.kind ~= "pg" then return nil, what .. " needs --state postgresql://... (runs shared by a team)" end
+  return store
+end
+
+-- The workflow's code: its file and every .lua file of its directory and
+-- of the project's library (what it may require). Returns {main, files}.
+local function snapshot_code(path)
+  local dir = path:match("^(.*)/[^/]*$") or "."
+  local real_dir = core.realpath(dir) or dir
+  local code = { main = "flow/" .. path:match("[^/]*$"), files = {} }
+  local function take(from, as)
+    for _, name in ipairs(core.listdir(from) or {}) do
+      if name:match("%.lua$") then
+        local text = files.read_file(from .. "/" .. name)
+        if text then code.files[as .. "/" .. name] = text end
+      end
+    end
+  end
+  take(real_dir, "flow")
+  local library = require("wfengine.dsl").module_path(path):match("^[^;]*;[^;]*;([^;]*)/%?%.lua")
+  if library and library ~= real_dir then take(library, "workflows") end
+  return code
+end
+
+-- The config without its secrets: keys naming credentials and the
+-- workflow's secret parameters are left out.
+local SECRET_WORDS = { "password", "passwd", "secret", "token", "api_key", "apikey", "credential" }
+
+local function without_secrets(value, secret_params, depth)
+  if type(value) ~= "table" or depth > 32 then return value end
+  local copy = {}
+  for k, v in pairs(value) do
+    local key, secret = type(k) == "string" and k:lower() or "", secret_params[k]
+    for _, word in ipairs(SECRET_WORDS) do
+      if key:find(word, 1, true) then secret = true end
+    end
+    if not secret then copy[k] = without_secrets(v, secret_params, depth + 1) end
+  end
+  return copy
+end
+
+function pool.submit(args, h)
+  local store, err = pg_store(args, "submit")
+  if not store then return h.fail("%s", err) end
+  local prepared, prepare_err = h.prepare(args)
+  if not prepared then return h.fail("%s", prepare_err) end
+  local wf = prepared.wf
+  local options, option_err = h.run_options(args, wf)
+  if not options then return h.fail("%s", option_err) end
+  local secret = {}
+  for name, spec in pairs(wf.params) do if spec.secret then secret[name] = true end end
+  local given = {}
+  for _, item in ipairs(args.params) do
+    if not secret[item:match("^([^=]*)")] then given[#given + 1] = item end
+  end
+  local config = without_secrets(prepared.config or {}, secret, 0)
+  local code = snapshot_code(args.workflow)
+  local run_id = journal.new_run_id()
+  local mode = h.mode_of(args)
+  store:submit(run_id, wf.name, mode, json.encode { main = code.main, files = code.files, config = config },
+    json.encode { params = json.array(given), fail_at = json.array(args.fail_at), only = args.only,
+      skip = args.skip, from = args.from, on_failure = args.on_failure, yes = args.yes or nil,
+      mode = mode, secrets = json.array(params.sorted(wf)) })
+  print(run_id)
+  io.stdout:flush()
+  if not args.wait then return 0 end
+  return pool.follow(store, run_id, args, #wf.steps, wf.by_id)
+end
+
+local EXIT_OF = { run_succeeded = 0, run_compensated = 1, run_failed = 3, run_paused = 5 }
+
+-- --wait: the run's events as they are committed, in the human view (or
+-- --json), until it ends; its exit code.
+function pool.follow(store, run_id, args, total, steps)
+  local view = require "wfengine.view"
+  local v = view.new { json = args.json, quiet = args.quiet, verbose = args.verbose, total = total,
+    steps = steps, run_id = run_id, mode = "run" }
+  local seen = 0
+  local code
+  sched.await(function()
+    while not code do
+      if core.interrupted() then code = 4 break end
+      local events = store:events(run_id) or {}
+      for i = seen + 1, #events do
+        local event = events[i]
+        v:event(event, journal.encode(event))
+        code = EXIT_OF[event.type] or code
+      end
+      seen = #events
+      if not code then
+        local row = store:pooled(run_id)
+        if row and row.status == "paused" and row.note then
+          io.stderr:write("wfengine: run ", run_id, " set aside: ", row.note, "\n")
+          code = 5
+        else
+          store:wait_event(run_id, 1)
+        end
+      end
+    end
+  end)
+  v:finish()
+  return code
+end
+
+-- The snapshot written out for this worker: the code, and the stored
+-- config under this worker's own config (its secrets). Returns the
+-- workflow's path and the config's path.
+function pool.materialize(row, run_id, epoch, worker_config)
+  local snap = json.decode(row.snapshot)
+  local base = (os.getenv("TMPDIR") or "/tmp") .. "/wfengine-" .. core.getpid() .. "-" .. run_id .. "-" .. epoch
+  for rel, text in pairs(snap.files) do
+    local dir = base .. "/" .. rel:match("^(.*)/[^/]*$")
+    local ok, err = files.mkdir(dir, false)
+    if not ok then return nil, err end
+    local written, write_err = files.write_file(base .. "/" .. rel, text)
+    if not written then return nil, write_err end
+  end
+  local config = type(snap.config) == "table" and snap.config or {}
+  if worker_config then
+    local own, err = params.load_config(worker_config)
+    if not own then return nil, err end
+    local function merge(into, from, depth)
+      for k, v in pairs(from) do
+        if type(v) == "table" and type(into[k]) == "table" and depth < 32 then merge(into[k], v, depth + 1)
+        elseif into[k] == nil then into[k] = v end
+      end
+    end
+    merge(config, own, 0)
+  end
+  local config_path = base .. "/config.yaml"
+  local ok, err = files.write_file(config_path, json.encode(config))
+  if not ok then return nil, err end
+  return base .. "/" .. snap.main, config_path
+end
+
+-- `wfengine worker`: claims runs and runs each in a child process until
+-- SIGTERM; then it stops claiming, its children interrupt their runs
+-- (journaled, lease given back) and it waits for them; a second SIGTERM
+-- leaves at once.
+function pool.worker(args, h)
+  local store, err = pg_store(args, "worker")
+  if not store then return h.fail("%s", err) end
+  local name = args.name or store.owner
+  local concurrency = tonumber(args.concurrency or "1")
+  local lease = tonumber(args.lease or "30")
+  local exe = core.realpath("/proc/self/exe")
+  local busy = 0
+  local function child(run_id, epoch)
+    local parts = { exe, "worker", "--run", run_id, "--epoch", epoch, "--name", name, "--lease", lease,
+      "--state", store.url }
+    if args.config then parts[#parts + 1] = "-c"; parts[#parts + 1] = core.realpath(args.config) or args.config end
+    parts[#parts + 1] = args.verbose and "-v" or "-q"
+    for i, part in ipairs(parts) do parts[i] = shell_quote(part) end
+    return table.concat(parts, " ")
+  end
+  io.stderr:write(string.format("wfengine worker %s: %d at a time, lease %ds, state %s\n", name,
+    concurrency, lease, store.where))
+  local main = sched.spawn(function()
+    while true do
+      while busy < concurrency do
+        local got = store:claim(name, lease)
+        if not got then break end
+        busy = busy + 1
+        sched.spawn(function()
+          core.execute(child(got.run_id, got.epoch))
+          busy = busy - 1
+        end)
+      end
+      store:wait_event(nil, busy < concurrency and 0.5 or 1)
+    end
+  end)
+  sched.run(main)
+  -- interrupted: the children got the signal too; wait until they let go
+  sched.cancel_all({ kind = "interrupted", message = "interrupted" })
+  sched.await(function()
+    local deadline = core.now() + lease + 1
+    while store:held_by(name) > 0 and core.now() < deadline do sched.sleep(0.1) end
+  end)
+  io.stderr:write("wfengine worker ", name, ": stopped\n")
+  return 0
+end
+
+-- `wfengine state import DIR`: the file journals under DIR, copied (runs
+-- stay resumable, from here). Runs already in the state are left alone.
+function pool.import(store, dir)
+  local history = require "wfengine.history"
+  local source = require("wfengine.state_file").open(dir)
+  local count, skipped = 0, 0
+  for _, run_id in ipairs(source:list()) do
+    local rec = history.load(source, run_id)
+    local events = source:events(run_id)
+    if rec and events and not store:pooled(run_id) then
+      local status = rec.status == "crashed" and "running" or rec.status
+      store:query([[INSERT INTO wfengine.runs (run_id, workflow, mode, status, started)
+        VALUES ($1, $2, $3, $4, coalesce(to_timestamp($5), now()))]], run_id, rec.workflow, rec.mode, status,
+        history.parse_time(rec.started))
+      for i, event in ipairs(events) do
+        store:query("INSERT INTO wfengine.events (run_id, seq, event) VALUES ($1, $2, $3)", run_id,
+          i, journal.encode(event))
+      end
+      if type(rec.lock) == "string" and require("wfengine.locks").holder(source, rec.lock) == run_id then
+        store:query([[INSERT INTO wfengine.locks (key, run_id, status) VALUES ($1, $2, $3)
+          ON CONFLICT DO NOTHING]], rec.lock, run_id, rec.status)
+      end
+      count = count + 1
+    else
+      skipped = skipped + 1
+    end
+  end
+  return string.format("imported %d runs from %s into %s (%d left: unreadable or already there)", count,
+    dir, store.where, skipped)
+end
+
+return pool

@@ -1,0 +1,39 @@
+-- state.lua: where runs live. `--state DIR` (or $WFENGINE_STATE, else
+-- ./.wfengine) is the file backend (state_file.lua: one machine);
+-- `--state postgresql://...` (or postgres://) is PostgreSQL (state_pg.lua: a
+-- team). Both give the one interface the runner, runs, show, resume,
+-- rollback and unlock use (docs/architecture.md#the-state-interface):
+--   store:run_lock(run_id, create, durable)  one process per run (file: run.lock; PG: the lease)
+--   store:live(run_id)                       a process holds it now
+--   store:writer(run_id, durable)            -> writer; writer:append(event) -> line | nil, "fenced"
+--   store:events(run_id)                     -> events, warning | nil, message
+--   store:list{status=, workflow=, since=}   -> run ids, newest first (a hint: history re-checks)
+--   store:lock_key(key, run_id) / release_key(key, run_id, code) / unlock(key, confirm) / holder(key)
+--   store:answer(run_id, step, yes) / store:answer_of(run_id, step)   a confirm answered from outside
+--   store:run_path(run_id)                   where a run's events are, for messages
+local state = {}
+
+function state.is_url(value)
+  return type(value) == "string" and (value:find("^postgresql://") or value:find("^postgres://")) ~= nil
+end
+
+-- The --state value: the option, else $WFENGINE_STATE, else ./.wfengine; or
+-- nil and why not (an empty one would put runs at the filesystem root).
+function state.location(option)
+  if option == "" then return nil, "--state needs a directory or a postgresql:// URL, not an empty string" end
+  local env = os.getenv("WFENGINE_STATE")
+  if option == nil and env == "" then
+    return nil, "WFENGINE_STATE is set but empty: name a directory or a postgresql:// URL, or unset it"
+  end
+  return option or env or "./.wfengine"
+end
+
+-- Opens the store the option names. Returns it or nil, message.
+function state.open(option)
+  local where, err = state.location(option)
+  if not where then return nil, err end
+  if state.is_url(where) then return require("wfengine.state_pg").open(where) end
+  return require("wfengine.state_file").open(where)
+end
+
+return state

@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+# pool.t: the PostgreSQL state (issue [9]) against a real cluster on port
+# 26820: runs, show and resume through it; a lock key refused across two
+# working directories; submit and workers, a worker killed -9 while its run
+# is mid-step and a replacement taking over; fencing (a worker stopped past
+# its lease, the run taken over, then woken: not one more event or action).
+# Faults are triggered from observed rows, never from sleeps.
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import wftest
+
+t = wftest.Tap()
+PORT = 26820
+TMP = tempfile.mkdtemp(prefix="wf-pool-")
+PG = os.path.join(TMP, "pg")
+URL = "postgresql://postgres@127.0.0.1:%d/postgres" % PORT
+DSN = "host=127.0.0.1 port=%d user=postgres dbname=postgres" % PORT
+WORK = os.path.join(wftest.ROOT, "tests", "state", "work.lua")
+EXE = os.path.abspath(os.path.join(wftest.ROOT, "wfengine"))
+procs = []
+
+
+def sh(script):
+    return subprocess.run(["sh", "-c", ". tests/lib/pg.sh && " + script], cwd=wftest.ROOT,
+                          capture_output=True, text=True)
+
+
+def psql(query):
+    r = subprocess.run(["psql", "-XAtq", "-h", "127.0.0.1", "-p", str(PORT), "-U", "postgres",
+                        "-d", "postgres", "-c", query], capture_output=True, text=True)
+    return r.stdout.strip()
+
+
+def engine(*argv, cwd=None):
+    env = dict(os.environ)
+    env.pop("WFENGINE_STATE", None)
+    return subprocess.run([EXE] + list(argv), cwd=cwd or TMP, env=env, capture_output=True,
+                          text=True, timeout=120)
+
+
+def start_worker(name, *extra):
+    log = open(os.path.join(TMP, name + ".log"), "w")
+    p = subprocess.Popen([EXE, "worker", "--state", URL, "--name", name] + list(extra), cwd=TMP,
+                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    procs.append(p)
+    return p
+
+
+def until(predicate, what, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    t.diag("timed out waiting for " + what)
+    return None
+
+
+def cleanup():
+    for p in procs:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    sh("pg_stop %s" % PG)
+
+
+r = sh("pg_start %s %d -c fsync=on" % (PG, PORT))
+if r.returncode != 0:
+    print("1..0 # SKIP cannot start PostgreSQL: " + r.stderr.strip().splitlines()[-1:][0] if r.stderr else "")
+    sys.exit(0)
+try:
+    r = engine("runs", "--state", URL)
+    t.like(r.stderr, "state init", "before init: refused, naming `wfengine state init`")
+    r = engine("state", "init", "--state", URL)
+    t.is_(r.returncode, 0, "state init creates the tables")
+    if r.returncode: t.diag(r.stderr[-800:])
+    t.is_(engine("state", "init", "--state", URL).returncode, 0, "state init again: nothing to do")
+    psql("CREATE TABLE attempts (id serial, run_id text, step text, at timestamptz DEFAULT clock_timestamp())")
+
+    # ---- run, runs, show, resume in the foreground ----
+    r = engine("run", WORK, "-p", "dsn=" + DSN, "-p", "pause=0", "--state", URL, "--json")
+    t.is_(r.returncode, 0, "run --state postgresql://: succeeded")
+    if r.returncode: t.diag(r.stderr[-800:])
+    r = engine("run", WORK, "-p", "dsn=" + DSN, "-p", "pause=0", "-p", "target=b", "--state", URL,
+               "--fail-at", "two", "--on-failure", "pause", "-q")
+    t.is_(r.returncode, 5, "a run paused at step two")
+    paused = engine("runs", "--state", URL, "--status", "paused", "--json").stdout.split('"run_id":"')[1][:25]
+    r = engine("show", paused, "--state", URL)
+    t.like(r.stdout, "paused", "show reads the run from PostgreSQL")
+    t.like(engine("runs", "--state", URL).stdout, "holds lock target:b", "runs: the paused run holds its key")
+
+    # ---- the lock key across two working directories ----
+    other = os.path.join(TMP, "elsewhere")
+    os.makedirs(other)
+    r = engine("run", WORK, "-p", "dsn=" + DSN, "-p", "pause=0", "-p", "target=b", "--state", URL,
+               cwd=other)
+    t.is_(r.returncode, wftest.USAGE, "another directory, same key: refused")
+    t.like(r.stderr, "held by run " + paused, "the refusal names the holder run")
+    r = engine("resume", paused, "--state", URL, "-q", cwd=other)
+    t.is_(r.returncode, 0, "resume from another directory finishes the paused run")
+    if r.returncode: t.diag(r.stderr[-800:])
+    r = engine("run", WORK, "-p", "dsn=" + DSN, "-p", "pause=0", "-p", "target=b", "--state", URL,
+               "-q", cwd=other)
+    t.is_(r.returncode, 0, "the key is free again once its run succeeded")
+    t.is_(psql("SELECT count(*) FROM wfengine.runs WHERE status = 'succeeded'"), "3",
+          "three runs succeeded")
+
+    # ---- submit and workers; kill -9 a worker mid-step ----
+    psql("TRUNCATE attempts")
+    ids = []
+    for i in range(8):
+        r = engine("submit", WORK, "-p", "dsn=" + DSN, "-p", "pause=0.4", "-p", "target=s%d" % i,
+                   "--state", URL)
+        ids.append(r.stdout.strip())
+    t.is_(len([x for x in ids if len(x) == 25]), 8, "submit prints each run's id")
+    t.is_(psql("SELECT count(*) FROM wfengine.runs WHERE status = 'queued'"), "8", "8 runs queued")
+    a = start_worker("a", "--concurrency", "3", "--lease", "2")
+    victim = until(lambda: psql("SELECT run_id FROM attempts ORDER BY id LIMIT 1"), "a first attempt")
+    os.killpg(a.pid, signal.SIGKILL)
+    a.wait()
+    b = start_worker("b", "--concurrency", "4", "--lease", "2")
+    c = start_worker("c", "--concurrency", "4", "--lease", "2")
+    done = until(lambda: psql("SELECT count(*) FROM wfengine.runs WHERE run_id IN (%s) AND status "
+                              "IN ('succeeded', 'compensated')" % ",".join("'%s'" % x for x in ids))
+                 == "8", "8 runs done", timeout=90)
+    t.ok(done, "every submitted run ends succeeded after the kill -9 and the takeover")
+    t.ok(int(psql("SELECT epoch FROM wfengine.runs WHERE run_id = '%s'" % victim) or 0) >= 2,
+         "the killed worker's run was taken over (a new epoch)")
+    extra = psql("""SELECT count(*) FROM (SELECT run_id, step, count(*) AS n FROM attempts
+        GROUP BY run_id, step) a JOIN (SELECT run_id, event::json->>'step' AS step, count(*) AS n
+        FROM wfengine.events WHERE event::json->>'type' = 'step_started' GROUP BY 1, 2) e
+        USING (run_id, step) WHERE a.n > e.n""")
+    t.is_(extra, "0", "no action attempt that was not journaled first (nothing repeated silently)")
+    t.is_(psql("""SELECT count(*) FROM (SELECT run_id, event::json->>'step' FROM wfengine.events
+        WHERE event::json->>'type' = 'step_succeeded' GROUP BY 1, 2 HAVING count(*) > 1) x"""), "0",
+          "no step completed twice")
+    for r_id in ids:
+        r = engine("show", r_id, "--state", URL, "--json")
+        if r.returncode != 0 or '"succeeded"' not in r.stdout:
+            t.diag("run %s does not replay: %s" % (r_id, r.stderr))
+            break
+    else:
+        t.ok(True, "every journal replays (show --json)")
+    for p in (b, c):
+        p.send_signal(signal.SIGTERM)
+    t.is_([p.wait(timeout=30) for p in (b, c)], [0, 0], "SIGTERM: the idle workers stop, exit 0")
+
+    # ---- fencing: SIGSTOP past the lease, takeover, SIGCONT ----
+    psql("TRUNCATE attempts")
+    r = engine("submit", WORK, "-p", "dsn=" + DSN, "-p", "pause=0.5", "-p", "target=f", "--state", URL)
+    fid = r.stdout.strip()
+    a = start_worker("stopped", "--lease", "2")
+    until(lambda: psql("SELECT count(*) FROM attempts WHERE run_id = '%s'" % fid) == "1", "its first action")
+    os.killpg(a.pid, signal.SIGSTOP)
+    b = start_worker("taker", "--lease", "2")
+    took = until(lambda: psql("SELECT status FROM wfengine.runs WHERE run_id = '%s'" % fid) == "succeeded",
+                 "the takeover to finish the run", timeout=60)
+    t.ok(took, "another worker took the stopped worker's run over and finished it")
+    events = psql("SELECT count(*) FROM wfengine.events WHERE run_id = '%s'" % fid)
+    attempts = psql("SELECT count(*) FROM attempts WHERE run_id = '%s'" % fid)
+    os.killpg(a.pid, signal.SIGCONT)
+    a.send_signal(signal.SIGTERM)
+    a.wait(timeout=30)
+    t.is_(psql("SELECT count(*) FROM wfengine.events WHERE run_id = '%s'" % fid), events,
+          "after SIGCONT: not one more event from the fenced worker")
+    t.is_(psql("SELECT count(*) FROM attempts WHERE run_id = '%s'" % fid), attempts,
+          "after SIGCONT: not one more action from it")
+    r = engine("show", fid, "--state", URL)
+    t.like(r.stdout, "succeeded", "the run reads succeeded")
+    b.send_signal(signal.SIGTERM)
+    b.wait(timeout=30)
+finally:
+    cleanup()
+t.done()
