@@ -9,6 +9,7 @@ run() {
   "$WFENGINE" run -q --state "$MAIL_TMP/state" "$@" tests/mail/smtp.lua -p url="$SMTP_URL" -p imap="$IMAP_URL" -p closed_port=26296 2>>"$MAIL_TMP/stderr"
 }
 real=$(run)
+real_rc=$?
 dry=$(run --dry-run)
 sim=$(run --simulate)
 checks=$("$PY" - "$SINK_DIR" "$MAIL_TMP" <<'PY'
@@ -46,4 +47,6 @@ ok("STARTTLS is optional, so the password may cross the network in clear" in jou
 PY
 )
 ls "$MAIL_TMP/dovecot/mail/alice/Maildir" >/dev/null 2>&1
-tap_merge "$real" "$dry" "$sim" "$checks"
+ran=$(if [ "$real_rc" = 0 ]; then echo "ok - the SMTP workflow ran every step (exit 0)"
+  else echo "not ok - the SMTP workflow ran every step (exit $real_rc)"; fi)
+tap_merge "$real" "$dry" "$sim" "$checks" "$ran"
