@@ -113,31 +113,12 @@ local function secret(value, what)
   if not ok then fail_usage("http request: " .. what .. " is " .. why) end
 end
 
-local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-
-local function base64(bytes)
-  local out = {}
-  for i = 1, #bytes, 3 do
-    local a, b, c = bytes:byte(i, i + 2)
-    local n = (a << 16) | ((b or 0) << 8) | (c or 0)
-    local quad = {}
-    for k = 1, 4 do
-      local index = (n >> (6 * (4 - k))) & 63
-      quad[k] = B64:sub(index + 1, index + 1)
-    end
-    if not c then quad[4] = "=" end
-    if not b then quad[3] = "=" end
-    out[#out + 1] = table.concat(quad)
-  end
-  return table.concat(out)
-end
-
 -- Basic authentication: the password and the header value curl builds from
 -- it (base64 of user:password), which a server may echo back in a body.
 local function basic_secret(user, password)
   if password == nil then return end
   secret(password, "the password")
-  secret(base64(tostring(user or "") .. ":" .. tostring(password)), "the Basic credentials")
+  secret(core.base64(tostring(user or "") .. ":" .. tostring(password)), "the Basic credentials")
 end
 
 local function percent_decoded(text)

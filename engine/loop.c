@@ -713,6 +713,8 @@ static const luaL_Reg core_funcs[] = {
     {"set_hooks", core_set_hooks},
     {"backoff", core_backoff},
     {"hash", core_hash},
+    {"base64", wf_lua_base64},
+    {"unbase64", wf_lua_unbase64},
     {"isatty", core_isatty},
     {"wait_readable", core_wait_readable},
     {"getpid", core_getpid},

@@ -126,4 +126,13 @@ void wf_push_error(lua_State *L, const char *kind, const char *code, int retryab
  * raises, so the caller may raise at any point without leaking. */
 void *wf_push_scratch(lua_State *L, size_t size, const char *name, lua_CFunction close);
 
+/* base64 (RFC 4648, padded; engine/base64.c). wf_push_unbase64 pushes the
+ * bytes and returns 1, or pushes nothing and returns 0 when text is not
+ * base64 as wf_push_base64 writes it. The lua_CFunctions take and give one
+ * string (unbase64: nil when malformed). */
+void wf_push_base64(lua_State *L, const char *data, size_t length);
+int wf_push_unbase64(lua_State *L, const char *text, size_t length);
+int wf_lua_base64(lua_State *L);
+int wf_lua_unbase64(lua_State *L);
+
 #endif

@@ -68,47 +68,9 @@ end
 -- string that is not UTF-8 is journaled as {"$base64": "<its bytes in
 -- base64>"}, a table key as "$base64:<base64>", and read back as the bytes
 -- (docs/workflow-language.md#results-that-are-not-utf-8).
-local BASE64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 local BYTES_KEY, KEY_PREFIX = "$base64", "$base64:"
+local base64, unbase64 = core.base64, core.unbase64
 
-local function base64(bytes)
-  local out = {}
-  for i = 1, #bytes, 3 do
-    local a, b, c = bytes:byte(i, i + 2)
-    local n = (a << 16) | ((b or 0) << 8) | (c or 0)
-    local quad = {}
-    for k = 1, 4 do
-      local index = (n >> (6 * (4 - k))) & 63
-      quad[k] = BASE64:sub(index + 1, index + 1)
-    end
-    if not c then quad[4] = "=" end
-    if not b then quad[3] = "=" end
-    out[#out + 1] = table.concat(quad)
-  end
-  return table.concat(out)
-end
-
-local BASE64_VALUE = {}
-for i = 1, #BASE64 do BASE64_VALUE[BASE64:sub(i, i)] = i - 1 end
-
--- nil when text is not base64 as base64() writes it
-local function unbase64(text)
-  if #text % 4 ~= 0 or text:find("[^%w+/=]") then return nil end
-  local out = {}
-  for i = 1, #text, 4 do
-    local n, pad = 0, 0
-    for k = 0, 3 do
-      local char = text:sub(i + k, i + k)
-      if char == "=" then pad = pad + 1 else n = n | (BASE64_VALUE[char] << (6 * (3 - k))) end
-    end
-    local bytes = string.char((n >> 16) & 255, (n >> 8) & 255, n & 255)
-    out[#out + 1] = bytes:sub(1, 3 - pad)
-  end
-  return table.concat(out)
-end
-
--- A table key is a value too: redacted (a result may well be keyed by a
--- secret: { [password] = true }), then base64 when it is not UTF-8.
 local function storable_key(key, keep)
   if type(key) ~= "string" then return key end
   if not keep then key = core.redact(key) end
