@@ -16,6 +16,7 @@ enum { TAKES_VALUE = 1 };
 #define ON_RUNS (1u << COMMAND_RUNS)
 #define ON_SHOW (1u << COMMAND_SHOW)
 #define ON_UNLOCK (1u << COMMAND_UNLOCK)
+#define ON_SERVE (1u << COMMAND_SERVE)
 #define ON_CONTINUE (ON_RESUME | ON_ROLLBACK)
 #define ON_ANY 0xffffu
 
@@ -28,7 +29,7 @@ struct option {
 
 static const struct option options[] = {
     {"param", 'p', TAKES_VALUE, ON_RUN | ON_CHECK | ON_PLAN | ON_CONTINUE},
-    {"config", 'c', TAKES_VALUE, ON_RUN | ON_CHECK | ON_PLAN | ON_CONTINUE},
+    {"config", 'c', TAKES_VALUE, ON_RUN | ON_CHECK | ON_PLAN | ON_CONTINUE | ON_SERVE},
     {"dry-run", 'n', 0, ON_RUN},
     {"simulate", 0, 0, ON_RUN},
     {"fail-at", 0, TAKES_VALUE, ON_RUN | ON_CONTINUE},
@@ -37,11 +38,18 @@ static const struct option options[] = {
     {"skip", 0, TAKES_VALUE, ON_RUN},
     {"on-failure", 0, TAKES_VALUE, ON_RUN | ON_RESUME},
     {"yes", 'y', 0, ON_RUN | ON_CONTINUE | ON_UNLOCK},
-    {"state", 0, TAKES_VALUE, ON_RUN | ON_CONTINUE | ON_RUNS | ON_SHOW | ON_UNLOCK},
+    {"state", 0, TAKES_VALUE, ON_RUN | ON_CONTINUE | ON_RUNS | ON_SHOW | ON_UNLOCK | ON_SERVE},
     {"json", 0, 0, ON_RUN | ON_CONTINUE | ON_RUNS | ON_SHOW},
     {"quiet", 'q', 0, ON_ANY},
     {"verbose", 'v', 0, ON_ANY},
     {"format", 0, TAKES_VALUE, ON_PLAN},
+    {"html", 0, 0, ON_SHOW},
+    {"confirm-from-state", 0, 0, ON_RUN | ON_CONTINUE},
+    {"listen", 0, TAKES_VALUE, ON_SERVE},
+    {"workflows", 0, TAKES_VALUE, ON_SERVE},
+    {"token-file", 0, TAKES_VALUE, ON_SERVE},
+    {"tls-cert", 0, TAKES_VALUE, ON_SERVE},
+    {"tls-key", 0, TAKES_VALUE, ON_SERVE},
     {"help", 'h', 0, ON_ANY},
     {"version", 0, 0, ON_ANY},
 };
@@ -53,7 +61,7 @@ static const struct {
     {"run", COMMAND_RUN},         {"check", COMMAND_CHECK},       {"plan", COMMAND_PLAN},
     {"resume", COMMAND_RESUME},   {"rollback", COMMAND_ROLLBACK}, {"runs", COMMAND_RUNS},
     {"show", COMMAND_SHOW},       {"unlock", COMMAND_UNLOCK},     {"help", COMMAND_HELP},
-    {"version", COMMAND_VERSION},
+    {"version", COMMAND_VERSION}, {"serve", COMMAND_SERVE},
 };
 
 static int fail(char *err, size_t errlen, const char *fmt, const char *what) {
@@ -112,6 +120,11 @@ static int store_option(struct args *args, const struct option *option, const ch
                       : strcmp(name, "skip") == 0       ? &args->skip
                       : strcmp(name, "on-failure") == 0 ? &args->on_failure
                       : strcmp(name, "state") == 0      ? &args->state
+                      : strcmp(name, "listen") == 0     ? &args->listen
+                      : strcmp(name, "workflows") == 0  ? &args->workflows
+                      : strcmp(name, "token-file") == 0 ? &args->token_file
+                      : strcmp(name, "tls-cert") == 0   ? &args->tls_cert
+                      : strcmp(name, "tls-key") == 0    ? &args->tls_key
                                                         : &args->format;
   *slot = value;
   return 0;
@@ -131,6 +144,10 @@ static void store_flag(struct args *args, const struct option *option) {
     args->quiet = 1;
   else if (strcmp(name, "verbose") == 0)
     args->verbose = 1;
+  else if (strcmp(name, "html") == 0)
+    args->html = 1;
+  else if (strcmp(name, "confirm-from-state") == 0)
+    args->confirm_from_state = 1;
   else if (strcmp(name, "help") == 0)
     args->command = COMMAND_HELP;
   else if (strcmp(name, "version") == 0)
@@ -194,6 +211,10 @@ static int check_complete(const struct args *args, char *err, size_t errlen) {
   }
   if (args->dry_run && args->simulate)
     return fail(err, errlen, "%s", "--dry-run and --simulate exclude each other");
+  if (args->json && args->html)
+    return fail(err, errlen, "%s", "--json and --html exclude each other");
+  if ((args->tls_cert != NULL) != (args->tls_key != NULL))
+    return fail(err, errlen, "%s", "--tls-cert and --tls-key go together");
   if (args->quiet && args->verbose)
     return fail(err, errlen, "%s", "--quiet and --verbose exclude each other");
   if ((args->only != NULL) + (args->from != NULL) > 1)

@@ -47,7 +47,8 @@ enum command {
   COMMAND_SHOW,
   COMMAND_UNLOCK,
   COMMAND_HELP,
-  COMMAND_VERSION
+  COMMAND_VERSION,
+  COMMAND_SERVE
 };
 
 #define ARGS_MAX_LIST 64
@@ -68,7 +69,10 @@ struct args {
   const char *on_failure;
   const char *state;
   const char *format;
+  const char *listen, *workflows, *token_file, *tls_cert, *tls_key; /* serve */
   int dry_run, simulate, yes, json, quiet, verbose;
+  int html;               /* show --html */
+  int confirm_from_state; /* run, resume, rollback: confirm answers come from the state */
 };
 
 /* Fills args from argv; returns 0, or -1 with a one-line message in err. */

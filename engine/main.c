@@ -24,9 +24,11 @@ static const char usage[] =
     "       wfengine rollback RUN_ID [-y] [-c FILE] [-p NAME=VALUE ...] [--fail-at STEP[:N]]\n"
     "                      [--state DIR] [--json]\n"
     "       wfengine runs [--state DIR] [--json]      list runs, newest first\n"
-    "       wfengine show RUN_ID [--state DIR] [--json]   one run, step by step\n"
+    "       wfengine show RUN_ID [--state DIR] [--json | --html]   one run, step by step\n"
     "       wfengine unlock KEY [-y] [--state DIR]    release a lock key by hand (asks to "
     "confirm)\n"
+    "       wfengine serve [--listen ADDR:PORT] [--state DIR] [--workflows DIR] [-c FILE]\n"
+    "                      [--token-file F] [--tls-cert F --tls-key F]   the web console\n"
     "       wfengine --help | --version               this text | version and libraries\n"
     "\n"
     "run options (STEP is a step id or its number in `wfengine plan`):\n"
@@ -40,6 +42,7 @@ static const char usage[] =
     "      --skip STEP[,STEP]     skip these steps\n"
     "      --on-failure compensate|pause   override the workflow's failure policy\n"
     "  -y, --yes                  answer yes to every confirm prompt\n"
+    "      --confirm-from-state   wait for confirm answers in the state (the web console)\n"
     "      --state DIR            journal directory (default $WFENGINE_STATE, else ./.wfengine)\n"
     "      --json                 print journal events as JSON lines instead of the view\n"
     "  -q, --quiet                print only failures (also hides logs and print output)\n"
@@ -65,8 +68,8 @@ static void set_list(lua_State *L, const char *name, const char *const *values, 
 
 /* stack: -> args table */
 static void push_args(lua_State *L, const struct args *args) {
-  static const char *const names[] = {"",     "run",  "check",  "plan", "resume", "rollback",
-                                      "runs", "show", "unlock", "help", "version"};
+  static const char *const names[] = {"",     "run",  "check",  "plan", "resume",  "rollback",
+                                      "runs", "show", "unlock", "help", "version", "serve"};
   lua_newtable(L);
   set_string(L, "command", names[args->command]);
   set_string(L, "workflow", args->workflow);
@@ -79,6 +82,11 @@ static void push_args(lua_State *L, const struct args *args) {
   set_string(L, "on_failure", args->on_failure);
   set_string(L, "state", args->state);
   set_string(L, "format", args->format);
+  set_string(L, "listen", args->listen);
+  set_string(L, "workflows", args->workflows);
+  set_string(L, "token_file", args->token_file);
+  set_string(L, "tls_cert", args->tls_cert);
+  set_string(L, "tls_key", args->tls_key);
   set_list(L, "params", args->params, args->param_count);
   set_list(L, "fail_at", args->fail_at, args->fail_at_count);
   const struct {
@@ -86,7 +94,8 @@ static void push_args(lua_State *L, const struct args *args) {
     int value;
   } flags[] = {{"dry_run", args->dry_run}, {"simulate", args->simulate},
                {"yes", args->yes},         {"json", args->json},
-               {"quiet", args->quiet},     {"verbose", args->verbose}};
+               {"quiet", args->quiet},     {"verbose", args->verbose},
+               {"html", args->html},       {"confirm_from_state", args->confirm_from_state}};
   for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
     lua_pushboolean(L, flags[i].value);
     lua_setfield(L, -2, flags[i].name);

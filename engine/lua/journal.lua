@@ -320,6 +320,15 @@ function journal.read(state, run_id)
   return events, warning
 end
 
+-- The answer to a step's confirm question given through the state (the
+-- web console writes <run dir>/answers/<step>): "yes", "no", or nil while
+-- there is none. Anything but yes is no.
+function journal.answer(dir, step)
+  local text = core.read_file(dir .. "/answers/" .. step)
+  if not text then return nil end
+  return text:match("^%s*yes%s*$") and "yes" or "no"
+end
+
 -- Run ids under state, newest first.
 function journal.list(state)
   local ids = core.listdir(state .. "/runs") or {}

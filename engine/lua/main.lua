@@ -46,7 +46,8 @@ end
 
 -- The command-line switches that shape a run, checked against the workflow.
 local function run_options(args, wf)
-  local options = { yes = args.yes, on_failure = args.on_failure, fail_at = {} }
+  local options = { yes = args.yes, on_failure = args.on_failure, fail_at = {},
+    confirm_from_state = args.confirm_from_state }
   local function known(ref, option)
     local id = step_ref(wf, ref)
     if not id then
@@ -223,7 +224,7 @@ function commands.run(args)
   if not options then return fail("%s", option_err) end
   local mode = mode_of(args)
   local asking = needs_confirmation(wf, options)
-  if asking and mode == "run" and not args.yes and not core.isatty(0) then
+  if asking and mode == "run" and not args.yes and not args.confirm_from_state and not core.isatty(0) then
     return fail("step '%s' asks to confirm (%q) and there is no terminal: run with -y to answer yes",
       asking.id, asking.confirm)
   end
@@ -333,6 +334,7 @@ local function continue_run(args, rollback)
     only = original.only, skip = original.skip, from = original.from }, wf)
   if not options then return fail("%s", option_err) end
   options.yes = args.yes
+  options.confirm_from_state = args.confirm_from_state
   options.on_failure = args.on_failure or original.on_failure
   return drive({ wf = wf, mode = rec.mode, params = values, shown = shown, config = config,
     options = options, state = state, run_id = args.run_id, args = args, events = events,
@@ -359,7 +361,12 @@ function commands.show(args)
   if not state then return fail("%s", state_err) end
   local id_ok, id_err = journal.check_run_id(args.run_id)
   if not id_ok then return fail("%s", id_err) end
+  if args.html then return require("wfengine.console_page").show(state, args.run_id, fail) end
   return require("wfengine.history").show(state, args.run_id, args.json)
+end
+
+function commands.serve(args)
+  return require("wfengine.console").serve(args, fail)
 end
 
 -- Asks on the terminal; -y answers yes; without either the answer is no.
