@@ -310,11 +310,13 @@ static int push_request(lua_State *L, exchange *ex) {
   ex->owner = h;
   luaL_setmetatable(L, REQUEST_META);
   h2o_req_t *req = ex->req;
-  lua_createtable(L, 0, 4);
+  lua_createtable(L, 0, 5);
   lua_pushlstring(L, req->method.base, req->method.len);
   lua_setfield(L, -2, "method");
   lua_pushlstring(L, req->path.base, req->path.len);
   lua_setfield(L, -2, "path");
+  lua_pushlstring(L, req->authority.base ? req->authority.base : "", req->authority.len);
+  lua_setfield(L, -2, "authority"); /* Host (HTTP/1) or :authority (HTTP/2) */
   lua_pushlstring(L, req->entity.base ? req->entity.base : "",
                   req->entity.base ? req->entity.len : 0);
   lua_setfield(L, -2, "body");

@@ -274,12 +274,13 @@ end
 -- when the browser sends one, of this server.
 local function csrf_problem(info)
   local h = info.headers
+  local authority = info.authority ~= "" and info.authority or h.host
   if h["x-wfengine-csrf"] ~= "1" then return "missing the X-WFEngine-CSRF: 1 header" end
   if not (h["content-type"] or ""):match("^application/json") then return "the body must be application/json" end
   local origin = h.origin
   if origin and origin ~= "null" then
     local host = origin:match("^https?://(.+)$")
-    if host ~= h.host then return "cross-origin request refused (Origin " .. origin .. ")" end
+    if host ~= authority then return "cross-origin request refused (Origin " .. origin .. ")" end
   end
 end
 
