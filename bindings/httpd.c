@@ -473,9 +473,8 @@ int luaopen_wf_httpd(lua_State *L) {
   static const luaL_Reg request_methods[] = {
       {"respond", request_respond}, {"start", request_start},   {"send", request_send},
       {"finish", request_finish},   {"closed", request_closed}, {NULL, NULL}};
-  static const luaL_Reg functions[] = {{"listen", httpd_listen},
-                                       {"sha256_base64", httpd_sha256},
-                                       {NULL, NULL}};
+  static const luaL_Reg functions[] = {
+      {"listen", httpd_listen}, {"sha256_base64", httpd_sha256}, {NULL, NULL}};
   new_meta(L, SERVER_META, server_methods, server_gc);
   new_meta(L, REQUEST_META, request_methods, request_gc);
   luaL_newlib(L, functions);
