@@ -1,7 +1,7 @@
 # wfengine: `make` builds ./wfengine; `make test` installs what is missing,
 # builds and runs every test through prove; `make demo` runs the clone in the lab.
 
-PKGS      := lua5.4 libuv yaml-0.1 libcurl libpq jansson
+PKGS      := lua5.4 libuv yaml-0.1 libcurl libpq jansson libh2o openssl
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
@@ -15,6 +15,8 @@ PREFIX   ?= /usr/local
 
 C_SRC    := $(wildcard engine/*.c bindings/*.c)
 LUA_SRC  := $(wildcard engine/lua/*.lua bindings/*.lua)
+# the console's front end (wfengine serve), embedded as it is: no build step
+ASSETS   := $(wildcard engine/console/*.html engine/console/*.css engine/console/*.js)
 OBJ      := $(patsubst %.c,$(BUILD)/%.o,$(C_SRC)) $(BUILD)/gen/embedded.o
 LIB_OBJ  := $(filter-out $(BUILD)/engine/main.o,$(OBJ))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -37,9 +39,9 @@ $(BUILD)/%.o: %.c $(wildcard engine/*.h bindings/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/gen/embedded.c: tools/embed.sh $(LUA_SRC) $(C_SRC)
+$(BUILD)/gen/embedded.c: tools/embed.sh $(LUA_SRC) $(C_SRC) $(ASSETS)
 	@mkdir -p $(dir $@)
-	sh tools/embed.sh $(LUA_SRC) $(wildcard bindings/*.c) > $@.tmp && mv $@.tmp $@
+	sh tools/embed.sh $(LUA_SRC) $(ASSETS) $(wildcard bindings/*.c) > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/gen/embedded.o: $(BUILD)/gen/embedded.c engine/embedded.h
 	$(CC) $(CFLAGS) -c -o $@ $<

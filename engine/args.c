@@ -20,6 +20,7 @@ enum { TAKES_VALUE = 1 };
 #define ON_SUBMIT (1u << COMMAND_SUBMIT)
 #define ON_WORKER (1u << COMMAND_WORKER)
 #define ON_STATE (1u << COMMAND_STATE)
+#define ON_SERVE (1u << COMMAND_SERVE)
 #define ON_CONTINUE (ON_RESUME | ON_ROLLBACK)
 #define ON_QUEUE (ON_RUN | ON_SUBMIT)
 #define ON_ANY 0xffffu
@@ -33,7 +34,8 @@ struct option {
 
 static const struct option options[] = {
     {"param", 'p', TAKES_VALUE, ON_QUEUE | ON_CHECK | ON_PLAN | ON_CONTINUE},
-    {"config", 'c', TAKES_VALUE, ON_QUEUE | ON_CHECK | ON_PLAN | ON_CONTINUE | ON_WORKER},
+    {"config", 'c', TAKES_VALUE,
+     ON_QUEUE | ON_CHECK | ON_PLAN | ON_CONTINUE | ON_WORKER | ON_SERVE},
     {"dry-run", 'n', 0, ON_QUEUE},
     {"simulate", 0, 0, ON_QUEUE},
     {"fail-at", 0, TAKES_VALUE, ON_QUEUE | ON_CONTINUE},
@@ -43,7 +45,7 @@ static const struct option options[] = {
     {"on-failure", 0, TAKES_VALUE, ON_QUEUE | ON_RESUME},
     {"yes", 'y', 0, ON_QUEUE | ON_CONTINUE | ON_UNLOCK},
     {"state", 0, TAKES_VALUE,
-     ON_QUEUE | ON_CONTINUE | ON_RUNS | ON_SHOW | ON_UNLOCK | ON_WORKER | ON_STATE},
+     ON_QUEUE | ON_CONTINUE | ON_RUNS | ON_SHOW | ON_UNLOCK | ON_WORKER | ON_STATE | ON_SERVE},
     {"json", 0, 0, ON_QUEUE | ON_CONTINUE | ON_RUNS | ON_SHOW},
     {"status", 0, TAKES_VALUE, ON_RUNS},
     {"workflow", 0, TAKES_VALUE, ON_RUNS | ON_CONTINUE},
@@ -57,6 +59,13 @@ static const struct option options[] = {
     {"quiet", 'q', 0, ON_ANY},
     {"verbose", 'v', 0, ON_ANY},
     {"format", 0, TAKES_VALUE, ON_PLAN},
+    {"html", 0, 0, ON_SHOW},
+    {"confirm-from-state", 0, 0, ON_RUN | ON_CONTINUE},
+    {"listen", 0, TAKES_VALUE, ON_SERVE},
+    {"workflows", 0, TAKES_VALUE, ON_SERVE},
+    {"token-file", 0, TAKES_VALUE, ON_SERVE},
+    {"tls-cert", 0, TAKES_VALUE, ON_SERVE},
+    {"tls-key", 0, TAKES_VALUE, ON_SERVE},
     {"help", 'h', 0, ON_ANY},
     {"version", 0, 0, ON_ANY},
 };
@@ -69,7 +78,7 @@ static const struct {
     {"resume", COMMAND_RESUME},   {"rollback", COMMAND_ROLLBACK}, {"runs", COMMAND_RUNS},
     {"show", COMMAND_SHOW},       {"unlock", COMMAND_UNLOCK},     {"help", COMMAND_HELP},
     {"version", COMMAND_VERSION}, {"submit", COMMAND_SUBMIT},     {"worker", COMMAND_WORKER},
-    {"state", COMMAND_STATE},
+    {"state", COMMAND_STATE},     {"serve", COMMAND_SERVE},
 };
 
 static int fail(char *err, size_t errlen, const char *fmt, const char *what) {
@@ -141,6 +150,11 @@ static int store_option(struct args *args, const struct option *option, const ch
                       : strcmp(name, "name") == 0        ? &args->name
                       : strcmp(name, "run") == 0         ? &args->run_id
                       : strcmp(name, "epoch") == 0       ? &args->epoch
+                      : strcmp(name, "listen") == 0      ? &args->listen
+                      : strcmp(name, "workflows") == 0   ? &args->workflows
+                      : strcmp(name, "token-file") == 0  ? &args->token_file
+                      : strcmp(name, "tls-cert") == 0    ? &args->tls_cert
+                      : strcmp(name, "tls-key") == 0     ? &args->tls_key
                                                          : &args->format;
   *slot = value;
   return 0;
@@ -162,6 +176,10 @@ static void store_flag(struct args *args, const struct option *option) {
     args->verbose = 1;
   else if (strcmp(name, "wait") == 0)
     args->wait = 1;
+  else if (strcmp(name, "html") == 0)
+    args->html = 1;
+  else if (strcmp(name, "confirm-from-state") == 0)
+    args->confirm_from_state = 1;
   else if (strcmp(name, "help") == 0)
     args->command = COMMAND_HELP;
   else if (strcmp(name, "version") == 0)
@@ -247,6 +265,10 @@ static int check_complete(const struct args *args, char *err, size_t errlen) {
   }
   if (args->dry_run && args->simulate)
     return fail(err, errlen, "%s", "--dry-run and --simulate exclude each other");
+  if (args->json && args->html)
+    return fail(err, errlen, "%s", "--json and --html exclude each other");
+  if ((args->tls_cert != NULL) != (args->tls_key != NULL))
+    return fail(err, errlen, "%s", "--tls-cert and --tls-key go together");
   if (args->quiet && args->verbose)
     return fail(err, errlen, "%s", "--quiet and --verbose exclude each other");
   if ((args->only != NULL) + (args->from != NULL) > 1)

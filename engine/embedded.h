@@ -20,6 +20,8 @@ struct embedded_binding {
 };
 
 extern const struct embedded_lua embedded_lua[];
+/* engine/console/ files by name (module = file name, text = its bytes) */
+extern const struct embedded_lua embedded_assets[];
 extern const struct embedded_binding embedded_bindings[];
 
 #endif

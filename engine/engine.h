@@ -50,7 +50,8 @@ enum command {
   COMMAND_VERSION,
   COMMAND_SUBMIT,
   COMMAND_WORKER,
-  COMMAND_STATE
+  COMMAND_STATE,
+  COMMAND_SERVE
 };
 
 #define ARGS_MAX_LIST 64
@@ -78,7 +79,10 @@ struct args {
   const char *since;                              /* runs --since */
   const char *concurrency, *lease, *name, *epoch; /* worker (--run ID --epoch N: one claimed run) */
   int wait;                                       /* submit --wait */
+  const char *listen, *workflows, *token_file, *tls_cert, *tls_key; /* serve */
   int dry_run, simulate, yes, json, quiet, verbose;
+  int html;               /* show --html */
+  int confirm_from_state; /* run, resume, rollback: confirm answers come from the state */
 };
 
 /* Fills args from argv; returns 0, or -1 with a one-line message in err. */

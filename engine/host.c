@@ -49,6 +49,16 @@ static int load_embedded(lua_State *L) {
   return 1;
 }
 
+/* require "wfengine.assets": {file name = bytes} of engine/console/. */
+static int open_assets(lua_State *L) {
+  lua_newtable(L);
+  for (const struct embedded_lua *e = embedded_assets; e->module; e++) {
+    lua_pushlstring(L, e->text, e->length);
+    lua_setfield(L, -2, e->module);
+  }
+  return 1;
+}
+
 lua_State *host_new(void) {
   lua_State *L = luaL_newstate();
   if (!L) return NULL;
@@ -67,6 +77,8 @@ lua_State *host_new(void) {
   lua_setfield(L, -2, "wfengine.core");
   lua_pushcfunction(L, engine_open_files);
   lua_setfield(L, -2, "wfengine.files");
+  lua_pushcfunction(L, open_assets);
+  lua_setfield(L, -2, "wfengine.assets");
   for (const struct embedded_binding *b = embedded_bindings; b->module; b++) {
     lua_pushcfunction(L, b->open);
     lua_setfield(L, -2, b->module);

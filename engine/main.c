@@ -24,7 +24,7 @@ static const char usage[] =
     "       wfengine rollback RUN_ID [-y] [-c FILE] [-p NAME=VALUE ...] [--fail-at STEP[:N]]\n"
     "                      [--state DIR] [--json]\n"
     "       wfengine runs [--state DIR] [--json]      list runs, newest first\n"
-    "       wfengine show RUN_ID [--state DIR] [--json]   one run, step by step\n"
+    "       wfengine show RUN_ID [--state DIR] [--json | --html]   one run, step by step\n"
     "       wfengine unlock KEY [-y] [--state DIR]    release a lock key by hand (asks to "
     "confirm)\n"
     "       wfengine submit WORKFLOW.lua [run options] [--wait]   queue a run (--state "
@@ -32,6 +32,8 @@ static const char usage[] =
     "       wfengine worker [-c FILE] [--concurrency N] [--lease S] [--name NAME]\n"
     "       wfengine state init | import DIR --state postgresql://...\n"
     "       wfengine runs [--status S] [--workflow W] [--since T]\n"
+    "       wfengine serve [--listen ADDR:PORT] [--state DIR] [--workflows DIR] [-c FILE]\n"
+    "                      [--token-file F] [--tls-cert F --tls-key F]   the web console\n"
     "       wfengine --help | --version               this text | version and libraries\n"
     "\n"
     "run options (STEP is a step id or its number in `wfengine plan`):\n"
@@ -48,6 +50,7 @@ static const char usage[] =
     "      --state DIR|URL        journal directory or postgresql:// URL (default "
     "$WFENGINE_STATE,\n"
     "                             else ./.wfengine)\n"
+    "      --confirm-from-state   wait for confirm answers in the state (the web console)\n"
     "      --json                 print journal events as JSON lines instead of the view\n"
     "  -q, --quiet                print only failures (also hides logs and print output)\n"
     "  -v, --verbose              also print each attempt as it starts\n"
@@ -74,7 +77,7 @@ static void set_list(lua_State *L, const char *name, const char *const *values, 
 static void push_args(lua_State *L, const struct args *args) {
   static const char *const names[] = {"",         "run",    "check",  "plan",   "resume",
                                       "rollback", "runs",   "show",   "unlock", "help",
-                                      "version",  "submit", "worker", "state"};
+                                      "version",  "submit", "worker", "state",  "serve"};
   lua_newtable(L);
   set_string(L, "command", names[args->command]);
   set_string(L, "workflow", args->workflow);
@@ -96,14 +99,25 @@ static void push_args(lua_State *L, const struct args *args) {
   set_string(L, "name", args->name);
   set_string(L, "epoch", args->epoch);
   set_string(L, "format", args->format);
+  set_string(L, "listen", args->listen);
+  set_string(L, "workflows", args->workflows);
+  set_string(L, "token_file", args->token_file);
+  set_string(L, "tls_cert", args->tls_cert);
+  set_string(L, "tls_key", args->tls_key);
   set_list(L, "params", args->params, args->param_count);
   set_list(L, "fail_at", args->fail_at, args->fail_at_count);
   const struct {
     const char *name;
     int value;
-  } flags[] = {{"dry_run", args->dry_run}, {"simulate", args->simulate}, {"yes", args->yes},
-               {"json", args->json},       {"quiet", args->quiet},       {"verbose", args->verbose},
-               {"wait", args->wait}};
+  } flags[] = {{"dry_run", args->dry_run},
+               {"simulate", args->simulate},
+               {"yes", args->yes},
+               {"json", args->json},
+               {"quiet", args->quiet},
+               {"verbose", args->verbose},
+               {"wait", args->wait},
+               {"html", args->html},
+               {"confirm_from_state", args->confirm_from_state}};
   for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
     lua_pushboolean(L, flags[i].value);
     lua_setfield(L, -2, flags[i].name);

@@ -50,7 +50,8 @@ end
 
 -- The command-line switches that shape a run, checked against the workflow.
 local function run_options(args, wf)
-  local options = { yes = args.yes, on_failure = args.on_failure, fail_at = {} }
+  local options = { yes = args.yes, on_failure = args.on_failure, fail_at = {},
+    confirm_from_state = args.confirm_from_state }
   local function known(ref, option)
     local id = step_ref(wf, ref)
     if not id then
@@ -186,8 +187,8 @@ local function drive(spec, continuing)
   local v = view.new { json = args.json, quiet = args.quiet, verbose = args.verbose,
     total = #spec.wf.steps, steps = spec.wf.by_id, run_id = spec.run_id, mode = spec.mode }
   local run = runner.new { wf = spec.wf, mode = spec.mode, params = spec.params,
-    config = spec.config, options = spec.options, writer = writer, view = v, run_id = spec.run_id,
-    events = spec.events }
+    config = spec.config, options = spec.options, writer = writer, store = store, view = v,
+    run_id = spec.run_id, events = spec.events }
   v:start_ticker(spec.mode)
   local code
   if continuing then
@@ -229,7 +230,7 @@ function commands.run(args)
   if not options then return fail("%s", option_err) end
   local mode = mode_of(args)
   local asking = needs_confirmation(wf, options)
-  if asking and mode == "run" and not args.yes and not core.isatty(0) then
+  if asking and mode == "run" and not args.yes and not args.confirm_from_state and not core.isatty(0) then
     return fail("step '%s' asks to confirm (%q) and there is no terminal: run with -y to answer yes",
       asking.id, asking.confirm)
   end
@@ -343,6 +344,7 @@ local function continue_run(args, rollback)
     only = original.only, skip = original.skip, from = original.from }, wf)
   if not options then return fail("%s", option_err) end
   options.yes = args.yes
+  options.confirm_from_state = args.confirm_from_state
   options.on_failure = args.on_failure or original.on_failure
   return drive({ wf = wf, mode = rec.mode, params = values, shown = shown, config = config,
     options = options, store = store, run_id = args.run_id, args = args, events = events,
@@ -384,7 +386,12 @@ function commands.show(args)
   if not store then return fail("%s", state_err) end
   local id_ok, id_err = journal.check_run_id(args.run_id)
   if not id_ok then return fail("%s", id_err) end
+  if args.html then return require("wfengine.console_page").show(store, args.run_id, fail) end
   return require("wfengine.history").show(store, args.run_id, args.json)
+end
+
+function commands.serve(args)
+  return require("wfengine.console").serve(args, fail)
 end
 
 -- Asks on the terminal; -y answers yes; without either the answer is no.

@@ -73,6 +73,17 @@ function apply.compensation_failed(rec, ev)
   s.compensation_error = ev.error
 end
 
+-- --confirm-from-state: the question waits for an answer in the state.
+function apply.confirm_asked(rec, ev)
+  local s = step_of(rec, ev.step)
+  s.status, s.question = "asking", ev.question
+end
+
+function apply.confirm_answered(rec, ev)
+  local s = step_of(rec, ev.step)
+  s.status, s.answer = "pending", ev.answer
+end
+
 local function finished(status)
   return function(rec, ev)
     rec.status, rec.finished = status, ev.time or rec.last_time
@@ -93,6 +104,7 @@ apply.run_interrupted = finished("interrupted")
 local NEEDS_STEP = {
   step_started = true, step_failed = true, step_succeeded = true, step_skipped = true,
   compensation_started = true, compensation_succeeded = true, compensation_failed = true,
+  confirm_asked = true, confirm_answered = true,
 }
 
 function record.apply(rec, ev)

@@ -107,7 +107,7 @@ function Ctx:warn(fmt, ...)
 end
 
 function Ctx:progress(done, total, unit)
-  self._run.view:progress(self.step, tonumber(done) or 0, tonumber(total) or 0, unit)
+  self._run:progress(self.step, tonumber(done) or 0, tonumber(total) or 0, unit)
 end
 
 function Ctx:sleep(seconds)
@@ -192,6 +192,21 @@ function Run:log(ctx, level, message)
     message = core.redact(message) })
 end
 
+-- A step's progress goes to the view; in a run the console started
+-- (--confirm-from-state), also to <run dir>/progress.json, at most twice a
+-- second, for the console's progress bar (not a journal event: it is not
+-- needed to resume, and would swell the journal).
+local PROGRESS_EVERY = 0.5
+
+function Run:progress(step, done, total, unit)
+  self.view:progress(step, done, total, unit)
+  if not self.options.confirm_from_state then return end
+  local now = core.time()
+  if self._progress_at and now - self._progress_at < PROGRESS_EVERY and done < total then return end
+  self._progress_at = now
+  self.store:progress(self.run_id, { step = step, done = done, total = total, unit = unit, time = now })
+end
+
 -- The hooks C bindings reach through wf.h (wf_log, wf_progress, wf_current_step).
 function Run:install_hooks()
   local run = self
@@ -207,7 +222,7 @@ function Run:install_hooks()
     end,
     progress = function(done, total, unit)
       local task = sched.current()
-      if task and task.ctx then run.view:progress(task.ctx.step, done, total, unit) end
+      if task and task.ctx then run:progress(task.ctx.step, done, total, unit) end
     end,
     current = function()
       local task = sched.current()
@@ -295,12 +310,32 @@ end
 -- anything: answered no, or no terminal to ask on and no -y.
 function Run:confirmed(s)
   if not s.confirm or self.mode ~= "run" or self.options.yes then return true end
+  if self.options.confirm_from_state then return self:confirmed_from_state(s) end
   if not core.isatty(0) then
     return false, errors.new { kind = "declined", retryable = false,
       message = string.format("asks to confirm (%q) and there is no terminal: not run, nothing "
         .. "touched; answer yes with -y", s.confirm) }
   end
   if self.view:confirm(s) then return true end
+  return false, errors.new { kind = "declined", retryable = false, message = "not confirmed: " .. s.confirm }
+end
+
+-- --confirm-from-state (a run the web console started): the question is
+-- journaled (confirm_asked) and the answer read from the state, where the
+-- console writes it (store:answer; the file backend keeps it in
+-- <run dir>/answers/<step>). Waits on the loop (a sleep between looks), so
+-- Ctrl-C still interrupts.
+local ANSWER_POLL = 0.2
+
+function Run:confirmed_from_state(s)
+  self:emit("confirm_asked", { step = s.id, question = s.confirm })
+  local yes = self.store:answer_of(self.run_id, s.id)
+  while yes == nil do
+    sched.sleep(ANSWER_POLL)
+    yes = self.store:answer_of(self.run_id, s.id)
+  end
+  self:emit("confirm_answered", { step = s.id, answer = yes and "yes" or "no" })
+  if yes then return true end
   return false, errors.new { kind = "declined", retryable = false, message = "not confirmed: " .. s.confirm }
 end
 

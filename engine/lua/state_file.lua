@@ -86,6 +86,17 @@ function Store:answer_of(run_id, step)
   return text == "yes"
 end
 
+-- A long step's progress, for a console's progress bar (not a journal
+-- event: resume does not need it): <run dir>/progress.json; nil when none.
+function Store:progress(run_id, progress)
+  local json = require "wf.json"
+  return files.write_file(journal.run_dir(self.dir, run_id) .. "/progress.json", json.encode(progress))
+end
+
+function Store:progress_of(run_id)
+  return files.read_file(journal.run_dir(self.dir, run_id) .. "/progress.json")
+end
+
 -- After the run's last event: nothing more to do for files (the run lock
 -- goes with the process).
 function Store:finished() end

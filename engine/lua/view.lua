@@ -240,6 +240,10 @@ function handlers.compensation_failed(self, ev)
   if self.quiet and not ev.will_retry then self:complain(line) elseif not self.quiet then self:say(line) end
 end
 
+function handlers.confirm_asked(self, ev)
+  self:say(self:paint("yellow", "? ") .. tostring(ev.question) .. "  (waiting for the answer in the web console)")
+end
+
 function handlers.log(self, ev)
   if self.quiet and ev.level ~= "warn" then return end
   local prefix = ev.level == "warn" and self:paint("yellow", "warning: ")

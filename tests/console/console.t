@@ -1,0 +1,340 @@
+#!/usr/bin/python3
+# console.t: `wfengine serve` in a real browser (headless Chromium driven by
+# Selenium, Debian packages) and through its API alone (urllib), against the
+# lab. Ports 26760-26763 (lab) and 26764-26765 (two consoles).
+#   - the hostile workflow (tests/console/workflows/hostile.lua): markup in
+#     params, titles, logs, results and errors renders as text; no script
+#     runs (DOM and console log checked); the self-contained show --html too;
+#   - API security: no token 401, no CSRF header 403, foreign Origin 403;
+#   - clone_sandbox through the wizard: simulate, then a real run at
+#     SCALE 0.02: step 5's confirm answered on the page, 31 green steps, the
+#     timeline; a run failed with --fail-at (API) shows its compensation;
+#   - figures: event-to-browser latency (goal < 200 ms), front end size.
+# WF_TEST_FULL=1 adds: 50 concurrent event streams during a clone, whose
+# duration is compared with a clone nobody watches (goal: < 5 % slower).
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import faultlab  # noqa: E402
+
+os.chdir(faultlab.ROOT)
+t = faultlab.Tap()
+TOKEN = "console-test-token-0123456789"
+WFENGINE = os.path.abspath(faultlab.WFENGINE)
+
+try:
+    from selenium import webdriver
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+except ImportError:
+    print("1..0 # SKIP python3-selenium missing: make deps")
+    sys.exit(0)
+if not shutil.which("chromedriver"):
+    print("1..0 # SKIP chromium-driver missing: make deps")
+    sys.exit(0)
+
+
+class Console:
+    def __init__(self, port, workflows, state, config=None, env=None):
+        self.base = "http://127.0.0.1:%d" % port
+        argv = [WFENGINE, "serve", "--listen", "127.0.0.1:%d" % port, "--workflows", workflows, "--state", state]
+        if config:
+            argv += ["-c", config]
+        e = dict(env or os.environ, WFENGINE_TOKEN=TOKEN)
+        self.log = open(os.path.join(state + ".serve.log"), "w")
+        self.proc = subprocess.Popen(argv, env=e, stdout=self.log, stderr=subprocess.STDOUT)
+        for _ in range(100):
+            if faultlab.port_open(port):
+                break
+            time.sleep(0.05)
+
+    def call(self, method, path, body=None, token=TOKEN, csrf=True, origin=None):
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.base + path, data=data, method=method)
+        if token:
+            req.add_header("Authorization", "Bearer " + token)
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+            if csrf:
+                req.add_header("X-WFEngine-CSRF", "1")
+        if origin:
+            req.add_header("Origin", origin)
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status, json.loads(r.read() or b"null")
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read() or b"null")
+
+    def events(self, run_id, until="end", timeout=120):
+        """The SSE stream of a run, read until the end event: the list of events."""
+        req = urllib.request.Request(self.base + "/api/runs/%s/events" % run_id)
+        req.add_header("Authorization", "Bearer " + TOKEN)
+        out = []
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            kind = "message"
+            for raw in r:
+                line = raw.decode().rstrip("\n")
+                if line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: ") and kind == "message":
+                    out.append(json.loads(line[6:]))
+                elif line == "":
+                    if kind == "end":
+                        break
+                    kind = "message"
+        return out
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(10)
+        self.log.close()
+
+
+def browser():
+    opts = webdriver.ChromeOptions()
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+              "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1200,1400",
+              "--user-data-dir=" + tempfile.mkdtemp(prefix="wf-chromium-")):
+        opts.add_argument(a)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(options=opts)
+
+
+def wait_for(driver, fn, seconds=60, what=""):
+    try:
+        return WebDriverWait(driver, seconds, poll_frequency=0.1).until(lambda d: fn(d))
+    except Exception:
+        return None
+
+
+def status_of(driver):
+    try:
+        return driver.find_element(By.ID, "run-status").text
+    except Exception:
+        return None
+
+
+def no_script_ran(driver, label):
+    pwned = driver.execute_script("return window.pwned === undefined ? null : window.pwned")
+    t.ok(pwned is None, "%s: no injected script ran (window.pwned unset)" % label, pwned)
+    imgs = driver.execute_script("return document.querySelectorAll('main img, main script').length")
+    t.ok(imgs == 0, "%s: no element made from a value (img, script)" % label, imgs)
+    logs = [e["message"] for e in driver.get_log("browser") if "pwned" in e["message"] or "onerror" in e["message"]]
+    t.ok(logs == [], "%s: the console log has nothing from the values" % label, logs)
+
+
+SHOTS = os.environ.get("WF_CONSOLE_SHOTS")  # a directory: save screenshots there (docs/img)
+work = tempfile.mkdtemp(prefix="wf-console-")
+drv = browser()
+try:
+    # ---- the hostile workflow, simulate, no lab needed ----------------------
+    h = Console(26765, "tests/console/workflows", os.path.join(work, "hstate"))
+    code, _ = h.call("GET", "/api/workflows", token=None)
+    t.ok(code == 401, "GET /api/workflows without a token: 401", code)
+    code, body = h.call("POST", "/api/runs", {"workflow": "hostile", "params": {}, "mode": "simulate"}, csrf=False)
+    t.ok(code == 403, "POST without the CSRF header: 403", (code, body))
+    code, body = h.call("POST", "/api/runs", {"workflow": "hostile", "params": {}, "mode": "simulate"},
+                        origin="http://evil.example")
+    t.ok(code == 403, "POST from a foreign Origin: 403", (code, body))
+    code, body = h.call("POST", "/api/runs", {"workflow": "hostile", "params": {}, "mode": "simulate"}, token="wrong" * 5)
+    t.ok(code == 401, "POST with a wrong token: 401", code)
+    with urllib.request.urlopen(h.base + "/") as r:
+        csp = r.headers.get("Content-Security-Policy", "")
+    t.ok("script-src 'self'" in csp and "unsafe-inline" not in csp, "the page's CSP forbids inline script", csp)
+    size = sum(os.path.getsize(os.path.join("engine/console", f)) for f in os.listdir("engine/console"))
+    t.ok(size < 100000, "the front end is under 100 kB (%d bytes)" % size)
+
+    drv.get(h.base + "/#token=" + TOKEN)
+    wait_for(drv, lambda d: d.find_elements(By.LINK_TEXT, "hostile"), 20)
+    t.ok("<script>" in drv.find_element(By.ID, "main").text, "workflows page: the description's markup shows as text")
+    drv.get(h.base + "/#/wizard/hostile")
+    wait_for(drv, lambda d: d.find_elements(By.ID, "param-note"), 20)
+    note = drv.find_element(By.ID, "param-note")
+    hostile_value = '"><img src=x onerror="window.pwned=3"><script>window.pwned=4</script>'
+    note.send_keys(hostile_value)
+    drv.find_element(By.ID, "show-plan").click()
+    wait_for(drv, lambda d: d.find_elements(By.CSS_SELECTOR, "#plan table"), 20)
+    drv.find_element(By.ID, "start").click()
+    wait_for(drv, lambda d: status_of(d) == "succeeded", 30)
+    t.ok(status_of(drv) == "succeeded", "hostile simulate run from the wizard succeeded", status_of(drv))
+    text = drv.find_element(By.ID, "main").text
+    t.ok('onerror="window.pwned=3"' in text and "<script>window.pwned = 1</script>" in text,
+         "hostile param, title, log and result values show as text")
+    no_script_ran(drv, "hostile run page")
+    run_id = drv.find_element(By.ID, "run-id").text
+    # a failing run: the error and the undo log carry markup too
+    code, body = h.call("POST", "/api/runs", {"workflow": "hostile", "params": {"note": "fail"}, "mode": "simulate"})
+    t.ok(code == 201, "POST /api/runs (API alone) starts a run", (code, body))
+    drv.get(h.base + "/#/run/" + body["run_id"])
+    wait_for(drv, lambda d: status_of(d) == "compensated", 30)
+    t.ok(status_of(drv) == "compensated", "the failed hostile run shows compensated", status_of(drv))
+    t.ok("error <script>" in drv.find_element(By.ID, "main").text, "the error's markup shows as text")
+    no_script_ran(drv, "failed hostile run page")
+    # show --html: one file, no network, same escaping
+    page = subprocess.run([WFENGINE, "show", run_id, "--html", "--state", os.path.join(work, "hstate")],
+                          capture_output=True, text=True).stdout
+    t.ok("http://" not in page.replace("http://www.w3.org/2000/svg", "") and "src=\"/" not in page,
+         "show --html refers to nothing outside the file")
+    path = os.path.join(work, "run.html")
+    open(path, "w").write(page)
+    drv.get("file://" + path)
+    wait_for(drv, lambda d: status_of(d) == "succeeded", 10)
+    t.ok(status_of(drv) == "succeeded", "show --html renders the run offline", status_of(drv))
+    t.ok("<script>window.pwned = 1</script>" in drv.find_element(By.ID, "main").text, "show --html: markup as text")
+    no_script_ran(drv, "show --html")
+    h.stop()
+
+    # ---- clone_sandbox in the lab ---------------------------------------------
+    lab = faultlab.Lab("console", 26760)
+    why = lab.skip_reason()
+    if why:
+        t.diag("lab part skipped: " + why)
+        t.done()
+    rc, out = lab.up()
+    if not t.ok(rc == 0, "lab up on ports %d-%d" % (lab.src, lab.emu), out):
+        lab.down()
+        t.done()
+    c = Console(26764, ".", lab.state_dir, config=lab.config, env=lab.env)
+    try:
+        drv.get(c.base + "/#token=" + TOKEN)
+        drv.get(c.base + "/#/wizard/clone_sandbox")
+        wait_for(drv, lambda d: d.find_elements(By.ID, "param-source"), 20)
+        drv.find_element(By.ID, "param-source").send_keys(faultlab.SOURCE)
+        drv.find_element(By.ID, "param-target").send_keys(faultlab.SOURCE)
+        wait_for(drv, lambda d: "same tenant" in d.find_element(By.ID, "validation").text, 10)
+        t.ok("same tenant" in drv.find_element(By.ID, "validation").text,
+             "live validation: target = source is refused by the workflow's check",
+             drv.find_element(By.ID, "validation").text)
+        tgt = drv.find_element(By.ID, "param-target")
+        tgt.clear()
+        tgt.send_keys(faultlab.TARGET)
+        wait_for(drv, lambda d: d.find_element(By.ID, "validation").text == "valid", 10)
+        drv.find_element(By.ID, "show-plan").click()
+        wait_for(drv, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#plan tr")) > 31, 10)
+        plan_text = drv.find_element(By.ID, "plan").text
+        t.ok(len(drv.find_elements(By.CSS_SELECTOR, "#plan tr")) == 32 and "irreversible" in plan_text
+             and "confirm" in plan_text, "the plan: 31 steps with undo, confirm and irreversible marks")
+        if SHOTS:
+            drv.save_screenshot(os.path.join(SHOTS, "console-wizard.png"))
+        drv.find_element(By.ID, "start").click()  # mode simulate (the default)
+        wait_for(drv, lambda d: status_of(d) == "succeeded", 60)
+        t.ok(status_of(drv) == "succeeded", "simulate from the wizard succeeded", status_of(drv))
+
+        # the real run at SCALE 0.02
+        drv.get(c.base + "/#/wizard/clone_sandbox")
+        wait_for(drv, lambda d: d.find_elements(By.ID, "param-source"), 20)
+        drv.find_element(By.ID, "param-source").send_keys(faultlab.SOURCE)
+        drv.find_element(By.ID, "param-target").send_keys(faultlab.TARGET)
+        drv.execute_script("document.getElementById('mode').value = 'run'")
+        drv.find_element(By.ID, "show-plan").click()
+        wait_for(drv, lambda d: d.find_element(By.ID, "start").is_enabled(), 10)
+        started = time.time()
+        drv.find_element(By.ID, "start").click()
+        asked = wait_for(drv, lambda d: d.find_elements(By.ID, "answer-yes"), 120)
+        t.ok(bool(asked), "the live page asks step 5's confirm question")
+        if asked:
+            t.ok(drv.find_elements(By.CSS_SELECTOR, "tr#step-drop_database[data-status=asking]") != [],
+                 "the question is on step 5, drop_database")
+            asked[0].click()
+        wait_for(drv, lambda d: d.find_elements(By.ID, "progress") or status_of(d) in ("succeeded", "failed", "compensated"), 120)
+        if SHOTS and drv.find_elements(By.ID, "progress"):
+            drv.save_screenshot(os.path.join(SHOTS, "console-live.png"))
+        wait_for(drv, lambda d: status_of(d) in ("succeeded", "failed", "compensated", "paused"), 300)
+        t.ok(status_of(drv) == "succeeded", "the real clone succeeded on the page (%.0f s)" % (time.time() - started),
+             status_of(drv))
+        green = len(drv.find_elements(By.CSS_SELECTOR, "tr[data-status=succeeded]"))
+        t.ok(green == 31, "31 green steps (%d)" % green)
+        t.ok("exit 0" in drv.find_element(By.ID, "outcome").text, "the outcome says exit 0 and what it means")
+        lat = drv.execute_script("return window.wfLatencies || []")
+        if lat:
+            lat = sorted(lat)
+            p50, p95, worst = lat[len(lat) // 2], lat[int(len(lat) * 0.95)], lat[-1]
+            t.ok(p95 < 200, "event to browser: median %d ms, p95 %d ms, worst %d ms over %d events (goal < 200 ms)"
+                 % (p50, p95, worst, len(lat)))
+        else:
+            t.ok(False, "latencies measured in the browser")
+        rects = drv.find_elements(By.CSS_SELECTOR, "#timeline svg rect")
+        t.ok(len(rects) >= 31, "the timeline draws the steps in SVG (%d bars)" % len(rects))
+        if SHOTS:
+            drv.execute_script("document.getElementById('timeline').scrollIntoView()")
+            drv.save_screenshot(os.path.join(SHOTS, "console-timeline.png"))
+
+        # history with filters
+        drv.get(c.base + "/#/history?status=succeeded&workflow=clone_sandbox")
+        wait_for(drv, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#runs tr")) > 1, 10)
+        rows = drv.find_elements(By.CSS_SELECTOR, "#runs tr")
+        t.ok(len(rows) == 3, "history filtered to succeeded clone_sandbox runs: 2 (%d)" % (len(rows) - 1))
+
+        # a run failed with --fail-at, through the API alone
+        lab.reset()
+        code, body = c.call("POST", "/api/runs", {"workflow": "clone_sandbox", "mode": "run",
+                                                  "params": {"source": faultlab.SOURCE, "target": faultlab.TARGET},
+                                                  "fail_at": ["remove_mail_routes"]})
+        t.ok(code == 201, "API: POST /api/runs with fail_at", (code, body))
+        rid = body.get("run_id")
+        evs = c.events(rid)  # the SSE stream ends when the run is over
+        undo = [e["step"] for e in evs if e["type"] == "compensation_succeeded"]
+        t.ok(undo == ["connect_old_clusters", "enter_maintenance"], "API: the events show the undo, newest first", undo)
+        code, run = c.call("GET", "/api/runs/" + rid)
+        t.ok(code == 200 and run["status"] == "compensated", "the --fail-at run ended compensated", run.get("status"))
+        drv.get(c.base + "/#/run/" + rid)
+        wait_for(drv, lambda d: status_of(d) == "compensated", 30)
+        undone = [e.text for e in drv.find_elements(By.CSS_SELECTOR, ".st-compensating")]
+        t.ok(len(undone) >= 1 and all("done" in u for u in undone),
+             "the page shows the compensation of each completed step (%d undone)" % len(undone), undone)
+        t.ok("exit 1" in drv.find_element(By.ID, "outcome").text, "the outcome says exit 1")
+
+        if faultlab.FULL:
+            import threading
+
+            def clone_seconds(watchers):
+                lab.reset()
+                code, body = c.call("POST", "/api/runs", {"workflow": "clone_sandbox", "mode": "run",
+                                                          "params": {"source": faultlab.SOURCE, "target": faultlab.TARGET}})
+                rid = body["run_id"]
+                streams = [threading.Thread(target=c.events, args=(rid,)) for _ in range(watchers)]
+                for th in streams:
+                    th.start()
+                evs = c.events(rid, timeout=600)
+                for th in streams:
+                    th.join()
+                at = {e["type"]: faultlab_time(e["time"]) for e in evs}
+                if "run_succeeded" not in at:
+                    return float("inf")
+                # the wait for the confirm answer is the answerer's, not the run's
+                return at["run_succeeded"] - at["run_started"] - (at["confirm_answered"] - at["confirm_asked"])
+
+            def faultlab_time(text):
+                import datetime
+                return datetime.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
+
+            # runs without a terminal ask step 5 on the page: answer it from a thread
+            def answerer(stop):
+                while not stop.is_set():
+                    for r in c.call("GET", "/api/runs?status=running")[1]:
+                        c.call("POST", "/api/runs/%s/confirm" % r["run_id"], {"step": "drop_database", "answer": "yes"})
+                    time.sleep(0.2)
+            stop = threading.Event()
+            threading.Thread(target=answerer, args=(stop,), daemon=True).start()
+            alone = [clone_seconds(0) for _ in range(2)]
+            watched = [clone_seconds(50) for _ in range(2)]
+            stop.set()
+            a, w = min(alone), min(watched)
+            t.ok(w <= a * 1.05, "50 event streams: clone %.2f s watched vs %.2f s alone, confirm wait aside (goal < 5 %% slower)" % (w, a),
+                 todo="each stream polls its own cursor; one shared follower per run is the fix (not done yet)")
+    finally:
+        c.stop()
+        lab.down()
+finally:
+    drv.quit()
+    shutil.rmtree(work, ignore_errors=True)
+t.done()
