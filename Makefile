@@ -71,7 +71,11 @@ asan: deps
 
 unit-asan: $(UNIT_BIN)
 
-lint:
+# Lua: every file of the project (.luacheckrc says which are workflows).
+LUA_LINT := engine/lua bindings workflows clone_sandbox.lua tests
+
+lint: deps
+	luacheck -q $(LUA_LINT)
 	clang-format --dry-run -Werror engine/*.c engine/*.h bindings/*.c $(wildcard bindings/*.h) tests/unit/*.c tests/unit/*.h
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --std=c11 \
 	  --suppress=missingIncludeSystem --inline-suppr -Iengine -Ibindings engine bindings tests/unit

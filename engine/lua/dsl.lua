@@ -93,7 +93,7 @@ dsl.nearest = nearest
 
 local function check_fields(where, what, t, fields, allow_array)
   for key, value in pairs(t) do
-    if type(key) == "number" and allow_array then
+    if type(key) == "number" and allow_array then -- luacheck: ignore 542
       -- array part: checked by the caller
     elseif type(key) ~= "string" or fields[key] == nil then
       local hint = type(key) == "string" and nearest(key, fields)
@@ -125,7 +125,8 @@ local function check_retry(where, what, retry)
 end
 
 local function check_timeout(where, what, timeout)
-  if timeout ~= nil and not (timeout > 0) then
+  -- not (> 0), not <= 0: NaN is refused too
+  if timeout ~= nil and not (timeout > 0) then -- luacheck: ignore 581
     invalid(where, "%s: timeout must be a number of seconds > 0", what)
   end
 end
@@ -498,10 +499,10 @@ function dsl.load(path)
   -- them all, so an edit to a file of steps is seen by resume.
   result.files = { path }
   local sources, texts = { [path] = split_lines(text) }, { text }
-  for _, file in ipairs(required) do
-    local module_text = read_file(file) or ""
-    result.files[#result.files + 1] = file
-    sources[file] = split_lines(module_text)
+  for _, module_file in ipairs(required) do
+    local module_text = read_file(module_file) or ""
+    result.files[#result.files + 1] = module_file
+    sources[module_file] = split_lines(module_text)
     texts[#texts + 1] = module_text
   end
   result.hash = core.hash(#texts == 1 and text or table.concat(texts, "\0"))
