@@ -135,6 +135,12 @@ function commands.check(args)
   end
   if not prepared then return fail("%s", err) end
   local wf = prepared.wf
+  -- static checks (engine/lua/lint.lua) of every file the workflow is made of
+  local lint_errors = require("wfengine.lint").check(wf, io.stderr)
+  if lint_errors > 0 then
+    return fail("%s: %d error%s found by the static checks", args.workflow, lint_errors,
+      lint_errors == 1 and "" or "s")
+  end
   if not args.quiet then
     local groups = 0
     for _, unit in ipairs(wf.units) do if unit.kind == "group" then groups = groups + 1 end end

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 # authoring.t: what a workflow author gets before anything runs: the DSL as
 # a module (`require "wf"`) so steps can live in files the workflow requires,
-# and a resume that sees an edit to such a file.
+# a resume that sees an edit to such a file, and the static checks of
+# `wfengine check` over every file (luacheck, ctx fields, parameters).
 import os
+import shutil
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
@@ -89,5 +91,71 @@ t.is_(r.rc, 0, "resume after fixing the file of steps succeeds", result=r)
 t.like(r.stdout, "step changed: b", "... and reports the edited step of the required file",
        result=r)
 t.unlike(r.stdout, "step changed: a", "... and not the unchanged one", result=r)
+
+# -- static checks (engine/lua/lint.lua) ------------------------------------------
+HAVE_LUACHECK = shutil.which("luacheck") is not None
+write("proj/workflows/steps/typos.lua", """local wf = require "wf"
+local sql = require "wf.sql"
+local M = {}
+M.connect = wf.step "connect" {
+  run = function(ctx)
+    local unused = 1
+    return sqll.connect(ctx.params.dsn)
+  end,
+}
+M.read = wf.step "read" {
+  -- ctx.parms in a comment and "ctx.parms" in a string are not code
+  run = function(ctx) return { ctx.parms, ctx.params.tenatn, "ctx.parms", ctx:logg("x") } end,
+}
+return M
+""")
+wf = write("proj/typos.lua", """local s = require "steps.typos"
+return workflow { name = "typos", params = { dsn = {}, tenant = {} }, steps = { s.connect, s.read } }
+""")
+TYPOS = t.path("proj/workflows/steps/typos.lua")
+r = t.check(wf)
+t.is_(r.rc, 2, "check of a workflow with typos in a required file exits 2", result=r)
+t.like(r.stderr, "%s:12:32: error: ctx has no field 'parms' (did you mean 'params'?)" % TYPOS,
+       "a read of an unknown ctx field: file:line:col and the nearest field", result=r)
+t.like(r.stderr, "%s:12:43: error: ctx.params has no parameter 'tenatn' (did you mean 'tenant'?)"
+       % TYPOS, "a read of an undeclared parameter, with the nearest one", result=r)
+t.like(r.stderr, "%s:12:75: error: ctx has no field 'logg' (did you mean 'log'?)" % TYPOS,
+       "a call of an unknown ctx method", result=r)
+t.is_(r.stderr.count("'parms'"), 1, "comments and strings are not read as code", result=r)
+t.like(r.stderr.splitlines()[-1] if r.stderr else "",
+       "typos.lua: %d errors found by the static checks" % (4 if HAVE_LUACHECK else 3),
+       "the last line counts the errors", result=r)
+if HAVE_LUACHECK:
+    t.like(r.stderr, "%s:7:12: error: accessing undefined variable 'sqll' (luacheck W113)" % TYPOS,
+           "luacheck: an undefined global (a misspelt module) is an error at file:line:col",
+           result=r)
+    t.like(r.stderr, "%s:6:11: warning: unused variable 'unused' (luacheck W211)" % TYPOS,
+           "luacheck: an unused local is a warning", result=r)
+    t.like(r.stderr, "%s:2:7: warning: unused variable 'sql'" % TYPOS,
+           "... also at the top of a file", result=r)
+else:
+    t.skip("luacheck is not installed", 3)
+
+wf = write("proj/clean.lua", """local unused = 1
+return workflow { steps = { step "a" { run = function(ctx) ctx:log("%s", ctx.mode) end } } }
+""")
+r = t.check(wf)
+if HAVE_LUACHECK:
+    t.is_((r.rc, r.stderr.strip()),
+          (0, "%s:1:7: warning: unused variable 'unused' (luacheck W211)" % wf),
+          "warnings alone: exit 0, each one line", result=r)
+else:
+    t.skip("luacheck is not installed")
+r = t.check(wf, env={"PATH": "/nonexistent"})
+t.is_((r.rc, r.first_err),
+      (0, "wfengine: note: luacheck is not installed: undefined globals and unused locals were "
+       "not checked (install the Debian package lua-check)"),
+      "without luacheck check says so and still passes", result=r)
+wf = write("proj/ctxtypo.lua",
+           'return workflow { steps = { step "a" { run = function(ctx) return ctx.stat end } } }\n')
+r = t.check(wf, env={"PATH": "/nonexistent"})
+t.is_((r.rc, r.stderr.splitlines()[1:2]),
+      (2, ["%s:1:67: error: ctx has no field 'stat' (did you mean 'state'?)" % wf]),
+      "... and the ctx checks still run", result=r)
 
 t.done()
