@@ -53,7 +53,7 @@ static const struct {
     {"run", COMMAND_RUN},         {"check", COMMAND_CHECK},       {"plan", COMMAND_PLAN},
     {"resume", COMMAND_RESUME},   {"rollback", COMMAND_ROLLBACK}, {"runs", COMMAND_RUNS},
     {"show", COMMAND_SHOW},       {"unlock", COMMAND_UNLOCK},     {"help", COMMAND_HELP},
-    {"version", COMMAND_VERSION},
+    {"version", COMMAND_VERSION}, {"new", COMMAND_NEW},
 };
 
 static int fail(char *err, size_t errlen, const char *fmt, const char *what) {
@@ -142,6 +142,7 @@ static int store_positional(struct args *args, const char *arg, char *err, size_
   case COMMAND_RUN:
   case COMMAND_CHECK:
   case COMMAND_PLAN:
+  case COMMAND_NEW:
     if (args->workflow) return fail(err, errlen, "unexpected argument '%s'", arg);
     args->workflow = arg;
     return 0;
@@ -170,8 +171,8 @@ static int parse_command(struct args *args, const char *word) {
 }
 
 static int check_complete(const struct args *args, char *err, size_t errlen) {
-  static const char *const names[] = {"",         "run",  "check", "plan",  "resume",
-                                      "rollback", "runs", "show",  "unlock"};
+  static const char *const names[] = {"",         "run",  "check", "plan",   "resume",
+                                      "rollback", "runs", "show",  "unlock", "new"};
   switch (args->command) {
   case COMMAND_NONE:
     return fail(err, errlen, "%s", "no workflow given (see wfengine --help)");
@@ -188,6 +189,11 @@ static int check_complete(const struct args *args, char *err, size_t errlen) {
   case COMMAND_UNLOCK:
     if (!args->key || args->key[0] == '\0')
       return fail(err, errlen, "%s needs a KEY", names[args->command]);
+    break;
+  case COMMAND_NEW:
+    if (!args->workflow || args->workflow[0] == '\0')
+      return fail(err, errlen, "%s needs a NAME (the workflow file to write)",
+                  names[args->command]);
     break;
   default:
     break;

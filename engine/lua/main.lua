@@ -391,6 +391,13 @@ function commands.unlock(args)
   return 0
 end
 
+function commands.new(args)
+  local err, path = require("wfengine.starter").write(args.workflow)
+  if err then return fail("%s", err) end
+  if not args.quiet then print("wrote " .. path .. ": try `wfengine check " .. path .. "`") end
+  return 0
+end
+
 return function(args)
   local command = commands[args.command]
   if not command then

@@ -2,7 +2,8 @@
 # authoring.t: what a workflow author gets before anything runs: the DSL as
 # a module (`require "wf"`) so steps can live in files the workflow requires,
 # a resume that sees an edit to such a file, and the static checks of
-# `wfengine check` over every file (luacheck, ctx fields, parameters).
+# `wfengine check` over every file (luacheck, ctx fields, parameters), and
+# the starter `wfengine new` writes.
 import os
 import shutil
 import sys
@@ -157,5 +158,27 @@ r = t.check(wf, env={"PATH": "/nonexistent"})
 t.is_((r.rc, r.stderr.splitlines()[1:2]),
       (2, ["%s:1:67: error: ctx has no field 'stat' (did you mean 'state'?)" % wf]),
       "... and the ctx checks still run", result=r)
+
+# -- wfengine new -------------------------------------------------------------------
+os.makedirs(t.path("newdir"), exist_ok=True)
+r = t.run(None, "starter", command="new", state=False, cwd=t.path("newdir"))
+t.is_((r.rc, os.path.exists(t.path("newdir/starter.lua"))), (0, True),
+      "wfengine new NAME writes NAME.lua", result=r)
+r = t.check(t.path("newdir/starter.lua"))
+t.is_((r.rc, r.stderr), (0, ""), "the starter passes check, with no finding", result=r)
+t.like(r.stdout, "workflow starter, 4 steps (1 parallel groups)", "... named after the file",
+       result=r)
+r = t.run(t.path("newdir/starter.lua"), "--simulate")
+t.is_(r.rc, 0, "the starter passes --simulate", result=r)
+with open(t.path("newdir/starter.lua")) as f:
+    starter = f.read()
+t.ok(starter.count("\n--") + starter.count("  --") >= 10, "the starter is commented")
+r = t.run(None, "starter.lua", command="new", state=False, cwd=t.path("newdir"))
+t.is_((r.rc, r.first_err), (2, "wfengine: new: starter.lua already exists (nothing written)"),
+      "new never overwrites a file", result=r)
+r = t.run(None, t.path("no/such/dir/x"), command="new", state=False)
+t.is_((r.rc, len(r.stderr.splitlines())), (2, 1), "new into a missing directory: one line, exit 2",
+      result=r)
+t.like(r.first_err, "no/such/dir/x.lua", "... naming the file", result=r)
 
 t.done()
