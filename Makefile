@@ -95,9 +95,18 @@ lab-up: deps all
 lab-down:
 	sh tests/lab/down
 
+# The binary, the man pages, bash completion and the LuaLS annotations of
+# the workflow API (docs/workflow-language.md, "Editor support").
+MANDIR   ?= $(PREFIX)/share/man
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+	  $(DESTDIR)$(PREFIX)/share/wfengine/lua-annotations
 	install -m 755 wfengine $(DESTDIR)$(PREFIX)/bin/wfengine
+	install -m 644 man/wfengine.1 $(DESTDIR)$(MANDIR)/man1/wfengine.1
+	install -m 644 man/wfengine-workflow.5 $(DESTDIR)$(MANDIR)/man5/wfengine-workflow.5
+	install -m 644 completion/wfengine.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/wfengine
+	install -m 644 share/lua-annotations/*.lua $(DESTDIR)$(PREFIX)/share/wfengine/lua-annotations/
 
 clean:
 	rm -rf build wfengine
