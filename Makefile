@@ -44,7 +44,7 @@ $(BUILD)/gen/embedded.c: tools/embed.sh $(LUA_SRC) $(C_SRC)
 $(BUILD)/gen/embedded.o: $(BUILD)/gen/embedded.c engine/embedded.h
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(LIB_OBJ)
+$(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS)
 
