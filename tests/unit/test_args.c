@@ -195,8 +195,7 @@ int main(void) {
   ok(args.command == COMMAND_NEW && strcmp(args.workflow, "deploy") == 0, "new NAME");
   fails_with(PARSE("new"), "new needs a NAME", "new without a name");
   fails_with(PARSE("new", "a", "b"), "unexpected argument 'b'", "new with two names");
-  fails_with(PARSE("new", "a", "--state", "/x"), "option '--state' does not apply",
-             "new --state");
+  fails_with(PARSE("new", "a", "--state", "/x"), "option '--state' does not apply", "new --state");
 
   /* an option before the command word: refused, not guessed */
   fails_with(PARSE("-y", "run", "wf.lua"), "unexpected argument", "-y before the command word");
