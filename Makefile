@@ -46,7 +46,7 @@ $(BUILD)/gen/embedded.c: tools/embed.sh $(LUA_SRC) $(C_SRC) $(ASSETS)
 $(BUILD)/gen/embedded.o: $(BUILD)/gen/embedded.c engine/embedded.h
 	$(CC) $(CFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/tap.h $(LIB_OBJ)
+$(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS)
 
@@ -73,7 +73,11 @@ asan: deps
 
 unit-asan: $(UNIT_BIN)
 
-lint:
+# Lua: every file of the project (.luacheckrc says which are workflows).
+LUA_LINT := engine/lua bindings workflows clone_sandbox.lua tests
+
+lint: deps
+	luacheck -q $(LUA_LINT)
 	clang-format --dry-run -Werror engine/*.c engine/*.h bindings/*.c $(wildcard bindings/*.h) tests/unit/*.c tests/unit/*.h
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability --std=c11 \
 	  --suppress=missingIncludeSystem --inline-suppr -Iengine -Ibindings engine bindings tests/unit
@@ -93,9 +97,18 @@ lab-up: deps all
 lab-down:
 	sh tests/lab/down
 
+# The binary, the man pages, bash completion and the LuaLS annotations of
+# the workflow API (docs/workflow-language.md, "Editor support").
+MANDIR   ?= $(PREFIX)/share/man
 install: all
-	install -d $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+	  $(DESTDIR)$(PREFIX)/share/wfengine/lua-annotations
 	install -m 755 wfengine $(DESTDIR)$(PREFIX)/bin/wfengine
+	install -m 644 man/wfengine.1 $(DESTDIR)$(MANDIR)/man1/wfengine.1
+	install -m 644 man/wfengine-workflow.5 $(DESTDIR)$(MANDIR)/man5/wfengine-workflow.5
+	install -m 644 completion/wfengine.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/wfengine
+	install -m 644 share/lua-annotations/*.lua $(DESTDIR)$(PREFIX)/share/wfengine/lua-annotations/
 
 clean:
 	rm -rf build wfengine

@@ -16,7 +16,6 @@
 -- after it pauses for a person.
 local sql = require "wf.sql"
 local json = require "wf.json"
-local mail = require "wf.mail"
 local service = require "lib.service"
 local tenants = require "lib.tenants"
 local iis = require "lib.iis"
@@ -181,18 +180,18 @@ end
 -- longer held. A name expected but neither held nor back is reported (step
 -- 31 deleted it before the run was rolled back instead of resumed).
 local function release_service_folders(ctx, folders, expected)
-  local present = set_of(folders:names())
+  local back = set_of(folders:names())
   for _, name in ipairs(mailboxes.outermost(folders:held_names())) do
-    if present[name] then
+    if back[name] then
       ctx:fail(string.format("both %s and %s exist: look, then move one back by hand",
         folders:folder(name), folders:held_folder(name)), { retryable = false })
     end
     folders:release(name)
-    present[name] = true
+    back[name] = true
     if ctx.mode == "run" then ctx:log("moved %s back to %s", folders:held_folder(name), folders:folder(name)) end
   end
   for _, name in ipairs(expected or {}) do
-    if not present[name] and ctx.mode == "run" then
+    if not back[name] and ctx.mode == "run" then
       ctx:warn("%s was neither held nor back: its messages are gone", folders:folder(name))
     end
   end
@@ -281,7 +280,6 @@ end
 -- Retry policies.
 local HTTP_RETRY = { attempts = 5, delay = 1, backoff = 2, max_delay = 20 }
 local SQL_RETRY = { attempts = 3, delay = 2, backoff = 2 }
-local ONCE = { attempts = 1 }
 -- For the long SQL steps (copy, address rewrite): one more attempt, and only
 -- after an SQL error whose SQLSTATE says retryable (a lost connection, a
 -- deadlock); trying anything else again would spend hours to fail the same way.
@@ -1103,8 +1101,7 @@ return workflow {
             databases.drop(admin, old)
           end)
           if ok and ctx.mode == "run" then ctx:log("dropped the old sandbox database %s", old)
-          elseif ok then -- reported by dry-run
-          else ctx:warn("could not drop the old sandbox database (DROP DATABASE %s WITH (FORCE)): %s",
+          elseif not ok then ctx:warn("could not drop the old sandbox database (DROP DATABASE %s WITH (FORCE)): %s",
             old, tostring(err)) end
         end
         local held_in = mailboxes.held_prefix(target(ctx), ctx.run_id)

@@ -330,10 +330,10 @@ end
 -- order; raises the first error in list order (with err.index).
 local function run_all(list, limit)
   local mode = core.mode()
-  local specs, infos, responses, send, positions = {}, {}, {}, {}, {}
+  local infos, responses, send, positions = {}, {}, {}, {}
   for i, opts in ipairs(list) do
     local spec, info = prepare(opts)
-    specs[i], infos[i] = spec, info
+    infos[i] = info
     if spec.insecure then
       core.log("warn", "TLS certificate verification disabled (insecure = true) for " .. info.url)
     end

@@ -922,10 +922,10 @@ function sql.copy_database(opts)
         end
       end
       local constraints, indexes, attach = {}, {}, {}
-      for i, post in ipairs(t.post) do
-        if post.constraint then constraints[#constraints + 1] = post.sql
-        else indexes[#indexes + 1] = { sql = post.sql, bytes = post.bytes, order = i } end
-        if post.attach then attach[#attach + 1] = post.attach end
+      for i, entry in ipairs(t.post) do
+        if entry.constraint then constraints[#constraints + 1] = entry.sql
+        else indexes[#indexes + 1] = { sql = entry.sql, bytes = entry.bytes, order = i } end
+        if entry.attach then attach[#attach + 1] = entry.attach end
       end
       -- the largest index of the table (its size on the source) first: it
       -- takes longest to build, and the table's ANALYZE and foreign keys

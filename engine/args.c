@@ -78,7 +78,7 @@ static const struct {
     {"resume", COMMAND_RESUME},   {"rollback", COMMAND_ROLLBACK}, {"runs", COMMAND_RUNS},
     {"show", COMMAND_SHOW},       {"unlock", COMMAND_UNLOCK},     {"help", COMMAND_HELP},
     {"version", COMMAND_VERSION}, {"submit", COMMAND_SUBMIT},     {"worker", COMMAND_WORKER},
-    {"state", COMMAND_STATE},     {"serve", COMMAND_SERVE},
+    {"state", COMMAND_STATE},     {"serve", COMMAND_SERVE},       {"new", COMMAND_NEW},
 };
 
 static int fail(char *err, size_t errlen, const char *fmt, const char *what) {
@@ -201,6 +201,7 @@ static int store_positional(struct args *args, const char *arg, char *err, size_
   case COMMAND_SUBMIT:
   case COMMAND_CHECK:
   case COMMAND_PLAN:
+  case COMMAND_NEW:
     if (args->workflow) return fail(err, errlen, "unexpected argument '%s'", arg);
     args->workflow = arg;
     return 0;
@@ -229,9 +230,9 @@ static int parse_command(struct args *args, const char *word) {
 }
 
 static int check_complete(const struct args *args, char *err, size_t errlen) {
-  static const char *const names[] = {"",         "run",    "check",  "plan",   "resume",
-                                      "rollback", "runs",   "show",   "unlock", "help",
-                                      "version",  "submit", "worker", "state"};
+  static const char *const names[] = {"",       "run",    "check",  "plan", "resume", "rollback",
+                                      "runs",   "show",   "unlock", "new",  "help",   "version",
+                                      "submit", "worker", "state",  "serve"};
   switch (args->command) {
   case COMMAND_NONE:
     return fail(err, errlen, "%s", "no workflow given (see wfengine --help)");
@@ -259,6 +260,11 @@ static int check_complete(const struct args *args, char *err, size_t errlen) {
   case COMMAND_UNLOCK:
     if (!args->key || args->key[0] == '\0')
       return fail(err, errlen, "%s needs a KEY", names[args->command]);
+    break;
+  case COMMAND_NEW:
+    if (!args->workflow || args->workflow[0] == '\0')
+      return fail(err, errlen, "%s needs a NAME (the workflow file to write)",
+                  names[args->command]);
     break;
   default:
     break;

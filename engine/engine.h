@@ -46,6 +46,7 @@ enum command {
   COMMAND_RUNS,
   COMMAND_SHOW,
   COMMAND_UNLOCK,
+  COMMAND_NEW,
   COMMAND_HELP,
   COMMAND_VERSION,
   COMMAND_SUBMIT,
@@ -58,7 +59,7 @@ enum command {
 
 struct args {
   enum command command;
-  const char *workflow; /* run, check, plan */
+  const char *workflow; /* run, check, plan; new: the file to write */
   const char *run_id;   /* resume, rollback, show */
   const char *key;      /* unlock */
   const char *action;   /* state: init | import */

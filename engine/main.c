@@ -27,6 +27,7 @@ static const char usage[] =
     "       wfengine show RUN_ID [--state DIR] [--json | --html]   one run, step by step\n"
     "       wfengine unlock KEY [-y] [--state DIR]    release a lock key by hand (asks to "
     "confirm)\n"
+    "       wfengine new NAME                         write a commented starter NAME.lua\n"
     "       wfengine submit WORKFLOW.lua [run options] [--wait]   queue a run (--state "
     "postgresql://...)\n"
     "       wfengine worker [-c FILE] [--concurrency N] [--lease S] [--name NAME]\n"
@@ -75,9 +76,9 @@ static void set_list(lua_State *L, const char *name, const char *const *values, 
 
 /* stack: -> args table */
 static void push_args(lua_State *L, const struct args *args) {
-  static const char *const names[] = {"",         "run",    "check",  "plan",   "resume",
-                                      "rollback", "runs",   "show",   "unlock", "help",
-                                      "version",  "submit", "worker", "state",  "serve"};
+  static const char *const names[] = {"",       "run",    "check",  "plan", "resume", "rollback",
+                                      "runs",   "show",   "unlock", "new",  "help",   "version",
+                                      "submit", "worker", "state",  "serve"};
   lua_newtable(L);
   set_string(L, "command", names[args->command]);
   set_string(L, "workflow", args->workflow);

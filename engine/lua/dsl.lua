@@ -40,6 +40,14 @@ local function caller(level)
   return nil
 end
 
+-- Where the `{ ... }` of `step "id" { ... }` was written (the call's last
+-- line), or nil when `return step "id" { ... }` was a tail call that left
+-- no frame: the caller then keeps where `step "id"` was.
+local function body_caller()
+  if debug.getinfo(2, "t").istailcall then return nil end
+  return caller(3)
+end
+
 local function type_matches(value, expected)
   if type(expected) == "table" then
     for _, t in ipairs(expected) do
@@ -85,7 +93,7 @@ dsl.nearest = nearest
 
 local function check_fields(where, what, t, fields, allow_array)
   for key, value in pairs(t) do
-    if type(key) == "number" and allow_array then
+    if type(key) == "number" and allow_array then -- luacheck: ignore 542
       -- array part: checked by the caller
     elseif type(key) ~= "string" or fields[key] == nil then
       local hint = type(key) == "string" and nearest(key, fields)
@@ -117,7 +125,8 @@ local function check_retry(where, what, retry)
 end
 
 local function check_timeout(where, what, timeout)
-  if timeout ~= nil and not (timeout > 0) then
+  -- not (> 0), not <= 0: NaN is refused too
+  if timeout ~= nil and not (timeout > 0) then -- luacheck: ignore 581
     invalid(where, "%s: timeout must be a number of seconds > 0", what)
   end
 end
@@ -134,7 +143,7 @@ function dsl.step(id)
       and string.format("%q", id) or tostring(id))
   end
   return function(def)
-    where = caller(2) or where
+    where = body_caller() or where
     if type(def) ~= "table" then invalid(where, "step '%s': expected a table { ... }", id) end
     local what = "step '" .. id .. "'"
     check_fields(where, what, def, STEP_FIELDS)
@@ -157,7 +166,7 @@ function dsl.parallel(id)
     invalid(where, "parallel group id %s: ids are made of [a-z][a-z0-9_]*", tostring(id))
   end
   return function(def)
-    where = caller(2) or where
+    where = body_caller() or where
     local what = "parallel '" .. id .. "'"
     if type(def) ~= "table" then invalid(where, "%s: expected a table { step ..., }", what) end
     check_fields(where, what, def, GROUP_FIELDS, true)
@@ -240,17 +249,33 @@ function dsl.workflow(def)
 end
 
 -- The source text of a step's functions, so a resumed run can tell which
--- steps were edited.
-local function step_fingerprint(s, lines)
+-- steps were edited. sources: lines by file name, of the workflow file and
+-- every module it required (a step may be defined in either).
+local function step_fingerprint(s, sources)
   local parts = {}
   for _, field in ipairs { "run", "compensate", "simulate", "when" } do
     local fn = s[field]
     if fn then
       local info = debug.getinfo(fn, "S")
+      local lines = sources[info.source:gsub("^@", "")] or {}
       for line = info.linedefined, info.lastlinedefined do parts[#parts + 1] = lines[line] or "" end
     end
   end
   return core.hash(table.concat(parts, "\n"))
+end
+
+local function split_lines(text)
+  local lines = {}
+  for line in (text .. "\n"):gmatch("(.-)\r?\n") do lines[#lines + 1] = line end
+  return lines
+end
+
+local function read_file(path)
+  local file = io.open(path, "rb")
+  if not file then return nil end
+  local text = file:read("a")
+  file:close()
+  return text
 end
 
 -- Where print() in workflow code goes; the runner routes it to the step's
@@ -353,8 +378,9 @@ local function find_module(env, pkg, name)
   return chunk, filename
 end
 
--- require for workflow code and its modules, over its own package table.
-local function workflow_require(env, pkg)
+-- require for workflow code and its modules, over its own package table;
+-- appends the file of each module it loads to required.
+local function workflow_require(env, pkg, required)
   return function(name)
     if type(name) ~= "string" then
       error("bad argument #1 to 'require' (string expected, got " .. type(name) .. ")", 2)
@@ -365,6 +391,7 @@ local function workflow_require(env, pkg)
         name), 2)
     end
     local loader, data = find_module(env, pkg, name)
+    if data ~= ":preload:" then required[#required + 1] = data end
     local value = loader(name, data)
     if value ~= nil then pkg.loaded[name] = value end
     if pkg.loaded[name] == nil then pkg.loaded[name] = true end
@@ -372,18 +399,24 @@ local function workflow_require(env, pkg)
   end
 end
 
+-- The DSL as a module: `local wf = require "wf"` in a workflow or in a
+-- file of steps it requires (the globals stay for single-file workflows).
+local function dsl_module()
+  return { workflow = dsl.workflow, step = dsl.step, parallel = dsl.parallel }
+end
+
 local function workflow_package(env, path)
   local loaded = { _G = env }
   for _, name in ipairs(LIBRARIES) do loaded[name] = env[name] end
-  return { path = dsl.module_path(path), cpath = "", loaded = loaded, preload = {},
-    config = package.config, searchpath = package.searchpath }
+  return { path = dsl.module_path(path), cpath = "", loaded = loaded,
+    preload = { wf = dsl_module }, config = package.config, searchpath = package.searchpath }
 end
 
 -- The environment workflow code runs in: the standard library, with its
 -- library tables copied, so that a workflow replacing `tostring`, `pairs`
 -- or `string.format` changes its own world and not the engine's; its own
 -- loaders and module system.
-local function workflow_env(path)
+local function workflow_env(path, required)
   local env = {}
   for k, v in pairs(_G) do
     if not REPLACED[k] then env[k] = v end
@@ -412,7 +445,7 @@ local function workflow_env(path)
   end
   env.load, env.loadfile, env.dofile = loaders(env)
   env.package = workflow_package(env, path)
-  env.require = workflow_require(env, env.package)
+  env.require = workflow_require(env, env.package, required)
   return env
 end
 
@@ -439,7 +472,8 @@ function dsl.load(path)
   if text:sub(1, 4) == "\27Lua" then
     return nil, path .. ": is precompiled Lua bytecode; give the source file"
   end
-  local chunk, syntax_err = load(text, "@" .. path, "t", workflow_env(path))
+  local required = {}
+  local chunk, syntax_err = load(text, "@" .. path, "t", workflow_env(path, required))
   if not chunk then return nil, syntax_err end
   local ok, result = xpcall(chunk, function(e)
     local message = type(e) == "table" and rawget(e, "message") or e
@@ -459,11 +493,20 @@ function dsl.load(path)
     return nil, (result.where or path) .. ": workflow: name is not valid UTF-8"
   end
   result.file = path
-  result.hash = core.hash(text)
   result.name = result.name or (path:match("([^/]+)%.lua$") or path)
-  local lines = {}
-  for line in (text .. "\n"):gmatch("(.-)\r?\n") do lines[#lines + 1] = line end
-  for _, s in ipairs(result.steps) do s.fingerprint = step_fingerprint(s, lines) end
+  -- The files the workflow is made of: its own, then each module it
+  -- required from a file, in the order they were loaded. The hash covers
+  -- them all, so an edit to a file of steps is seen by resume.
+  result.files = { path }
+  local sources, texts = { [path] = split_lines(text) }, { text }
+  for _, module_file in ipairs(required) do
+    local module_text = read_file(module_file) or ""
+    result.files[#result.files + 1] = module_file
+    sources[module_file] = split_lines(module_text)
+    texts[#texts + 1] = module_text
+  end
+  result.hash = core.hash(#texts == 1 and text or table.concat(texts, "\0"))
+  for _, s in ipairs(result.steps) do s.fingerprint = step_fingerprint(s, sources) end
   return result
 end
 

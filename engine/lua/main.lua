@@ -140,6 +140,12 @@ function commands.check(args)
   end
   if not prepared then return fail("%s", err) end
   local wf = prepared.wf
+  -- static checks (engine/lua/lint.lua) of every file the workflow is made of
+  local lint_errors = require("wfengine.lint").check(wf, io.stderr)
+  if lint_errors > 0 then
+    return fail("%s: %d error%s found by the static checks", args.workflow, lint_errors,
+      lint_errors == 1 and "" or "s")
+  end
   if not args.quiet then
     local groups = 0
     for _, unit in ipairs(wf.units) do if unit.kind == "group" then groups = groups + 1 end end
@@ -488,6 +494,13 @@ end
 function commands.worker(args)
   if args.run_id then return commands.work_one(args) end
   return require("wfengine.pool").worker(args, { fail = fail })
+end
+
+function commands.new(args)
+  local err, path = require("wfengine.starter").write(args.workflow)
+  if err then return fail("%s", err) end
+  if not args.quiet then print("wrote " .. path .. ": try `wfengine check " .. path .. "`") end
+  return 0
 end
 
 return function(args)

@@ -381,13 +381,13 @@ function Run:run_step(s)
           state = self.record.state, elapsed = sched.now() - started, irreversible = s.irreversible })
         return true
       end
-      ok, result = false, problem
+      result = problem
     end
-    local err = errors.normalize(result)
-    local will_retry, delay = self:retry_decision(policy, attempt, err)
-    self:emit("step_failed", { step = s.id, attempt = attempt, error = errors.record(err),
+    local failure = errors.normalize(result)
+    local will_retry, delay = self:retry_decision(policy, attempt, failure)
+    self:emit("step_failed", { step = s.id, attempt = attempt, error = errors.record(failure),
       will_retry = will_retry, delay = delay, elapsed = sched.now() - started })
-    if not will_retry then return false, { step = s.id, error = err } end
+    if not will_retry then return false, { step = s.id, error = failure } end
     sched.sleep(delay)
   end
 end

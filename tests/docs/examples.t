@@ -5,7 +5,8 @@
 #   <!-- fragment -->                  a piece of a step's run function
 # A workflow must pass `wfengine check` and `wfengine FILE --simulate` (exit
 # 0); a fragment is wrapped into a one-step workflow and must pass `check`
-# (it is compiled, not run: it may name values it does not define).
+# (it is compiled, not run: it may name values it does not define; luacheck
+# is told so, and the parameters it reads are declared).
 import glob
 import os
 import re
@@ -35,9 +36,15 @@ def blocks(path):
 
 
 def wrap(fragment):
+    """A one-step workflow around the fragment: the parameters it reads are
+    declared, and luacheck lets it name values it does not define or use."""
     body = "\n".join("      " + l if l else l for l in fragment.splitlines())
-    return ('return workflow {\n  name = "fragment",\n  steps = {\n    step "fragment" {\n'
-            "      run = function(ctx)\n%s\n      end,\n    },\n  },\n}\n" % body)
+    params = sorted(set(re.findall(r"\bctx\.params\.([A-Za-z_]\w*)", fragment)))
+    declared = "".join("%s = {}, " % p for p in params)
+    return ("-- luacheck: ignore 11 21 31\n"
+            'return workflow {\n  name = "fragment",\n  params = { %s},\n  steps = {\n'
+            '    step "fragment" {\n'
+            "      run = function(ctx)\n%s\n      end,\n    },\n  },\n}\n" % (declared, body))
 
 
 docs = [os.path.join(wftest.ROOT, "README.md")] + sorted(glob.glob(os.path.join(wftest.ROOT, "docs", "*.md")))

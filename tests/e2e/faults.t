@@ -31,13 +31,7 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import faultlab  # noqa: E402
 
-os.chdir(faultlab.ROOT)
-t = faultlab.Tap()
-lab = faultlab.Lab("faults", 26700)
-why = lab.skip_reason()
-if why:
-    print("1..0 # SKIP " + why)
-    sys.exit(0)
+t, lab = faultlab.start("faults", 26700)
 
 steps = lab.steps()
 t.ok(len(steps) == 31, "the plan has 31 steps (%d)" % len(steps))
@@ -58,10 +52,7 @@ else:
     t.diag("rotating subset, seed %d (WF_FAULTS_SEED=%d to repeat; make test-full runs all 31): %s"
            % (seed, seed, ",".join(chosen)))
 
-rc, out = lab.up()
-if not t.ok(rc == 0, "lab up on ports %d-%d" % (lab.src, lab.emu), out):
-    lab.down()
-    t.done()
+faultlab.up_or_finish(t, lab)
 
 figures = {"steps": 0, "exit_ok": 0, "restored": 0, "mail_restored": 0, "held_back": 0}
 

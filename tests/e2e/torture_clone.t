@@ -30,13 +30,7 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import faultlab  # noqa: E402
 
-os.chdir(faultlab.ROOT)
-t = faultlab.Tap()
-lab = faultlab.Lab("torture", 26720)
-why = lab.skip_reason()
-if why:
-    print("1..0 # SKIP " + why)
-    sys.exit(0)
+t, lab = faultlab.start("torture", 26720)
 
 seed = faultlab.seed_from("WF_TORTURE_SEED", faultlab.date_seed())
 iterations = int(os.environ.get("WF_TORTURE_ITERATIONS") or (24 if faultlab.FULL else 3))
@@ -54,10 +48,7 @@ def acted(log, method, pattern, undo=False):
             and (":undo:" in (e.get("idempotency_key") or "")) == undo]
 
 
-rc, out = lab.up()
-if not t.ok(rc == 0, "lab up on ports %d-%d" % (lab.src, lab.emu), out):
-    lab.down()
-    t.done()
+faultlab.up_or_finish(t, lab)
 
 figures = {"iterations": 0, "kills": 0, "resumes": 0, "same": 0, "scenarios": {}}
 try:

@@ -38,13 +38,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import faultlab  # noqa: E402
 
-os.chdir(faultlab.ROOT)
-t = faultlab.Tap()
-lab = faultlab.Lab("transient", 26710)
-why = lab.skip_reason()
-if why:
-    print("1..0 # SKIP " + why)
-    sys.exit(0)
+t, lab = faultlab.start("transient", 26710)
 
 QUICK = ["http-mix", "pg-restart", "dovecot"]
 ALL = QUICK + ["timeout", "exhausted", "refused", "dovecot-down", "dovecot-late"]
@@ -55,10 +49,7 @@ else:
 t.diag("scenarios: %s%s" % (",".join(chosen), "" if faultlab.FULL else " (make test-full adds the rest)"))
 T, APPS = faultlab.TARGET, ("a1", "a2", "a3", "a4")
 
-rc, out = lab.up()
-if not t.ok(rc == 0, "lab up on ports %d-%d" % (lab.src, lab.emu), out):
-    lab.down()
-    t.done()
+faultlab.up_or_finish(t, lab)
 
 # the lab's config with a 3 s request timeout on every HTTP service
 with open(os.path.join(faultlab.ROOT, "tests/lab/lab.yaml")) as f:

@@ -1,7 +1,7 @@
 # lib.sh: sourced by the tests/http/*.t scripts (run from the repository
 # root): starts tests/http/server.py on a loopback port and stops it on exit.
 WFENGINE=${WFENGINE:-./wfengine}
-export WFENGINE_PATH=tests/lib
+export WFENGINE_PATH="$PWD/tests/lib"
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 

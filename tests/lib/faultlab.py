@@ -5,8 +5,8 @@ Each test starts its own lab (tests/lab/up) on four ports of 26700-26799 with
 its data under tests/tmp/faults/<name>, SCALE=0.02, so one clone takes about
 10 s and nothing meets the default lab or another test's lab.
 
-    lab = faultlab.Lab("faults", 26700)   # ports 26700..26703
-    lab.up(); lab.reset()
+    t, lab = faultlab.start("faults", 26700)   # ports 26700..26703 (or skip)
+    faultlab.up_or_finish(t, lab); lab.reset()
     before = lab.snapshot()
     r = lab.clone("--fail-at", "prepare_database")
     lab.same(before, lab.snapshot())      # -> [] or a list of differences
@@ -545,3 +545,28 @@ def seed_from(label, default):
 
 def date_seed():
     return int(time.strftime("%Y%m%d", time.gmtime()))
+
+
+def start(name, port):
+    """The preamble of a lab test: from the repository root, a Tap and the
+    Lab `name` on ports port..port+3; prints the TAP skip line and exits
+    when the lab cannot run here (a port taken, PostgreSQL or Dovecot
+    missing)."""
+    os.chdir(ROOT)
+    t = Tap()
+    lab = Lab(name, port)
+    why = lab.skip_reason()
+    if why:
+        print("1..0 # SKIP " + why)
+        sys.exit(0)
+    return t, lab
+
+
+def up_or_finish(t, lab):
+    """Starts the lab; when it does not come up, the failure is a test
+    (with tests/lab/up's output), the lab goes down and the test ends."""
+    rc, out = lab.up()
+    if not t.ok(rc == 0, "lab up on ports %d-%d" % (lab.src, lab.emu), out):
+        lab.down()
+        t.done()
+

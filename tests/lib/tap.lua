@@ -1,7 +1,7 @@
 -- tap.lua: TAP assertions for tests written as workflows. A test workflow
 -- runs under `wfengine run -q` (which prints nothing on success), so these
 -- lines are the only thing on stdout and prove reads them. Put
--- WFENGINE_PATH=tests/lib in the environment to require it.
+-- WFENGINE_PATH=tests/lib (docs/workflow-language.md, "Modules") to require it.
 local tap = {}
 
 local count, failed = 0, 0

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-# environment.t: the Lua world a workflow runs in (issues [8] 9, 10 and [14]
-# 6, 7): bindings refuse to wait in a coroutine the workflow made, `load`
+# environment.t: the Lua world a workflow runs in (docs/workflow-language.md,
+# "Modules and the Lua environment"): bindings refuse to wait in a coroutine the workflow made, `load`
 # takes text only, the engine's own modules are not requirable, modules are
 # searched next to the workflow, in the project's workflows/ and in
 # $WFENGINE_PATH (never the current directory), a failed require is one
@@ -37,7 +37,7 @@ def step_error(r, step="a"):
     return failed[0]["error"]["message"] if failed else None
 
 
-# -- [8].9: bindings in a coroutine the workflow made ------------------------
+# -- bindings in a coroutine the workflow made -------------------------------
 MADE_HERE = "called from a coroutine the workflow made"
 wf = one_step('''    local gen = coroutine.wrap(function()
       coroutine.yield(http.get("http://127.0.0.1:%d/x", { timeout = 5 }))
@@ -63,7 +63,7 @@ t.is_(s and s.get("result"), {"a": 1, "b": 2}, "a generator that calls no bindin
       result=r)
 
 
-# -- [8].10: load takes text only ------------------------------------------------
+# -- load takes text only -------------------------------------------------------
 wf = one_step('''    local f, err = load(string.dump(function() return 1 end))
     local g, err2 = load(string.dump(function() return 1 end), "x", "b")
     local path = os.tmpname()
@@ -82,7 +82,7 @@ t.is_((res.get("dumped"), res.get("text"), res.get("env"), res.get("own_env")), 
       "environment", result=r)
 t.like(res.get("message"), "binary chunk", "the refusal says why", result=r)
 
-# -- [8].10: the engine's own modules are not requirable ---------------------------
+# -- the engine's own modules are not requirable -----------------------------------
 wf = t.workflow('''local core = require "wfengine.core"
 return workflow { name = "x", steps = { step "a" { run = function() end } } }''')
 r = t.check(wf)
@@ -97,7 +97,7 @@ s = r.one("step_succeeded", "a")
 t.is_(s and s.get("result"), {"loaded": True, "shared": True},
       "package.loaded and package.preload of a workflow hold no engine module", result=r)
 
-# -- [8].10, [14].6, [14].7: where modules are searched ----------------------------
+# -- where modules are searched --------------------------------------------------
 def write(rel, text):
     path = t.path(rel)
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -139,7 +139,7 @@ r = t.check(wf)
 t.like(r.first_err, "cannot load module 'bin'", "require of a binary chunk is refused", result=r)
 t.like(r.first_err, "binary chunk", "... saying why", result=r)
 
-# -- [14].7: a result that is not UTF-8 -------------------------------------------
+# -- a result that is not UTF-8 -------------------------------------------------
 wf = t.workflow('''return workflow { name = "bytes", on_failure = "pause", steps = {
   step "a" {
     run = function(ctx) return { data = "\\xff\\x00\\x80", text = "plain", ["k\\xfe"] = 1 } end,

@@ -4,7 +4,7 @@
 # to a real throwaway cluster), an HTTP bearer token and basic auth against a
 # local server. None may appear in stdout, stderr, the journal, `show`,
 # `show --json` or `runs`, in a run that succeeds and one that fails.
-# Audit [8] items 4 and 5: nor in the forms the engine itself writes (a
+# Nor in the forms the engine itself writes (a
 # URL-encoded query, a JSON body in a dry-run "would POST" line, the base64
 # of Basic credentials echoed by a server, a table key), nor when only the
 # config's DSN or URL holds the password; a secret too short to redact is
@@ -177,7 +177,7 @@ rc, out, err = wf(["resume", runs[-1], "-y"], env={"WF_SECRET_PW": SECRETS["para
 ok(not leaks(out + err), "resume of a failed run: no secret", "leaked: %s" % leaks(out + err))
 
 
-# ---- audit [8] item 4: the other forms and places of a secret ----
+# ---- the other forms and places of a secret ----
 LEAK = {
     "query": "AbC+dEf/GhI=",          # a secret param sent in an HTTP query
     "quoted": 'Pa"ss\\word9',         # a secret param in a JSON body
@@ -303,7 +303,7 @@ for what in ("http", "sql"):
     ok(rc == 1 and "usage: " in err and "too short to redact" in err and "ab1" not in out + err,
        "a 3-byte %s password is refused by the binding, not sent" % what, "rc=%r\n%s%s" % (rc, out, err))
 
-# ---- audit [8] item 5: a secret equal to a step id, an event type or the year ----
+# ---- a secret equal to a step id, an event type or the year ----
 with open(os.path.join(TMP, "structure.lua"), "w") as f:
     f.write("""
 return workflow {

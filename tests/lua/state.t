@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# The state directory (audit [8] items 2, 3, 8, 11): a torn journal tail is
+# The state directory (docs/operations.md, "Where runs live"): a torn journal tail is
 # cut off before appending; a run killed after a step began keeps its lock
 # key until resumed, rolled back or `wfengine unlock`ed; one process resumes
 # a run at a time; liveness is the run's lock, not a pid; state files are

@@ -2,7 +2,7 @@
 # root): a throwaway Dovecot (tests/lib/dovecot.sh) and the SMTP sink, both
 # on loopback, stopped on exit.
 WFENGINE=${WFENGINE:-./wfengine}
-export WFENGINE_PATH=tests/lib
+export WFENGINE_PATH="$PWD/tests/lib"
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
 . tests/lib/dovecot.sh

@@ -158,7 +158,7 @@ local function check_errors(ctx)
   err = tap.raises(function() c:query("SELECT 1") end, "query after close")
   tap.like(tostring(err), "connection is closed", "closed connection error")
   tap.like(tostring(c), "closed", "tostring of a closed connection")
-  err = tap.raises(function() db:query(42) end, "bad argument")
+  tap.raises(function() db:query(42) end, "bad argument")
 end
 
 local function check_tx(ctx)

@@ -13,7 +13,7 @@ data=$SQL_TMP/pg26115/data
 cat "$SQL_TMP/hba" >"$data/pg_hba.conf"
 sql_psql 26115 -d postgres -c "SELECT pg_reload_conf()" >/dev/null
 
-WFENGINE_PATH=tests/lib "$WFENGINE" run -q tests/sql/security.lua \
+WFENGINE_PATH="$PWD/workflows:$PWD/tests/lib" "$WFENGINE" run -q tests/sql/security.lua \
   --state "$SQL_TMP/state" -p dsn="$DSN_1" -p role="$role" -p password="$password" \
   2>"$SQL_TMP/stderr" >"$SQL_TMP/security.tap"
 sql_ok $? "the workflow succeeds"

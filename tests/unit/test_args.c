@@ -191,6 +191,11 @@ int main(void) {
   fails_with(PARSE("unlock", "a", "b"), "unexpected argument 'b'", "unlock with two keys");
   fails_with(PARSE("unlock", "a", "--json"), "option '--json' does not apply", "unlock --json");
   is_int(PARSE("plan", "wf.lua", "-q"), 0, "-q applies everywhere");
+  PARSE("new", "deploy");
+  ok(args.command == COMMAND_NEW && strcmp(args.workflow, "deploy") == 0, "new NAME");
+  fails_with(PARSE("new"), "new needs a NAME", "new without a name");
+  fails_with(PARSE("new", "a", "b"), "unexpected argument 'b'", "new with two names");
+  fails_with(PARSE("new", "a", "--state", "/x"), "option '--state' does not apply", "new --state");
 
   /* an option before the command word: refused, not guessed */
   fails_with(PARSE("-y", "run", "wf.lua"), "unexpected argument", "-y before the command word");

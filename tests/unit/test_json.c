@@ -6,6 +6,7 @@
 #include "engine.h"
 #include "json.h"
 #include "lua_helpers.h"
+#include "oom.h"
 
 static void test_integers(lua_State *L) {
   is_lua(L, "return json.encode(json.decode('9007199254740993'))", "9007199254740993",
@@ -225,50 +226,27 @@ static void test_c_api(lua_State *L) {
   lua_pop(L, 2);
 }
 
-/* An allocator that fails once its budget is spent, to run encode and
- * decode through every memory error Lua can raise in the middle. */
-static long alloc_budget = -1;
-
-static void *limited_alloc(void *ud, void *ptr, size_t old_size, size_t new_size) {
-  (void)ud;
-  (void)old_size;
-  if (new_size == 0) {
-    free(ptr);
-    return NULL;
-  }
-  if (alloc_budget == 0) return NULL;
-  if (alloc_budget > 0) alloc_budget--;
-  return realloc(ptr, new_size);
+/* Pushes json.encode of a table (even budgets) or json.decode of a text
+ * (odd ones), and its argument. */
+static int push_json_call(lua_State *L, long budget) {
+  lua_getglobal(L, "json");
+  lua_getfield(L, -1, budget % 2 ? "decode" : "encode");
+  lua_remove(L, -2);
+  lua_getglobal(L, "data");
+  lua_getfield(L, -1, budget % 2 ? "text" : (budget % 4 ? "list" : "huge"));
+  lua_remove(L, -2);
+  return 1;
 }
 
+/* encode and decode through every memory error Lua can raise in the middle. */
 static void test_out_of_memory(void) {
-  lua_State *L = lua_newstate(limited_alloc, NULL);
-  luaL_openlibs(L);
-  luaL_requiref(L, "wf.json", luaopen_wf_json, 0);
-  lua_setglobal(L, "json");
+  lua_State *L = oom_state("wf.json", "json", luaopen_wf_json);
   (void)luaL_dostring(L, "data = {list = {1, 2.5, 'x', json.null, {deep = {a = 'b'}}}, "
                          "text = '{\"a\":[1,2,{\"b\":null}],\"c\":\"d\"}', huge = {}}"
                          "for i = 1, 50 do huge[i] = {i, tostring(i)} end");
-  int failures = 0, successes = 0;
-  for (long budget = 0; budget < 400; budget++) {
-    lua_getglobal(L, "pcall");
-    lua_getglobal(L, "json");
-    lua_getfield(L, -1, budget % 2 ? "decode" : "encode");
-    lua_remove(L, -2);
-    lua_getglobal(L, "data");
-    lua_getfield(L, -1, budget % 2 ? "text" : (budget % 4 ? "list" : "huge"));
-    lua_remove(L, -2);
-    alloc_budget = budget;
-    lua_pcall(L, 2, 2, 0);
-    alloc_budget = -1;
-    if (lua_toboolean(L, -2))
-      successes++;
-    else
-      failures++;
-    lua_pop(L, 2);
-  }
-  ok(failures > 0 && successes > 0, "out-of-memory runs fail cleanly, then succeed (%d, %d)",
-     failures, successes);
+  struct oom_counts counts = oom_sweep(L, 400, 0, push_json_call);
+  ok(counts.failures > 0 && counts.successes > 0,
+     "out-of-memory runs fail cleanly, then succeed (%d, %d)", counts.failures, counts.successes);
   lua_close(L);
 }
 

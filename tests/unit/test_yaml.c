@@ -8,6 +8,7 @@
 #include "engine.h"
 #include "json.h"
 #include "lua_helpers.h"
+#include "oom.h"
 
 int luaopen_wf_yaml(lua_State *L);
 
@@ -328,50 +329,28 @@ static void test_interpolation(lua_State *L) {
                  "names and values must be strings", "a bad env table");
 }
 
-static long alloc_budget = -1;
-
-static void *limited_alloc(void *ud, void *ptr, size_t old_size, size_t new_size) {
-  (void)ud;
-  (void)old_size;
-  if (new_size == 0) {
-    free(ptr);
-    return NULL;
-  }
-  if (alloc_budget == 0) return NULL;
-  if (alloc_budget > 0) alloc_budget--;
-  return realloc(ptr, new_size);
+/* Pushes yaml.load_file(path, opts). */
+static int push_yaml_load(lua_State *L, long budget) {
+  (void)budget;
+  lua_getglobal(L, "yaml");
+  lua_getfield(L, -1, "load_file");
+  lua_remove(L, -2);
+  lua_getglobal(L, "path");
+  lua_getglobal(L, "opts");
+  return 2;
 }
 
 /* Every allocation of a load fails in turn: the loader box must free the
  * parser, the event, the file text and the variables each time. */
 static void test_out_of_memory(void) {
-  lua_State *L = lua_newstate(limited_alloc, NULL);
-  luaL_openlibs(L);
-  luaL_requiref(L, "wf.yaml", luaopen_wf_yaml, 0);
-  lua_setglobal(L, "yaml");
+  lua_State *L = oom_state("wf.yaml", "yaml", luaopen_wf_yaml);
   (void)luaL_dostring(
       L, "path = os.tmpname() local f = io.open(path, 'w') "
          "f:write('a: &a {x: [1, 2.5, \"${V}\"]}\\nb: *a\\nc:\\n  <<: *a\\n') f:close() "
          "opts = {env = {V = 'v', W = 'w'}, name = 'oom'}");
-  int failures = 0, successes = 0;
-  for (long budget = 0; budget < 5000 && successes < 3; budget++) {
-    lua_getglobal(L, "pcall");
-    lua_getglobal(L, "yaml");
-    lua_getfield(L, -1, "load_file");
-    lua_remove(L, -2);
-    lua_getglobal(L, "path");
-    lua_getglobal(L, "opts");
-    alloc_budget = budget;
-    lua_pcall(L, 3, 2, 0);
-    alloc_budget = -1;
-    if (lua_toboolean(L, -2))
-      successes++;
-    else
-      failures++;
-    lua_pop(L, 2);
-  }
-  ok(failures > 0 && successes > 0, "out-of-memory loads fail cleanly, then succeed (%d, %d)",
-     failures, successes);
+  struct oom_counts counts = oom_sweep(L, 5000, 3, push_yaml_load);
+  ok(counts.failures > 0 && counts.successes > 0,
+     "out-of-memory loads fail cleanly, then succeed (%d, %d)", counts.failures, counts.successes);
   (void)luaL_dostring(L, "os.remove(path)");
   lua_close(L);
 }

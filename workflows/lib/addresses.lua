@@ -229,7 +229,8 @@ function addresses.work(conn, tables, chunk)
       local pieces = math.ceil(n / chunk)
       local size = math.ceil(n / pieces)
       for first = 0, n - 1, size do
-        units[#units + 1] = { tbl = t, blocks = math.min(size, n - first), range = { first, math.min(first + size, n) } }
+        units[#units + 1] = { tbl = t, blocks = math.min(size, n - first),
+          range = { first, math.min(first + size, n) } }
       end
     end
   end

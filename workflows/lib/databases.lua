@@ -50,7 +50,8 @@ end
 
 -- Ends the other sessions of a database (a rename or drop needs none).
 function databases.disconnect(conn, name)
-  conn:exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()", name)
+  conn:exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+    .. " WHERE datname = $1 AND pid <> pg_backend_pid()", name)
 end
 
 function databases.rename(conn, from, to)
