@@ -345,7 +345,7 @@ end
 
 local function read_token(args)
   if args.token_file then
-    local text, err = core.read_file(args.token_file)
+    local text, err = require("wfengine.files").read_file(args.token_file)
     if not text then return nil, "--token-file: " .. tostring(err) end
     local token = text:match("^%s*(%S+)%s*$")
     if not token or #token < 16 then return nil, "--token-file " .. args.token_file .. ": the token must be one word of 16 characters or more" end

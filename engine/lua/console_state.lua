@@ -9,6 +9,7 @@
 -- confirm_asked and waits for the answer this module gives the state
 -- (store:answer).
 local core = require "wfengine.core"
+local files = require "wfengine.files"
 local json = require "wf.json"
 local journal = require "wfengine.journal"
 local history = require "wfengine.history"
@@ -27,7 +28,7 @@ function cs.open(opts)
   local store, err = state.open(opts.state)
   if not store then return nil, err end
   local dir = store.kind == "file" and store.dir or "./.wfengine-console"
-  local ok, mkdir_err = core.mkdir(dir .. "/console", true)
+  local ok, mkdir_err = files.mkdir(dir .. "/console", true)
   if not ok then return nil, mkdir_err end
   return setmetatable({ store = store, where = store.where, dir = dir, config = opts.config,
     exe = opts.exe, estimate_cache = {} }, State)
@@ -150,14 +151,14 @@ cs.random_hex = random_hex
 -- launch directory or nil, message.
 function State:launch(args, env)
   local dir = self.dir .. "/console/launch/" .. os.date("!%Y%m%dT%H%M%S") .. "-" .. random_hex(4)
-  local ok, err = core.mkdir(dir, true)
+  local ok, err = files.mkdir(dir, true)
   if not ok then return nil, err end
   local words = { quote(self.exe) }
   for _, a in ipairs(args) do words[#words + 1] = quote(a) end
   local prefix = {}
   for name, value in pairs(env or {}) do
     local file = dir .. "/env." .. name
-    core.write_file(file, value)
+    files.write_file(file, value)
     prefix[#prefix + 1] = string.format("%s=\"$(cat %s)\"; rm -f %s; export %s; ", name, quote(file),
       quote(file), name)
   end
@@ -172,13 +173,13 @@ end
 -- its run id; or the one-line refusal it printed on stderr.
 local function wait_started(dir)
   for _ = 1, 400 do -- 20 s
-    local out = core.read_file(dir .. "/out.jsonl") or ""
+    local out = files.read_file(dir .. "/out.jsonl") or ""
     local line = out:match("^([^\n]*)\n")
     if line then
       local ok, ev = pcall(json.decode, line)
       if ok and type(ev) == "table" and ev.run_id then return ev.run_id end
     end
-    local err = core.read_file(dir .. "/err.txt") or ""
+    local err = files.read_file(dir .. "/err.txt") or ""
     local first = err:match("wfengine: ([^\n]*)")
     if first then return nil, first end
     sched.sleep(0.05)
@@ -215,7 +216,7 @@ end
 local function wait_continued(self, id, dir, count)
   for _ = 1, 400 do
     if #(self.store:events(id) or {}) > count then return true end
-    local err = core.read_file(dir .. "/err.txt") or ""
+    local err = files.read_file(dir .. "/err.txt") or ""
     local first = err:match("wfengine: ([^\n]*)")
     if first then return nil, first end
     sched.sleep(0.05)
