@@ -96,6 +96,28 @@ function Ctx:warn(fmt, ...)
   self._run:log(self, "warn", format(fmt, ...))
 end
 
+-- "1234567" -> "1,234,567"
+local function grouped(n)
+  local text = tostring(n)
+  local sign, digits = text:match("^(%-?)(%d+)$")
+  if not digits then return text end
+  return sign .. digits:reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", "")
+end
+
+-- ctx:tally(n, what, verb, done[, detail]): says what the step changes, as
+-- a count: "disabled 343 scheduled tasks" in a run, "would disable 343
+-- scheduled tasks" in a dry-run or simulate. Journaled as a log line with
+-- a `tally` {n, what, verb}: the change report's counts and totals, and what
+-- an approval compares (docs/workflow-language.md).
+function Ctx:tally(n, what, verb, done, detail)
+  n = math.tointeger(tonumber(n)) or 0
+  local action = self.mode == "run" and done or ("would " .. verb)
+  local noun = n == 1 and what:gsub("s$", "") or what
+  local message = action .. " " .. grouped(n) .. " " .. noun .. (detail and (" " .. detail) or "")
+  self._run:emit("log", { step = self.step, attempt = self.attempt, level = "info",
+    message = core.redact(message), tally = { n = n, what = what, verb = verb } })
+end
+
 function Ctx:progress(done, total, unit)
   self._run.view:progress(self.step, tonumber(done) or 0, tonumber(total) or 0, unit)
 end
