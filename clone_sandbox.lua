@@ -736,7 +736,7 @@ return workflow {
               if n > 0 then changed[name] = n end
             end
           end
-          ctx:tally(total, "values", "rewrite", "rewrote", string.format("in %d text columns to @%s",
+          ctx:tally(total, "values", "rewrite", "rewritten", string.format("in %d text columns to @%s",
             #columns, addresses.normal_domain(domain)))
           if ctx.mode == "run" then ctx:log("the rewrite took %d units of work", units) end
           return { domain = addresses.normal_domain(domain), columns = #columns, values = total,

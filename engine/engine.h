@@ -58,7 +58,10 @@ struct args {
   const char *on_failure;
   const char *state;
   const char *format;
-  int dry_run, simulate, yes, json, quiet, verbose;
+  const char *report;    /* run --dry-run: the change report's file */
+  const char *approved;  /* run: the approved change report */
+  const char *tolerance; /* run --approved: counts may differ by this percentage */
+  int dry_run, simulate, yes, json, quiet, verbose, estimate;
 };
 
 /* Fills args from argv; returns 0, or -1 with a one-line message in err. */

@@ -41,6 +41,7 @@ function Run:emit(kind, event)
   event.seq, event.time, event.type = self.seq, self:time(), kind
   local line = journal.append(self.writer, event)
   record.apply(self.record, event)
+  if self.collect then self.collect[#self.collect + 1] = event end
   self.view:event(event, line)
   return event
 end
@@ -105,17 +106,18 @@ local function grouped(n)
 end
 
 -- ctx:tally(n, what, verb, done[, detail]): says what the step changes, as
--- a count: "disabled 343 scheduled tasks" in a run, "would disable 343
--- scheduled tasks" in a dry-run or simulate. Journaled as a log line with
+-- a count: "343 scheduled tasks disabled" in a run, "would disable 343
+-- scheduled tasks" in a dry-run or simulate (done: the past participle). Journaled as a log line with
 -- a `tally` {n, what, verb}: the change report's counts and totals, and what
 -- an approval compares (docs/workflow-language.md).
 function Ctx:tally(n, what, verb, done, detail)
   n = math.tointeger(tonumber(n)) or 0
-  local action = self.mode == "run" and done or ("would " .. verb)
   local noun = n == 1 and what:gsub("s$", "") or what
-  local message = action .. " " .. grouped(n) .. " " .. noun .. (detail and (" " .. detail) or "")
+  local message = self.mode == "run" and (grouped(n) .. " " .. noun .. " " .. done)
+    or ("would " .. verb .. " " .. grouped(n) .. " " .. noun)
+  if detail then message = message .. " " .. detail end
   self._run:emit("log", { step = self.step, attempt = self.attempt, level = "info",
-    message = core.redact(message), tally = { n = n, what = what, verb = verb } })
+    message = core.redact(message), tally = { n = n, what = what, verb = verb, done = done } })
 end
 
 function Ctx:progress(done, total, unit)

@@ -91,5 +91,98 @@ plain = [m for e, m in ((e, e.get("message", "")) for e in dry.events
                         if e.get("type") == "log" and e.get("tally")) if not m.startswith("would ")]
 t.ok(plain == [], "every count of the dry-run says 'would'", plain)
 
+# ---- the change report and approvals ----------------------------------------------
+import json  # noqa: E402
+import re  # noqa: E402
+import minischema  # noqa: E402
+
+schema = json.load(open("docs/change-report.schema.json"))
+
+
+def tables_ok(md):
+    """Every markdown table: a header, a separator of ---, rows of as many cells."""
+    bad, lines = [], md.split("\n")
+    for i, line in enumerate(lines):
+        if line.startswith("|") and i + 1 < len(lines) and re.match(r"^\|(-+:?\|)+$|^\|(---:?\|)+", lines[i + 1]):
+            width = len(re.findall(r"(?<!\\)\|", line))
+            j = i + 2
+            while j < len(lines) and lines[j].startswith("|"):
+                if len(re.findall(r"(?<!\\)\|", lines[j])) != width:
+                    bad.append(lines[j])
+                j += 1
+    return bad
+
+
+lab.reset()
+md_path, json_path = os.path.join(lab.data, "report.md"), os.path.join(lab.data, "report.json")
+r = lab.clone("--dry-run", "--report", md_path)
+t.ok(r.rc == 0 and os.path.exists(md_path), "dry-run --report writes a markdown report", r.err)
+md = open(md_path).read() if os.path.exists(md_path) else ""
+r = lab.clone("--dry-run", "--report", json_path, "--format", "json")
+rep = json.load(open(json_path)) if r.rc == 0 and os.path.exists(json_path) else {}
+t.ok(minischema.errors(rep, schema) == [], "the JSON report validates against docs/change-report.schema.json",
+     minischema.errors(rep, schema)[:10])
+t.ok(re.search(r"^# Change report: clone_sandbox$", md, re.M) and "\n## Totals\n" in md and "\n## Steps\n" in md,
+     "the markdown report has its headings", md[:500])
+t.ok(len(re.findall(r"^### \d+\. ", md, re.M)) == 31, "the markdown report has a section per step")
+t.ok(md.count("|---") >= 3 and tables_ok(md) == [], "the markdown report's tables are well formed", tables_ok(md))
+t.ok(re.search(r"\*\*Would change:\*\* .*\d+ scheduled tasks disabled.*values rewritten.*\d+ apps notified "
+               r"\(irreversible\)", md) is not None, "the totals are at the top", md[:800])
+steps = {s["id"]: s for s in rep.get("steps", [])}
+t.ok(any(c.startswith("execute: UPDATE scheduled_task") for c in steps.get("disable_scheduled_tasks", {}).get("sql", [])),
+     "the report lists the exact SQL statements")
+t.ok(len([c for c in steps.get("notify_apps", {}).get("http", []) if c.startswith("POST ")]) == 4
+     and steps["notify_apps"]["irreversible"], "the report lists the exact HTTP calls, irreversible marked")
+t.ok(steps.get("remove_mail_routes", {}).get("compensation") == "restore those routes.",
+     "the report says what each compensation would do")
+
+# secrets: a config whose logins would be created (CREATE ROLE with the password's verifier)
+with open(os.path.join(faultlab.ROOT, "tests/lab/lab.yaml")) as f:
+    text = f.read()
+secret_pw = "Report-s3cret-pw"
+secret_config = os.path.join(lab.data, "lab-secret.yaml")
+with open(secret_config, "w") as f:
+    f.write(re.sub(r"(?m)^(  password: ).*$", r"\g<1>" + secret_pw, text).replace(
+        "app_suffix: _app ", "app_suffix: _report_app ").replace("query_suffix: _query ", "query_suffix: _report_query "))
+lab.config, saved = secret_config, lab.config
+secret_md = os.path.join(lab.data, "secret.md")
+r = lab.clone("--dry-run", "--report", secret_md)
+lab.config = saved
+sm = open(secret_md).read() if os.path.exists(secret_md) else ""
+t.ok(r.rc == 0 and "CREATE ROLE" in sm, "a dry-run that would create logins reports CREATE ROLE", r.err + sm[:300])
+leaks = [s for s in (secret_pw, "lab-token", "lab-mailadmin") if s in sm]
+verifiers = re.findall(r"SCRAM-SHA-256\$[^*'\s]+", sm)
+t.ok(leaks == [] and verifiers == [], "the report holds no secret (password, tokens, SCRAM verifier)", leaks + verifiers)
+
+# approved: a fresh dry-run that matches runs for real
+r = lab.clone("--approved", md_path)
+t.ok(r.rc == 0 and r.types("run_started", "mode") == ["dry-run", "run"],
+     "run --approved: a fresh dry-run matches, then the real run", r.tail() + r.err)
+
+# invalidated by a new scheduled task in the source
+lab.reset()
+r = lab.clone("--dry-run", "--report", md_path)
+lab.psql(lab.src, faultlab.SOURCE, "INSERT INTO scheduled_task (name, kind, cron, enabled) SELECT name || ' (new)', kind, cron, "
+         "true FROM scheduled_task ORDER BY id LIMIT 1")
+r = lab.clone("--approved", md_path)
+t.ok(r.rc == 2 and r.types("run_started", "mode") == ["dry-run"], "a new scheduled task: the approval is refused",
+     r.err)
+t.ok(re.search(r"step disable_scheduled_tasks: would disable scheduled tasks: approved (\d+), now (\d+)", r.err)
+     is not None, "the refusal names the difference", r.err)
+r = lab.clone("--approved", md_path, "--tolerance", "50")
+t.ok(r.rc == 0 and r.types("run_started", "mode") == ["dry-run", "run"],
+     "--tolerance 50: that count is within the margin, the run goes on", r.err)
+
+# invalidated by an app added (the irreversible step: no margin)
+lab.reset()
+r = lab.clone("--dry-run", "--report", json_path, "--format", "json")
+lab.http("POST", "/_apps", {"id": "a5", "name": "New App", "client_id": "new-app"}, auth=False)
+lab.psql(lab.src, faultlab.SOURCE, "INSERT INTO app_authorization (app_id, client_id, app_name, scopes) "
+         "VALUES ('a5', 'new-app', 'New App', '{}')")
+r = lab.clone("--approved", json_path, "--tolerance", "50")
+t.ok(r.rc == 2 and r.types("run_started", "mode") == ["dry-run"], "an app added: the approval is refused", r.err)
+t.ok("step notify_apps: would notify apps: approved 4, now 5" in r.err
+     and "irreversible step notify_apps: its http changes differ" in r.err, "the refusal names the app difference", r.err)
+
 lab.down()
 t.done()
