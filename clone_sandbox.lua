@@ -90,7 +90,7 @@ end
 
 local function login_password(ctx)
   local logins = ctx.config.logins or {}
-  if not logins.password and ctx.mode == "simulate" then return "simulated" end
+  if not logins.password and ctx.mode == "simulate" then return "simulate-only-password" end
   if not logins.password then
     ctx:fail("config: logins.password is missing", { retryable = false })
   end

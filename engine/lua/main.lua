@@ -163,9 +163,24 @@ function commands.check(args)
   return 0
 end
 
+-- Each step's median and worst duration from the earlier real runs in the state.
+local function estimate_lines(wf, state_arg)
+  local state, state_err = journal.state_dir(state_arg)
+  if not state then return nil, state_err end
+  local estimate = require "wfengine.estimate"
+  return estimate.lines(wf, estimate.collect(state, wf.name))
+end
+
 function commands.plan(args)
   local wf, err = dsl.load(args.workflow)
   if not wf then return fail("%s", err) end
+  if args.estimate then
+    if args.format then return fail("plan --estimate prints text: no --format") end
+    local lines, state_err = estimate_lines(wf, args.state)
+    if not lines then return fail("%s", state_err) end
+    print(table.concat(lines, "\n"))
+    return 0
+  end
   local plan = require "wfengine.plan"
   io.stdout:write(plan[args.format or "text"](wf))
   return 0
@@ -298,6 +313,11 @@ function commands.run(args)
   if not state then return fail("%s", state_err) end
   if args.approved then return approved_run(args, prepared, options, state) end
   local code, events, run_id = start_run(args, prepared, options, state, mode)
+  if mode == "simulate" and code == 0 and not args.quiet and not args.json then
+    local lines = estimate_lines(wf, args.state)
+    -- only when the state has history: a first simulation says nothing more
+    if lines and #lines > 1 then print(table.concat(lines, "\n")) end
+  end
   if args.report then
     local ok, write_err = require("wfengine.report").write(args.report, args.format,
       build_report(args, prepared, events, run_id))

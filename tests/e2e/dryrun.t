@@ -184,5 +184,19 @@ t.ok(r.rc == 2 and r.types("run_started", "mode") == ["dry-run"], "an app added:
 t.ok("step notify_apps: would notify apps: approved 4, now 5" in r.err
      and "irreversible step notify_apps: its http changes differ" in r.err, "the refusal names the app difference", r.err)
 
+# estimates from the real runs above (this lab's state): plan --estimate and --simulate share them
+import subprocess  # noqa: E402
+p = subprocess.run([faultlab.WFENGINE, "plan", "clone_sandbox.lua", "--estimate", "--state", lab.state_dir],
+                   capture_output=True, text=True, env=lab.env, timeout=60)
+t.ok(p.returncode == 0 and re.search(r"estimated from [3-9] earlier runs", p.stdout)
+     and re.search(r"^\s+8\. copy_database\s+\S+ / \S+\s+\(\d+ samples\)$", p.stdout, re.M)
+     and re.search(r"^total: about \S+ \(worst \S+\)$", p.stdout, re.M),
+     "plan --estimate: each step's median and worst from the earlier real runs, and the total", p.stdout + p.stderr)
+p = subprocess.run([a for a in lab.clone_argv("--simulate") if a != "--json"], capture_output=True, text=True,
+                   env=lab.env, timeout=60)
+t.ok(p.returncode == 0 and re.search(r"^succeeded: 31 steps, \S+ of waits simulated in \d+ ms$", p.stdout, re.M)
+     and re.search(r"^total: about ", p.stdout, re.M), "--simulate: virtual time, then the estimate from history",
+     p.stdout[-1500:] + p.stderr)
+
 lab.down()
 t.done()
