@@ -244,7 +244,7 @@ local function discard_held_folders(ctx)
     gone[#gone + 1] = name
   end
   if #gone > 0 then
-    ctx:tally(#gone, "held Service folders", "delete", "deleted", "of the old sandbox under " .. folders.held)
+    ctx:tally(#gone, "held Service folders", "delete", "deleted", "(the old sandbox's, under " .. folders.held .. ")")
   end
   return gone
 end
