@@ -89,7 +89,7 @@ end
 
 local function login_password(ctx)
   local logins = ctx.config.logins or {}
-  if not logins.password and ctx.mode == "simulate" then return "simulated" end
+  if not logins.password and ctx.mode == "simulate" then return "simulate-only-password" end
   if not logins.password then
     ctx:fail("config: logins.password is missing", { retryable = false })
   end
@@ -235,13 +235,15 @@ end
 local function discard_held_folders(ctx)
   local folders = mailboxes.service(ctx, target(ctx))
   local gone = {}
-  for _, name in ipairs(deepest_first(folders:held_names())) do
+  -- a dry-run held nothing: it deletes (reports) what step 17 would hold
+  local held = ctx.mode == "dry-run" and { table.unpack(ctx.state.would_hold or {}) } or folders:held_names()
+  for _, name in ipairs(deepest_first(held)) do
     local ok, err = pcall(folders.discard, folders, name)
     if not ok and not (type(err) == "table" and err.code == "NONEXISTENT") then error(err, 0) end
     gone[#gone + 1] = name
   end
-  if #gone > 0 and ctx.mode == "run" then
-    ctx:log("deleted the %d held Service folders of the old sandbox under %s", #gone, folders.held)
+  if #gone > 0 then
+    ctx:tally(#gone, "held Service folders", "delete", "deleted", "(the old sandbox's, under " .. folders.held .. ")")
   end
   return gone
 end
@@ -273,8 +275,22 @@ local function provision_mail_service(ctx, folders, had_test)
   end)
   local route = tenants.client(ctx):add_mail_route(target(ctx),
     { address = address, destination = "inbox:" .. test })
+  ctx:tally(#held, "Service folders", "hold", "held", "under " .. folders.held)
+  -- step 31 deletes what is held; in a dry-run nothing is, so it reads this
+  if ctx.mode == "dry-run" then ctx.state.would_hold = array(held) end
   return { address = address, held_folders = array(held), held_in = folders.held,
     created_test = not had_test, route = route.id or json.null }
+end
+
+-- Step 29 in a dry-run: the app ids read, and those step 25 would add.
+local function with_would_authorized(ctx, rows)
+  local seen, all = {}, {}
+  for _, r in ipairs(rows) do seen[r.app_id] = true all[#all + 1] = r end
+  for _, id in ipairs(ctx.state.would_authorize or {}) do
+    if not seen[id] then seen[id] = true all[#all + 1] = { app_id = id } end
+  end
+  table.sort(all, function(a, b) return a.app_id < b.app_id end)
+  return all
 end
 
 -- Retry policies.
@@ -346,6 +362,7 @@ return workflow {
           local tasks = cp:tasks(target(ctx))
           return (tasks.active or 0) == 0
         end, { timeout = 1800, interval = poll_interval(ctx), what = "the customer's tasks to finish" })
+        local before = ctx.mode == "dry-run" and cp:mode(target(ctx)) or nil
         local ok, answer = pcall(cp.set_mode, cp, target(ctx), "offline_maintenance")
         if not ok then
           if type(answer) == "table" and answer.status == 409 then
@@ -354,6 +371,11 @@ return workflow {
           error(answer, 0)
         end
         ctx.state.maintenance_task = present(answer.task) and answer.task.id or nil
+        if ctx.mode == "dry-run" then
+          -- the PUT was only reported: entering maintenance from another mode starts a task
+          ctx.state.maintenance_task_would = before ~= "offline_maintenance" or nil
+          return { previous = before or json.null, task = json.null }
+        end
         return { previous = answer.previous or json.null,
           task = present(answer.task) and answer.task.id or json.null }
       end,
@@ -371,6 +393,10 @@ return workflow {
       doc = "Waits for the task that entering maintenance started (sessions drained). Reads only.",
       run = function(ctx)
         local task = ctx.state.maintenance_task
+        if not task and ctx.state.maintenance_task_would then
+          ctx:log("would wait for the maintenance task that step 1 would start")
+          return { task = json.null, would_wait = true }
+        end
         if not task then
           ctx:log("no maintenance task to wait for (the tenant was already in maintenance)")
           return { task = json.null }
@@ -412,9 +438,13 @@ return workflow {
       doc = "Deletes the target's mail routes (kept by the control plane for restore), so no "
         .. "mail reaches the sandbox while it is replaced. Undo: restore those routes.",
       run = function(ctx)
-        local deleted = tenants.client(ctx):delete_mail_routes(target(ctx))
+        local cp = tenants.client(ctx)
+        -- dry-run: the DELETE is only reported; the routes it would delete are listed
+        local listed = ctx.mode == "dry-run" and cp:mail_routes(target(ctx)) or nil
+        local deleted = cp:delete_mail_routes(target(ctx))
         local ids = {}
-        for i, r in ipairs(deleted) do ids[i] = r.id end
+        for i, r in ipairs(listed or deleted) do ids[i] = r.id end
+        ctx:tally(#ids, "mail routes", "remove", "removed")
         return { ids = array(ids) }
       end,
       compensate = function(ctx, result)
@@ -524,9 +554,13 @@ return workflow {
         if ctx.mode == "dry-run" then
           local size = sql.one(from, [[SELECT pg_size_pretty(pg_database_size(current_database())) AS size,
             (SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')) AS tables]])
-          ctx:log("would copy %d tables (%s) from %s to %s", size.tables, size.size,
-            source_db(ctx).name, target_db(ctx).name)
-          return { dry_run = true }
+          ctx:tally(1, "databases", "replace", "replaced", string.format("(%s with a copy of %s: %d tables, %s)",
+            target_db(ctx).name, source_db(ctx).name, size.tables, size.size))
+          -- the later steps read the would-be copy: the source, on this snapshot
+          sql.read_as(to, from)
+          ctx:log("from here on this dry-run reads %s as %s (read-only, one snapshot)",
+            target_db(ctx).name, source_db(ctx).name)
+          return { dry_run = true, tables = size.tables }
         end
         -- Always start from a new empty database: a failed attempt, or an attempt cut
         -- short by a crash (resume runs the step again from attempt 1), may have left
@@ -549,6 +583,8 @@ return workflow {
           end
         end)
         local stats = sql.copy_database { from = from, to = to, jobs = 2, owner = false, privileges = false }
+        ctx:tally(1, "databases", "replace", "replaced", string.format("(%s with a copy of %s: %d tables)",
+          db.name, source_db(ctx).name, stats.tables))
         return { tables = stats.tables, rows = stats.rows, bytes = stats.bytes,
           seconds = stats.seconds }
       end,
@@ -600,14 +636,14 @@ return workflow {
         .. "to disabled. One UPDATE; its result lists the ids. Undo: enable those ids again.",
       run = function(ctx)
         local ids = with_target(ctx, function(conn)
-          local rows = databases.write(ctx, conn,
+          local rows = databases.change(ctx, conn, "SELECT id FROM scheduled_task WHERE enabled",
             "UPDATE scheduled_task SET enabled = false WHERE enabled RETURNING id")
           local ids = {}
           for i, r in ipairs(rows) do ids[i] = r.id end
           table.sort(ids)
           return ids
         end)
-        ctx:log("disabled %d scheduled tasks", #ids)
+        ctx:tally(#ids, "scheduled tasks", "disable", "disabled")
         return { ids = array(ids) }
       end,
       compensate = function(ctx, result)
@@ -627,15 +663,22 @@ return workflow {
       run = function(ctx)
         return with_target(ctx, function(conn)
           return conn:tx(function()
-            local inserted = databases.write(ctx, conn, [[INSERT INTO system_user (name, kind)
+            local inserted = databases.change(ctx, conn, [[SELECT v.name
+              FROM (VALUES ('system'), ('batch'), ('webapi'), ('replication')) v(name)
+              WHERE NOT EXISTS (SELECT 1 FROM system_user s WHERE s.name = v.name)]],
+              [[INSERT INTO system_user (name, kind)
               VALUES ('system', 'system'), ('batch', 'system'), ('webapi', 'system'), ('replication', 'system')
               ON CONFLICT (name) DO NOTHING RETURNING name]])
-            local unlinked = databases.write(ctx, conn, [[UPDATE system_user s SET associate_id = NULL
+            local unlinked = databases.change(ctx, conn, [[SELECT id, associate_id FROM system_user
+              WHERE kind = 'system' AND associate_id IS NOT NULL]],
+              [[UPDATE system_user s SET associate_id = NULL
               FROM (SELECT id, associate_id FROM system_user WHERE kind = 'system'
                     AND associate_id IS NOT NULL FOR UPDATE) old
               WHERE s.id = old.id RETURNING s.id, old.associate_id]])
             local names = {}
             for i, r in ipairs(inserted) do names[i] = r.name end
+            ctx:tally(#names, "system users", "create", "created")
+            ctx:tally(#unlinked, "system users", "unlink", "unlinked", "from the source's people")
             return { inserted = array(names), unlinked = array(unlinked) }
           end)
         end)
@@ -673,11 +716,13 @@ return workflow {
             ["document.sent_to"] = true, ["mailbox.address"] = true, ["mail_route.address"] = true })
           local changed, total, units = {}, 0, 0
           if ctx.mode == "dry-run" then
-            for i, c in ipairs(columns) do
-              local k = conn:scalar(string.format("SELECT count(*) FROM %s WHERE strpos(%s, '@') > 0",
-                sql.ident(c.schema, c.table), sql.ident(c.column)))
-              if k and k > 0 then ctx:log("would rewrite the addresses in %s (%d values with @)", c.name, k) end
-              ctx:progress(i, #columns, "columns")
+            -- what the rewrite would change, counted by reads (read-only)
+            local tables = addresses.tables(columns)
+            for i, tbl in ipairs(tables) do
+              for name, n in pairs(addresses.count_changes(conn, tbl, domain)) do
+                if n > 0 then changed[name], total = n, total + n end
+              end
+              ctx:progress(i, #tables, "tables")
             end
           else
             local all
@@ -689,8 +734,9 @@ return workflow {
               if n > 0 then changed[name] = n end
             end
           end
-          ctx:log("rewrote %d values in %d text columns (%d units of work) to @%s", total, #columns, units,
-            addresses.normal_domain(domain))
+          ctx:tally(total, "values", "rewrite", "rewritten", string.format("in %d text columns to @%s",
+            #columns, addresses.normal_domain(domain)))
+          if ctx.mode == "run" then ctx:log("the rewrite took %d units of work", units) end
           return { domain = addresses.normal_domain(domain), columns = #columns, values = total,
             changed = json.object(changed) }
         end)
@@ -942,23 +988,34 @@ return workflow {
             for _, r in ipairs(conn:query("SELECT DISTINCT app_id FROM app_authorization")) do
               have[r.app_id] = true
             end
-            local authorizations, users = {}, {}
+            local authorizations, users, new_users, new_apps = {}, {}, {}, {}
             for _, a in ipairs(ctx.state.old_app_authorizations or {}) do
               local app = known[a.app_id]
               if not have[a.app_id] and (ctx.mode == "simulate" or (app and app.uses_system_user)) then
-                local rows = databases.write(ctx, conn, [[INSERT INTO app_authorization
+                local rows = databases.change(ctx, conn, function() return { { id = json.null } } end,
+                  [[INSERT INTO app_authorization
                   (app_id, client_id, app_name, system_user, scopes) VALUES ($1, $2, $3, $4, $5::text[])
                   RETURNING id]], a.app_id, a.client_id, a.app_name, a.system_user, a.scopes or "{}")
                 if rows[1] then authorizations[#authorizations + 1] = rows[1].id end
                 have[a.app_id] = true
+                new_users[#new_users + 1] = a.system_user
+                new_apps[#new_apps + 1] = a.app_id
               end
             end
-            local rows = databases.write(ctx, conn, [[INSERT INTO system_user (name, kind, app_client_id)
+            -- step 29 notifies the apps authorized then: in a dry-run these are not there
+            if ctx.mode == "dry-run" then ctx.state.would_authorize = array(new_apps) end
+            local rows = databases.change(ctx, conn, function(c)
+              return c:query([[SELECT DISTINCT name FROM (SELECT system_user AS name FROM app_authorization
+                  UNION SELECT unnest($1::text[])) n
+                WHERE name IS NOT NULL AND NOT EXISTS (SELECT 1 FROM system_user s WHERE s.name = n.name)
+                ORDER BY name]], databases.array(new_users))
+            end, [[INSERT INTO system_user (name, kind, app_client_id)
               SELECT DISTINCT ON (system_user) system_user, 'partner', client_id FROM app_authorization
               WHERE system_user IS NOT NULL ORDER BY system_user, id
               ON CONFLICT (name) DO NOTHING RETURNING name]])
             for i, r in ipairs(rows) do users[i] = r.name end
-            ctx:log("re-created %d authorizations, %d partner system users", #authorizations, #users)
+            ctx:tally(#authorizations, "app authorizations", "re-create", "re-created")
+            ctx:tally(#users, "partner system users", "create", "created")
             return { authorizations = array(authorizations), system_users = array(users) }
           end)
         end)
@@ -1053,6 +1110,7 @@ return workflow {
           return conn:query("SELECT DISTINCT app_id FROM app_authorization ORDER BY app_id")
         end)
         local list, unknown = {}, {}
+        if ctx.mode == "dry-run" then ids = with_would_authorized(ctx, ids) end
         for _, r in ipairs(ids) do
           if known[r.app_id] and known[r.app_id].webhook_url then list[#list + 1] = known[r.app_id]
           else unknown[#unknown + 1] = r.app_id end
@@ -1060,7 +1118,7 @@ return workflow {
         if #unknown > 0 then ctx:warn("apps without a webhook, not notified: %s", table.concat(unknown, ", ")) end
         local received = client:notify(list, { event = "BackupRestored", tenant = target(ctx),
           source = source(ctx), run_id = ctx.run_id, state = "BackupRestored" })
-        ctx:log("notified %d apps", #list)
+        ctx:tally(#list, "apps", "notify", "notified")
         return { notified = json.object(received) }
       end,
     },
@@ -1100,8 +1158,8 @@ return workflow {
           local ok, err = pcall(with_admin, ctx, target_db(ctx).cluster, function(admin)
             databases.drop(admin, old)
           end)
-          if ok and ctx.mode == "run" then ctx:log("dropped the old sandbox database %s", old)
-          elseif not ok then ctx:warn("could not drop the old sandbox database (DROP DATABASE %s WITH (FORCE)): %s",
+          if ok then ctx:tally(1, "old sandbox databases", "drop", "dropped", "(" .. old .. ")")
+          else ctx:warn("could not drop the old sandbox database (DROP DATABASE %s WITH (FORCE)): %s",
             old, tostring(err)) end
         end
         local held_in = mailboxes.held_prefix(target(ctx), ctx.run_id)

@@ -95,11 +95,56 @@ local function warn_without_tls(options)
   end
 end
 
+-- ---- dry-run: a database that reads as another --------------------------
+
+-- In a dry-run, sql.read_as(target, source) makes every later connection to
+-- the target database (same host, port and dbname) a read-only connection to
+-- the source database instead, inside one REPEATABLE READ transaction on a
+-- snapshot taken when read_as is called: the world a copy of the source
+-- made at that moment would show. Keyed by host, port and dbname.
+local read_as = {}
+
+local function database_key(options)
+  return table.concat({ options.host or options.hostaddr or "", options.port or "",
+    options.dbname or "" }, "|")
+end
+
+local function open(options)
+  warn_without_tls(options)
+  return core.connect(conninfo_string(options))
+end
+
+--- sql.read_as(target, source) -> true in a dry-run (false otherwise: a
+--- run or a simulation connects where it is told).
+function sql.read_as(target, source)
+  if core.mode() ~= "dry-run" then return false end
+  local from = parse_target(source)
+  local holder = open(from)
+  holder:_run("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+  local snapshot = holder:scalar("SELECT pg_export_snapshot()")
+  local key = database_key(parse_target(target))
+  -- the holder keeps the snapshot alive until the dry-run ends
+  read_as[key] = { options = from, snapshot = snapshot, holder = holder }
+  return true
+end
+
 --- sql.connect(dsn_or_table) -> conn
 function sql.connect(target)
   local options = parse_target(target)
-  warn_without_tls(options)
-  return core.connect(conninfo_string(options))
+  local alias = core.mode() == "dry-run" and read_as[database_key(options)]
+  if not alias then return open(options) end
+  local conn = open(alias.options)
+  conn:_run("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+  conn:_run("SET TRANSACTION SNAPSHOT " .. sql.literal(alias.snapshot))
+  return conn
+end
+
+--- Forgets every sql.read_as (the engine, between two runs in one process).
+function sql._forget_read_as()
+  for key, alias in pairs(read_as) do
+    pcall(alias.holder.close, alias.holder)
+    read_as[key] = nil
+  end
 end
 
 -- ---- transactions ---------------------------------------------------------

@@ -45,7 +45,8 @@ static const struct option options[] = {
     {"on-failure", 0, TAKES_VALUE, ON_QUEUE | ON_RESUME},
     {"yes", 'y', 0, ON_QUEUE | ON_CONTINUE | ON_UNLOCK},
     {"state", 0, TAKES_VALUE,
-     ON_QUEUE | ON_CONTINUE | ON_RUNS | ON_SHOW | ON_UNLOCK | ON_WORKER | ON_STATE | ON_SERVE},
+     ON_QUEUE | ON_CONTINUE | ON_RUNS | ON_SHOW | ON_UNLOCK | ON_WORKER | ON_STATE | ON_SERVE |
+         ON_PLAN},
     {"json", 0, 0, ON_QUEUE | ON_CONTINUE | ON_RUNS | ON_SHOW},
     {"status", 0, TAKES_VALUE, ON_RUNS},
     {"workflow", 0, TAKES_VALUE, ON_RUNS | ON_CONTINUE},
@@ -58,7 +59,11 @@ static const struct option options[] = {
     {"epoch", 0, TAKES_VALUE, ON_WORKER},
     {"quiet", 'q', 0, ON_ANY},
     {"verbose", 'v', 0, ON_ANY},
-    {"format", 0, TAKES_VALUE, ON_PLAN},
+    {"format", 0, TAKES_VALUE, ON_PLAN | ON_RUN},
+    {"report", 0, TAKES_VALUE, ON_RUN},
+    {"approved", 0, TAKES_VALUE, ON_RUN},
+    {"tolerance", 0, TAKES_VALUE, ON_RUN},
+    {"estimate", 0, 0, ON_PLAN},
     {"html", 0, 0, ON_SHOW},
     {"confirm-from-state", 0, 0, ON_RUN | ON_CONTINUE},
     {"listen", 0, TAKES_VALUE, ON_SERVE},
@@ -110,6 +115,13 @@ static int add_to_list(const char **list, int *count, const char *value, char *e
   return 0;
 }
 
+/* "0" .. "100", digits with at most one '.' */
+static int valid_percent(const char *value) {
+  char *end;
+  double pct = strtod(value, &end);
+  return value[0] >= '0' && value[0] <= '9' && *end == '\0' && pct >= 0 && pct <= 100;
+}
+
 static int store_option(struct args *args, const struct option *option, const char *value,
                         char *err, size_t errlen) {
   const char *name = option->long_name;
@@ -136,7 +148,14 @@ static int store_option(struct args *args, const struct option *option, const ch
   if (strcmp(name, "format") == 0 && strcmp(value, "text") != 0 && strcmp(value, "markdown") != 0 &&
       strcmp(value, "json") != 0 && strcmp(value, "dot") != 0)
     return fail(err, errlen, "--format takes text, markdown, json or dot, not '%s'", value);
+  if (strcmp(name, "tolerance") == 0 && !valid_percent(value))
+    return fail(err, errlen, "--tolerance takes a percentage from 0 to 100, not '%s'", value);
+  if ((strcmp(name, "report") == 0 || strcmp(name, "approved") == 0) && value[0] == '\0')
+    return fail(err, errlen, "--report and --approved need a file, not an empty string%s", "");
   const char **slot = strcmp(name, "config") == 0        ? &args->config
+                      : strcmp(name, "report") == 0      ? &args->report
+                      : strcmp(name, "approved") == 0    ? &args->approved
+                      : strcmp(name, "tolerance") == 0   ? &args->tolerance
                       : strcmp(name, "from") == 0        ? &args->from
                       : strcmp(name, "only") == 0        ? &args->only
                       : strcmp(name, "skip") == 0        ? &args->skip
@@ -180,6 +199,8 @@ static void store_flag(struct args *args, const struct option *option) {
     args->html = 1;
   else if (strcmp(name, "confirm-from-state") == 0)
     args->confirm_from_state = 1;
+  else if (strcmp(name, "estimate") == 0)
+    args->estimate = 1;
   else if (strcmp(name, "help") == 0)
     args->command = COMMAND_HELP;
   else if (strcmp(name, "version") == 0)
@@ -277,6 +298,15 @@ static int check_complete(const struct args *args, char *err, size_t errlen) {
     return fail(err, errlen, "%s", "--tls-cert and --tls-key go together");
   if (args->quiet && args->verbose)
     return fail(err, errlen, "%s", "--quiet and --verbose exclude each other");
+  if (args->command == COMMAND_RUN && args->format && !args->report)
+    return fail(err, errlen, "%s", "--format goes with --report FILE (or with plan)");
+  if (args->report && !args->dry_run)
+    return fail(err, errlen, "%s",
+                "--report needs --dry-run (it reports what a dry-run would change)");
+  if (args->approved && (args->dry_run || args->simulate))
+    return fail(err, errlen, "%s", "--approved is for a real run (it dry-runs first by itself)");
+  if (args->tolerance && !args->approved)
+    return fail(err, errlen, "%s", "--tolerance goes with --approved");
   if ((args->only != NULL) + (args->from != NULL) > 1)
     return fail(err, errlen, "%s", "--only and --from exclude each other");
   return 0;

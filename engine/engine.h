@@ -81,7 +81,10 @@ struct args {
   const char *concurrency, *lease, *name, *epoch; /* worker (--run ID --epoch N: one claimed run) */
   int wait;                                       /* submit --wait */
   const char *listen, *workflows, *token_file, *tls_cert, *tls_key; /* serve */
-  int dry_run, simulate, yes, json, quiet, verbose;
+  const char *report;    /* run --dry-run: the change report's file */
+  const char *approved;  /* run: the approved change report */
+  const char *tolerance; /* run --approved: counts may differ by this percentage */
+  int dry_run, simulate, yes, json, quiet, verbose, estimate;
   int html;               /* show --html */
   int confirm_from_state; /* run, resume, rollback: confirm answers come from the state */
 };

@@ -18,7 +18,8 @@ static const char usage[] =
     "usage: wfengine WORKFLOW.lua [run options]       run a workflow (same as run)\n"
     "       wfengine run WORKFLOW.lua [run options]\n"
     "       wfengine check WORKFLOW.lua [-c FILE] [-p NAME=VALUE ...]\n"
-    "       wfengine plan WORKFLOW.lua [--format text|markdown|json|dot]\n"
+    "       wfengine plan WORKFLOW.lua [--format text|markdown|json|dot] [--estimate [--state "
+    "DIR]]\n"
     "       wfengine resume RUN_ID [-y] [-c FILE] [-p NAME=VALUE ...] [--fail-at STEP[:N]]\n"
     "                      [--on-failure compensate|pause] [--state DIR] [--json]\n"
     "       wfengine rollback RUN_ID [-y] [-c FILE] [-p NAME=VALUE ...] [--fail-at STEP[:N]]\n"
@@ -47,6 +48,10 @@ static const char usage[] =
     "      --only STEP[,STEP]     run only these steps\n"
     "      --skip STEP[,STEP]     skip these steps\n"
     "      --on-failure compensate|pause   override the workflow's failure policy\n"
+    "      --report FILE          with --dry-run: write the change report (markdown; JSON\n"
+    "                             with --format json)\n"
+    "      --approved FILE        run only if a fresh dry-run still matches this report\n"
+    "      --tolerance PCT        with --approved: counts may differ by PCT %% (default 0)\n"
     "  -y, --yes                  answer yes to every confirm prompt\n"
     "      --state DIR|URL        journal directory or postgresql:// URL (default "
     "$WFENGINE_STATE,\n"
@@ -105,6 +110,9 @@ static void push_args(lua_State *L, const struct args *args) {
   set_string(L, "token_file", args->token_file);
   set_string(L, "tls_cert", args->tls_cert);
   set_string(L, "tls_key", args->tls_key);
+  set_string(L, "report", args->report);
+  set_string(L, "approved", args->approved);
+  set_string(L, "tolerance", args->tolerance);
   set_list(L, "params", args->params, args->param_count);
   set_list(L, "fail_at", args->fail_at, args->fail_at_count);
   const struct {
@@ -118,7 +126,8 @@ static void push_args(lua_State *L, const struct args *args) {
                {"verbose", args->verbose},
                {"wait", args->wait},
                {"html", args->html},
-               {"confirm_from_state", args->confirm_from_state}};
+               {"confirm_from_state", args->confirm_from_state},
+               {"estimate", args->estimate}};
   for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
     lua_pushboolean(L, flags[i].value);
     lua_setfield(L, -2, flags[i].name);

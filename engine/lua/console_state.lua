@@ -31,7 +31,7 @@ function cs.open(opts)
   local ok, mkdir_err = files.mkdir(dir .. "/console", true)
   if not ok then return nil, mkdir_err end
   return setmetatable({ store = store, where = store.where, dir = dir, config = opts.config,
-    exe = opts.exe, estimate_cache = {} }, State)
+    exe = opts.exe }, State)
 end
 
 local TERMINAL = { succeeded = true, failed = true, compensated = true, paused = true,
@@ -274,32 +274,9 @@ end
 -- ---- estimates --------------------------------------------------------------
 
 -- Each step's median and worst duration over the succeeded attempts of
--- earlier real runs of the workflow (name); finished runs are read once.
+-- earlier real runs of the workflow (name), as `plan --estimate` gives them.
 function State:estimates(name)
-  local per_step = {}
-  for _, id in ipairs(self.store:list({})) do
-    local cached = self.estimate_cache[id]
-    if not cached then
-      local rec = history.load(self.store, id)
-      cached = { workflow = rec and rec.workflow, mode = rec and rec.mode, steps = {} }
-      for sid, s in pairs(rec and rec.steps or {}) do
-        if s.status == "succeeded" and s.elapsed then cached.steps[sid] = s.elapsed end
-      end
-      if rec and TERMINAL[rec.status] and rec.status ~= "crashed" then self.estimate_cache[id] = cached end
-    end
-    if cached.workflow == name and cached.mode == "run" then
-      for sid, seconds in pairs(cached.steps) do
-        per_step[sid] = per_step[sid] or {}
-        table.insert(per_step[sid], seconds)
-      end
-    end
-  end
-  local out = {}
-  for sid, list in pairs(per_step) do
-    table.sort(list)
-    out[sid] = { median = list[(#list + 1) // 2], worst = list[#list], runs = #list }
-  end
-  return out
+  return (require("wfengine.estimate").collect(self.store, name))
 end
 
 return cs

@@ -156,9 +156,23 @@ function commands.check(args)
   return 0
 end
 
+-- Each step's median and worst duration from the earlier real runs in the state.
+local function estimate_lines(wf, store)
+  local estimate = require "wfengine.estimate"
+  return estimate.lines(wf, estimate.collect(store, wf.name))
+end
+
 function commands.plan(args)
   local wf, err = dsl.load(args.workflow)
   if not wf then return fail("%s", err) end
+  if args.estimate then
+    if args.format then return fail("plan --estimate prints text: no --format") end
+    local store, state_err = state.open(args.state)
+    local lines = store and estimate_lines(wf, store)
+    if not lines then return fail("%s", state_err) end
+    print(table.concat(lines, "\n"))
+    return 0
+  end
   local plan = require "wfengine.plan"
   io.stdout:write(plan[args.format or "text"](wf))
   return 0
@@ -194,7 +208,7 @@ local function drive(spec, continuing)
     total = #spec.wf.steps, steps = spec.wf.by_id, run_id = spec.run_id, mode = spec.mode }
   local run = runner.new { wf = spec.wf, mode = spec.mode, params = spec.params,
     config = spec.config, options = spec.options, writer = writer, store = store, view = v,
-    run_id = spec.run_id, events = spec.events }
+    run_id = spec.run_id, events = spec.events, collect = spec.collect }
   v:start_ticker(spec.mode)
   local code
   if continuing then
@@ -228,6 +242,53 @@ local function secrets_given(wf, values)
   return json.array(names)
 end
 
+-- Starts a new run in `mode`; returns its exit code, its events and run id.
+-- approved: the approval a real run checked (run --approved); a claimed run
+-- (a worker) keeps the id it was queued with.
+local function start_run(args, prepared, options, store, mode, approved)
+  local wf = prepared.wf
+  local run_id = mode ~= "dry-run" and args.run_id or journal.new_run_id()
+  local collect = {}
+  local code = drive({ wf = wf, mode = mode, params = prepared.params, shown = prepared.shown,
+    config = prepared.config, options = options, store = store, claimed = args.claimed,
+    run_id = run_id, args = args, collect = collect,
+    started = { run_id = run_id, workflow = wf.name, file = core.realpath(args.workflow) or args.workflow,
+      hash = wf.hash, mode = mode, params = prepared.shown, pid = core.getpid(), steps = plan_of(wf),
+      secrets = secrets_given(wf, prepared.params), approved = approved,
+      config = args.config and (core.realpath(args.config) or args.config),
+      options = { fail_at = json.array(args.fail_at), only = id_list(options.only),
+        skip = id_list(options.skip), from = options.from, on_failure = args.on_failure } } })
+  return code, collect, run_id
+end
+
+local function build_report(args, prepared, events, run_id)
+  return require("wfengine.report").build(prepared.wf, events, { run_id = run_id,
+    file = args.workflow, params = prepared.shown })
+end
+
+-- run --approved FILE: a fresh dry-run first; the run starts only when its
+-- report matches the approved one (report.differences), else exit 2.
+local function approved_run(args, prepared, options, store)
+  local report = require "wfengine.report"
+  local approved, read_err = report.read(args.approved)
+  if not approved then return fail("%s", read_err) end
+  local tolerance = tonumber(args.tolerance) or 0
+  local code, events, dry_id = start_run(args, prepared, options, store, "dry-run")
+  require("wf.sql")._forget_read_as()
+  if code ~= 0 then
+    return fail("refusing to run: the dry-run %s that checks the approval did not succeed (exit %d)", dry_id, code)
+  end
+  local diffs = report.differences(approved, build_report(args, prepared, events, dry_id), tolerance)
+  if #diffs > 0 then
+    io.stderr:write(string.format("wfengine: refusing to run: dry-run %s no longer matches the approved "
+      .. "report %s (%d difference%s):\n", dry_id, args.approved, #diffs, #diffs == 1 and "" or "s"))
+    for _, line in ipairs(diffs) do io.stderr:write("  - ", core.redact(line), "\n") end
+    return EXIT_USAGE
+  end
+  return (start_run(args, prepared, options, store, "run", { file = core.realpath(args.approved) or args.approved,
+    report_run = approved.run_id, dry_run = dry_id, tolerance = tolerance }))
+end
+
 function commands.run(args)
   local prepared, err = prepare(args)
   if not prepared then return fail("%s", err) end
@@ -235,6 +296,10 @@ function commands.run(args)
   local options, option_err = run_options(args, wf)
   if not options then return fail("%s", option_err) end
   local mode = mode_of(args)
+  if args.format and args.format ~= "markdown" and args.format ~= "json" then
+    return fail("--format of a change report takes markdown or json, not '%s'", args.format)
+  end
+  if args.format and not args.report then return fail("--format goes with --report FILE (or plan)") end
   local asking = needs_confirmation(wf, options)
   if asking and mode == "run" and not args.yes and not args.confirm_from_state and not core.isatty(0) then
     return fail("step '%s' asks to confirm (%q) and there is no terminal: run with -y to answer yes",
@@ -243,16 +308,19 @@ function commands.run(args)
   local store, state_err = args.store, nil
   if not store then store, state_err = state.open(args.state) end
   if not store then return fail("%s", state_err) end
-  local run_id = args.run_id or journal.new_run_id()
-  return drive({ wf = wf, mode = mode, params = prepared.params, shown = prepared.shown,
-    config = prepared.config, options = options, store = store, claimed = args.claimed,
-    run_id = run_id, args = args,
-    started = { run_id = run_id, workflow = wf.name, file = core.realpath(args.workflow) or args.workflow,
-      hash = wf.hash, mode = mode, params = prepared.shown, pid = core.getpid(), steps = plan_of(wf),
-      secrets = secrets_given(wf, prepared.params),
-      config = args.config and (core.realpath(args.config) or args.config),
-      options = { fail_at = json.array(args.fail_at), only = id_list(options.only),
-        skip = id_list(options.skip), from = options.from, on_failure = args.on_failure } } })
+  if args.approved then return approved_run(args, prepared, options, store) end
+  local code, events, run_id = start_run(args, prepared, options, store, mode)
+  if mode == "simulate" and code == 0 and not args.quiet and not args.json then
+    local lines = estimate_lines(wf, store)
+    -- only when the state has history: a first simulation says nothing more
+    if lines and #lines > 1 then print(table.concat(lines, "\n")) end
+  end
+  if args.report then
+    local ok, write_err = require("wfengine.report").write(args.report, args.format,
+      build_report(args, prepared, events, run_id))
+    if not ok then return fail("%s", write_err) end
+  end
+  return code
 end
 
 -- What changed in the workflow file since the run started, as lines; or

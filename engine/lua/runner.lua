@@ -42,6 +42,7 @@ function Run:emit(kind, event)
   local line, fenced = self.writer:append(event)
   if not line then self:fenced(fenced) end
   record.apply(self.record, event)
+  if self.collect then self.collect[#self.collect + 1] = event end
   self.view:event(event, line)
   return event
 end
@@ -104,6 +105,29 @@ end
 
 function Ctx:warn(fmt, ...)
   self._run:log(self, "warn", format(fmt, ...))
+end
+
+-- "1234567" -> "1,234,567"
+local function grouped(n)
+  local text = tostring(n)
+  local sign, digits = text:match("^(%-?)(%d+)$")
+  if not digits then return text end
+  return sign .. digits:reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", "")
+end
+
+-- ctx:tally(n, what, verb, done[, detail]): says what the step changes, as
+-- a count: "343 scheduled tasks disabled" in a run, "would disable 343
+-- scheduled tasks" in a dry-run or simulate (done: the past participle). Journaled as a log line with
+-- a `tally` {n, what, verb}: the change report's counts and totals, and what
+-- an approval compares (docs/workflow-language.md).
+function Ctx:tally(n, what, verb, done, detail)
+  n = math.tointeger(tonumber(n)) or 0
+  local noun = n == 1 and what:gsub("s$", "") or what
+  local message = self.mode == "run" and (grouped(n) .. " " .. noun .. " " .. done)
+    or ("would " .. verb .. " " .. grouped(n) .. " " .. noun)
+  if detail then message = message .. " " .. detail end
+  self._run:emit("log", { step = self.step, attempt = self.attempt, level = "info",
+    message = core.redact(message), tally = { n = n, what = what, verb = verb, done = done } })
 end
 
 function Ctx:progress(done, total, unit)

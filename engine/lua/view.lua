@@ -19,6 +19,7 @@ function view.new(opts)
   self.color = self.tty and not os.getenv("NO_COLOR") and (os.getenv("TERM") or "") ~= "dumb"
   self.running = {}   -- step id -> { started, done, total, unit, since }
   self.live_shown = false
+  self.wall_started = core.time()
   return self
 end
 
@@ -191,6 +192,7 @@ end
 
 function handlers.step_succeeded(self, ev)
   self.running[ev.step] = nil
+  self.succeeded = (self.succeeded or 0) + 1
   if self.quiet then return end
   local attempts = ev.attempt > 1 and string.format(" (%d attempts)", ev.attempt) or ""
   self:say(string.format("  %s %s  %s%s", self:paint("green", "✓"), self:label(ev.step),
@@ -252,8 +254,20 @@ function handlers.log(self, ev)
   self:say("      " .. where .. prefix .. core.redact(tostring(ev.message)))
 end
 
+-- "26 ms", "1.2s"
+local function real_time(seconds)
+  if seconds < 1 then return string.format("%d ms", math.floor(seconds * 1000 + 0.5)) end
+  return duration(seconds)
+end
+
 function handlers.run_succeeded(self, ev)
   if self.quiet then return end
+  if self.mode == "simulate" then
+    -- the clock was virtual: ev.elapsed is the waits simulated, not time spent
+    self:say(self:paint("green", "succeeded") .. string.format(": %d steps, %s of waits simulated in %s",
+      self.succeeded or 0, duration(ev.elapsed), real_time(core.time() - (self.wall_started or core.time()))))
+    return
+  end
   self:say(self:paint("green", "succeeded") .. string.format(" in %s", duration(ev.elapsed)))
 end
 

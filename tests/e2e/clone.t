@@ -338,7 +338,7 @@ try:
        imap_list("Held/*"))
     held_logs = [e.get("message") for e in ev if e.get("type") == "log" and "held" in str(e.get("message"))]
     ok(any("moved Service/sbx2001/support to Held/sbx2001/" in str(e.get("message")) for e in ev
-           if e.get("type") == "log") and any("deleted the 2 held Service folders" in str(m) for m in held_logs),
+           if e.get("type") == "log") and any("2 held Service folders deleted" in str(m) for m in held_logs),
        "the log says what step 17 moved aside and what step 31 deleted", held_logs)
     ok(psql(SBX, "sbx2001", "SELECT count(*) || ' ' || min(address) FROM mailbox") == "1 test@sbx2001.sandbox.lab"
        and psql(SBX, "sbx2001", "SELECT count(*) FROM mail_route") == "1", "database: one mailbox, one route")

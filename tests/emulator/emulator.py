@@ -989,6 +989,12 @@ class Handler(BaseHTTPRequestHandler):
                 emu.reset(body if isinstance(body, dict) else {})
                 return self.send_json(200, {"reset": True, "task_seconds": emu.task_seconds,
                                             "iis_seconds": emu.iis_seconds})
+            if path == "/_apps" and m == "POST" and isinstance(body, dict) and body.get("id"):
+                app = {"id": body["id"], "name": body.get("name", body["id"]), "client_id": body.get("client_id"),
+                       "system_user": body.get("system_user"), "uses_system_user": bool(body.get("system_user")),
+                       "notifications": []}
+                emu.state["apps"][app["id"]] = app
+                return self.send_json(201, emu.app_view(app))
             if path == "/_log" and m == "GET":
                 return self.send_json(200, {"requests": emu.log})
             if path == "/_log" and m == "DELETE":

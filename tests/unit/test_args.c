@@ -169,8 +169,25 @@ int main(void) {
              "check --simulate");
   fails_with(PARSE("check", "wf.lua", "--format", "json"), "option '--format' does not apply",
              "check --format");
-  fails_with(PARSE("wf.lua", "--format", "json"), "option '--format' does not apply",
-             "run --format");
+  fails_with(PARSE("wf.lua", "--format", "json"), "--format goes with --report",
+             "run --format without --report");
+  PARSE("wf.lua", "-n", "--report", "r.json", "--format", "json");
+  is_str(args.report, "r.json", "run -n --report FILE");
+  is_str(args.format, "json", "run -n --report FILE --format json");
+  fails_with(PARSE("wf.lua", "--report", "r.md"), "--report needs --dry-run",
+             "--report without -n");
+  fails_with(PARSE("wf.lua", "-n", "--approved", "r.md"), "--approved is for a real run",
+             "--approved with -n");
+  PARSE("wf.lua", "--approved", "r.md", "--tolerance", "2.5");
+  is_str(args.tolerance, "2.5", "run --approved FILE --tolerance PCT");
+  fails_with(PARSE("wf.lua", "--approved", "r.md", "--tolerance", "x"),
+             "--tolerance takes a percentage", "--tolerance x");
+  fails_with(PARSE("wf.lua", "--approved", "r.md", "--tolerance", "101"),
+             "--tolerance takes a percentage", "--tolerance 101");
+  fails_with(PARSE("wf.lua", "--tolerance", "5"), "--tolerance goes with --approved",
+             "--tolerance without --approved");
+  PARSE("plan", "wf.lua", "--estimate", "--state", "d");
+  ok(args.estimate == 1, "plan --estimate");
   fails_with(PARSE("runs", "-p", "a=1"), "option '-p' does not apply", "runs -p");
   fails_with(PARSE("show", "R", "-y"), "option '-y' does not apply", "show -y");
   fails_with(PARSE("resume", "R", "--from", "s"), "option '--from' does not apply",

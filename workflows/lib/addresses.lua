@@ -190,6 +190,27 @@ SELECT %s FROM u]],
     trange, table.concat(anydiff, " OR "), table.concat(returning, ", "), table.concat(counts, ", "))
 end
 
+-- count_changes(conn, tbl, domain) -> {["table.column"] = values the
+-- rewrite would change}, by one read-only SELECT (the dry-run's count):
+-- a whole-address column changes where address_sql differs; a text column
+-- where some address in it has a domain part other than <domain> (the
+-- rewrite leaves those equal to it, ASCII case-insensitively, as they are).
+function addresses.count_changes(conn, tbl, domain)
+  local counts = {}
+  for i, c in ipairs(tbl.columns) do
+    local col = sql.ident(c.column)
+    local changes = c.whole and string.format("%s IS DISTINCT FROM %s", addresses.address_sql(col, "$1"), col)
+      or string.format([[EXISTS (SELECT 1 FROM regexp_matches(%s, %s, 'g') AS m(p)
+        WHERE %s <> $1)]], col, sql.literal(AT_DOMAIN_PARTS_RE), ascii_lower("m.p[1]"))
+    counts[i] = string.format("count(*) FILTER (WHERE strpos(%s, '@') > 0 AND %s) AS n%d", col, changes, i)
+  end
+  local row = conn:one(string.format("SELECT %s FROM %s", table.concat(counts, ", "),
+    sql.ident(tbl.schema, tbl.table)), addresses.normal_domain(domain)) or {}
+  local changed = {}
+  for i, c in ipairs(tbl.columns) do changed[c.name] = tonumber(row["n" .. i]) or 0 end
+  return changed
+end
+
 -- Session settings for a rewrite transaction: no JIT (compiling these
 -- expressions costs ~1.7 s per statement and wins nothing back), and room
 -- for the self-join's hash in memory.

@@ -123,6 +123,17 @@ function databases.write(ctx, conn, q, ...)
   return conn:query(q, ...)
 end
 
+-- change(ctx, conn, preview, q, ...) -> rows of a statement that changes
+-- and returns rows. In a dry-run q is reported (exec) and `preview` answers
+-- with the rows q would return: a SELECT (run with the same parameters) or
+-- function(conn) -> rows. So the dry-run's counts are the run's.
+function databases.change(ctx, conn, preview, q, ...)
+  if ctx.mode ~= "dry-run" then return conn:query(q, ...) end
+  conn:exec(q, ...)
+  if type(preview) == "function" then return preview(conn) end
+  return conn:query(preview, ...)
+end
+
 -- A PostgreSQL array literal of integers or plain words, for $n::int[] / $n::text[].
 function databases.array(list)
   local items = {}
