@@ -14,6 +14,8 @@ files["tests/lua/workflows"] = { read_globals = workflow_globals }
 files["tests/sql"] = { read_globals = workflow_globals }
 files["tests/http"] = { read_globals = workflow_globals }
 files["tests/mail"] = { read_globals = workflow_globals }
+files["tests/state"] = { read_globals = workflow_globals }
+files["tests/console"] = { read_globals = workflow_globals }
 -- Test scripts hold long literal expectations (messages, headers, SQL).
 for _, dir in ipairs { "tests/sql", "tests/http", "tests/mail", "tests/lib" } do
   files[dir] = files[dir] or {}

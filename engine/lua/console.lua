@@ -348,7 +348,9 @@ local function read_token(args)
     local text, err = require("wfengine.files").read_file(args.token_file)
     if not text then return nil, "--token-file: " .. tostring(err) end
     local token = text:match("^%s*(%S+)%s*$")
-    if not token or #token < 16 then return nil, "--token-file " .. args.token_file .. ": the token must be one word of 16 characters or more" end
+    if not token or #token < 16 then
+      return nil, "--token-file " .. args.token_file .. ": the token must be one word of 16 characters or more"
+    end
     return token
   end
   local env = os.getenv("WFENGINE_TOKEN")
@@ -365,11 +367,13 @@ function console.serve(args, fail)
   if not host then return fail("--listen takes ADDRESS:PORT (e.g. 127.0.0.1:8080), not '%s'", args.listen) end
   if host == "localhost" then host = "127.0.0.1" end
   if not loopback(host) and not args.tls_cert then
-    return fail("--listen %s is not a loopback address: give --tls-cert and --tls-key (and keep the token secret)", args.listen)
+    return fail("--listen %s is not a loopback address: give --tls-cert and --tls-key (and keep the token "
+      .. "secret)", args.listen)
   end
   local token, generated = read_token(args)
   if not token then return fail("%s", generated) end
-  local state, state_err = cs.open { state = args.state, config = args.config and (core.realpath(args.config) or args.config),
+  local state, state_err = cs.open { state = args.state,
+    config = args.config and (core.realpath(args.config) or args.config),
     exe = core.realpath("/proc/self/exe") }
   if not state then return fail("%s", state_err) end
   if args.config then

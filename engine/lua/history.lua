@@ -80,10 +80,8 @@ function history.runs(store, as_json, filter)
     return 0
   end
   for _, id in ipairs(ids) do
-    local rec = history.load(store, id)
-    if rec and not wanted(rec, filter) then
-      rec = false
-    elseif rec then
+    local rec, problem = history.load(store, id)
+    if rec and wanted(rec, filter) then
       local started, finished = parse_time(rec.started), parse_time(rec.finished or rec.last_time)
       local elapsed = started and finished and (finished - started) or 0
       local key = key_held(store, id, rec)
@@ -95,8 +93,8 @@ function history.runs(store, as_json, filter)
           tostring(rec.mode), rec.status, tostring(rec.started), view.duration(elapsed),
           params_text(rec.params), key and ("  [holds lock " .. key .. "]") or ""))
       end
-    elseif rec == nil and not as_json and not (filter.status or filter.workflow or filter.since) then
-      print(string.format("%-26s (unreadable: %s)", id, tostring(select(2, history.load(store, id)))))
+    elseif not rec and not as_json and not (filter.status or filter.workflow or filter.since) then
+      print(string.format("%-26s (unreadable: %s)", id, tostring(problem)))
     end
   end
   return 0

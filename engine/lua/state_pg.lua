@@ -316,7 +316,8 @@ function Writer:append(event)
     return #conn:query(APPEND, run_id, event.seq, line, STATUS_OF[event.type], epoch)
   end)
   if not ok then
-    if type(count) == "table" and tostring(count.code) == "23505" then return line end -- committed before a lost connection
+    -- committed before a lost connection
+    if type(count) == "table" and tostring(count.code) == "23505" then return line end
     error(count, 0)
   end
   if count == 0 then
