@@ -81,6 +81,17 @@ function Ctx:log(fmt, ...) end
 ---@param ... any
 function Ctx:warn(fmt, ...) end
 
+---Says what the step changes, as a count, logged and journaled with a tally
+---{n, what, verb} that the change report totals and --approved compares:
+---"343 scheduled tasks disabled" in a run, "would disable 343 scheduled
+---tasks" in a dry-run or simulate.
+---@param n integer the count (a whole number; anything else, 2.5 included, counts 0)
+---@param what string what is counted, plural ("scheduled tasks"; written singular when n is 1)
+---@param verb string the verb ("disable"), for "would disable"
+---@param done string its past participle ("disabled")
+---@param detail? string appended to the line
+function Ctx:tally(n, what, verb, done, detail) end
+
 ---Drives the live progress bar; unit = "bytes" prints sizes.
 ---@param done number
 ---@param total number

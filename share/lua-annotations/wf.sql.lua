@@ -118,6 +118,15 @@ function sql.exec(dsn, q, ...) end
 ---@return T
 function sql.with(dsn, fn) end
 
+---Dry-run only: every later connection to target (same host, port and dbname)
+---reads source instead, read-only, in a REPEATABLE READ transaction on one
+---snapshot taken now: the world a copy of source made now would show.
+---Returns true in a dry-run; false and does nothing in a run or a simulation.
+---@param target wf.sql.Dsn the database the run would write (copy into)
+---@param source wf.sql.Dsn the database to read in its place
+---@return boolean
+function sql.read_as(target, source) end
+
 ---Copies a database: schema, data (jobs in parallel), sequences, constraints, indexes.
 ---@param opts { from: wf.sql.Dsn, to: wf.sql.Dsn, jobs?: integer, [string]: any }
 ---@return wf.sql.CopyStats
