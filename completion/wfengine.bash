@@ -1,7 +1,8 @@
 # bash completion for wfengine: commands and options (read from
 # `wfengine --help`, so they follow the binary), run ids (the directories of
 # the state's runs/), step and group ids (`wfengine plan --format json`) for
-# --from, --only, --skip and --fail-at, and files where a file goes.
+# --from, --only, --skip and --fail-at, run statuses for --status, the
+# actions of `state`, and files or directories where one goes.
 # Installed by `make install` in share/bash-completion/completions/.
 
 # The words of `wfengine --help`: commands (after "wfengine " at a line's
@@ -69,9 +70,18 @@ _wfengine() {
     return ;;
   --format) mapfile -t COMPREPLY < <(compgen -W "text markdown json dot" -- "$cur"); return ;;
   --on-failure) mapfile -t COMPREPLY < <(compgen -W "compensate pause" -- "$cur"); return ;;
-  --state) mapfile -t COMPREPLY < <(compgen -d -- "$cur"); return ;;
-  -c | --config) mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return ;;
-  -p | --param) return ;;
+  --status) # the statuses `wfengine runs --status` accepts (engine/lua/main.lua)
+    mapfile -t COMPREPLY < <(compgen -W "running crashed queued succeeded failed compensated paused
+      interrupted" -- "$cur")
+    return ;;
+  --state | --workflows) mapfile -t COMPREPLY < <(compgen -d -- "$cur"); return ;;
+  -c | --config | --report | --approved | --token-file | --tls-cert | --tls-key)
+    mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+    return ;;
+  --workflow) # resume and rollback: a workflow file; runs: a workflow's name
+    case "$command" in resume | rollback) mapfile -t COMPREPLY < <(compgen -f -- "$cur") ;; esac
+    return ;;
+  -p | --param | --listen | --name | --concurrency | --lease | --since | --tolerance) return ;;
   esac
   if [[ $cur == -* ]]; then
     mapfile -t COMPREPLY < <(compgen -W "$(_wfengine_options "$program")" -- "$cur")
@@ -83,7 +93,12 @@ _wfengine() {
     mapfile -t -O "${#COMPREPLY[@]}" COMPREPLY < <(compgen -d -- "$cur") ;;
   resume | rollback | show)
     mapfile -t COMPREPLY < <(compgen -W "$(_wfengine_run_ids)" -- "$cur") ;;
-  run | check | plan | *.lua)
+  state)
+    case "$prev" in
+    state) mapfile -t COMPREPLY < <(compgen -W "init import" -- "$cur") ;;
+    import) mapfile -t COMPREPLY < <(compgen -d -- "$cur") ;;
+    esac ;;
+  run | check | plan | submit | *.lua)
     mapfile -t COMPREPLY < <(compgen -f -X '!*.lua' -- "$cur")
     mapfile -t -O "${#COMPREPLY[@]}" COMPREPLY < <(compgen -d -- "$cur") ;;
   esac

@@ -65,4 +65,15 @@ t.is_(complete("run", wf, "--from", ""), ["alpha", "beta", "gamma", "pair"],
 t.is_(complete("run", wf, "--fail-at", "g"), ["gamma"], "--fail-at")
 t.is_(complete("run", wf, "--only", "alpha,b"), ["alpha,beta"], "--only: after a comma")
 t.is_(complete("run", wf, "--skip", ""), ["alpha", "beta", "gamma", "pair"], "--skip")
+
+# the commands and options of the PostgreSQL state, the workers and the console
+t.ok({"submit", "worker", "state", "serve"} <= set(complete("")), "submit, worker, state, serve")
+t.is_(complete("state", ""), ["import", "init"], "state: its actions")
+t.is_(complete("submit", "steps"), ["steps.lua"], "submit: a workflow file")
+t.is_(complete("serve", "--tls"), ["--tls-cert", "--tls-key"], "serve: its options")
+t.is_(complete("runs", "--status", "p"), ["paused"], "--status values")
+t.is_(complete("serve", "--workflows", "st"), [os.path.basename(state)], "--workflows: a directory")
+t.is_(complete("serve", "--token-file", "steps"), ["steps.lua"], "--token-file: a file")
+t.is_(complete("serve", "--tls-cert", "steps"), ["steps.lua"], "--tls-cert: a file")
+t.is_(complete("worker", "--name", ""), [], "--name: nothing to offer")
 t.done()
