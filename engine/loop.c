@@ -474,11 +474,6 @@ static int core_mark_task(lua_State *L) {
   return 0;
 }
 
-static int core_pending(lua_State *L) {
-  lua_pushboolean(L, uv_loop_alive(engine.loop));
-  return 1;
-}
-
 static int core_set_mode(lua_State *L) {
   static const char *const modes[] = {"run", "dry-run", "simulate", NULL};
   engine.mode = (wf_mode)luaL_checkoption(L, 1, NULL, modes);
@@ -701,7 +696,6 @@ static int error_tostring(lua_State *L) {
 static const luaL_Reg core_funcs[] = {
     {"poll", core_poll},
     {"cancel", core_cancel},
-    {"pending", core_pending},
     {"is_wait", core_is_wait},
     {"mark_task", core_mark_task},
     {"set_mode", core_set_mode},

@@ -311,15 +311,8 @@ static int files_truncate(lua_State *L) {
   return 1;
 }
 
-static int files_fsync_dir(lua_State *L) {
-  if (fsync_path(luaL_checkstring(L, 1)) < 0) return push_errno(L, lua_tostring(L, 1));
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
 static const luaL_Reg files_funcs[] = {
     {"mkdir", files_mkdir},
-    {"fsync_dir", files_fsync_dir},
     {"journal_open", files_journal_open},
     {"lock", files_lock},
     {"lock_probe", files_lock_probe},

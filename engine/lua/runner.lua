@@ -27,7 +27,6 @@ function runner.new(opts)
   run.clock0, run.wall0 = core.now(), core.time()
   run.ro_params = params.readonly(opts.params, "ctx.params")
   run.ro_config = params.readonly(opts.config or {}, "ctx.config")
-  run.counters = {}
   return run
 end
 
