@@ -37,7 +37,7 @@ sql_psql() {
 sql_run() {
   file=$1
   shift
-  LUA_PATH_5_4="tests/lib/?.lua;;" "$WFENGINE" run -q "$file" --state "$SQL_TMP/state" "$@"
+  WFENGINE_PATH="$PWD/tests/lib${WFENGINE_PATH:+:$WFENGINE_PATH}" "$WFENGINE" run -q "$file" --state "$SQL_TMP/state" "$@"
 }
 
 # TAP from several runs and from the shell, renumbered into one stream.
