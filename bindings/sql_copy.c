@@ -12,6 +12,7 @@
  * so the prelude can report it. On the first failure every borrowed
  * connection is cancelled and closed, never left half-open. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include <lauxlib.h>
 
 #include "sql.h"
+#include "copy_rewrite.h"
 #include "sql_copy.h"
 
 #define POOL_META "wf.sql.copy.pool"
@@ -38,6 +40,7 @@ typedef struct copy_action {
   enum action_kind kind;
   char *source_sql; /* ACTION_COPY: COPY ... TO STDOUT on the source */
   char *target_sql; /* COPY ... FROM STDIN, or the SQL of ACTION_SQL */
+  rw_spec *rewrite; /* ACTION_COPY: values rewritten in the stream (copy_rewrite.h) */
   char *phase;
   int retries; /* ACTION_SQL: times to run again after a deadlock */
 } copy_action;
@@ -76,9 +79,9 @@ typedef struct copy_worker {
   int action;
   enum worker_state state;
   int source_ready, target_ready, end_sent, source_done;
-  char *chunk; /* rows gathered for one PQputCopyData (CHUNK_BYTES, malloc'd) */
-  int chunk_length;
-  int pending; /* the chunk is full or final: hand it to libpq before reading more */
+  rw_buf out;       /* rows gathered for one PQputCopyData (about CHUNK_BYTES / 2) */
+  rw_stream stream; /* the rewrite of the current COPY, when it has one */
+  int pending;      /* out is full or final: hand it to libpq before reading more */
   long long task_rows;
   double task_bytes;
   uint64_t action_started; /* uv_hrtime() */
@@ -95,7 +98,7 @@ typedef struct copy_pool {
   wf_wait wait;
   uv_timer_t *timer; /* heap: closed asynchronously */
   double bytes_done, bytes_total;
-  long long rows_done;
+  long long rows_done, values_rewritten;
   int tasks_done;
   /* seconds the workers spent in each phase (busy time, overlapping) */
   char *phase_names[PHASES_MAX];
@@ -134,9 +137,10 @@ static void pool_record_failure(copy_pool *pool, copy_worker *worker, const PGre
 }
 
 static void worker_release(copy_worker *worker, int close) {
-  free(worker->chunk);
-  worker->chunk = NULL;
-  worker->chunk_length = worker->pending = 0;
+  rw_buf_free(&worker->out);
+  rw_stream_free(&worker->stream);
+  rw_stream_init(&worker->stream, NULL);
+  worker->pending = 0;
   PQclear(worker->error);
   worker->error = NULL;
   sql_conn *conns[2] = {worker->source, worker->target};
@@ -227,6 +231,8 @@ static int worker_begin_action(copy_worker *worker) {
   worker->source_ready = worker->target_ready = worker->end_sent = worker->source_done = 0;
   if (action->kind == ACTION_COPY) {
     PGconn *source = worker->source->pg;
+    rw_stream_free(&worker->stream);
+    rw_stream_init(&worker->stream, action->rewrite);
     if (!PQsendQuery(source, action->source_sql)) {
       worker_fail(worker, NULL, PQerrorMessage(source));
       return -1;
@@ -239,6 +245,58 @@ static int worker_begin_action(copy_worker *worker) {
     worker_fail(worker, NULL, PQerrorMessage(target));
     return -1;
   }
+  return 0;
+}
+
+/* Moves the rows libpq has from the source into the worker's output
+ * (through the rewrite when the action has one), until the output holds
+ * half a chunk, the source has nothing buffered, or it sent everything;
+ * then the output is pending for the target. Returns -1 after failing. */
+static int worker_read_rows(copy_worker *worker) {
+  copy_pool *pool = worker->pool;
+  const copy_action *action = &worker->task->actions[worker->action];
+  for (;;) {
+    char *row = NULL;
+    int length = PQgetCopyData(worker->source->pg, &row, 1);
+    if (length > 0) {
+      worker->task_bytes += length;
+      pool->bytes_done += length;
+      int rc = action->rewrite ? rw_feed(&worker->stream, row, (size_t)length, &worker->out)
+                               : rw_buf_put(&worker->out, row, (size_t)length);
+      PQfreemem(row);
+      if (rc < 0) {
+        worker_fail(worker, NULL, action->rewrite ? worker->stream.error : "out of memory");
+        return -1;
+      }
+      if (worker->out.length > INT_MAX / 2) {
+        worker_fail(worker, NULL, "a row too large to send after the rewrite");
+        return -1;
+      }
+      if (worker->out.length >= CHUNK_BYTES / 2) break;
+      continue;
+    }
+    if (length == -2) {
+      worker_fail(worker, NULL, PQerrorMessage(worker->source->pg));
+      return -1;
+    }
+    if (length == -1) worker->source_done = 1; /* sent everything: the rest goes first */
+    break;
+  }
+  worker->pending = 1;
+  return 0;
+}
+
+/* The source's stream is over: the rewrite must have seen its trailer. */
+static int worker_end_stream(copy_worker *worker) {
+  const copy_action *action = &worker->task->actions[worker->action];
+  if (!action->rewrite) return 0;
+  if (rw_finish(&worker->stream) < 0) {
+    worker_fail(worker, NULL, worker->stream.error);
+    return -1;
+  }
+  worker->pool->values_rewritten += worker->stream.values_changed;
+  rw_stream_free(&worker->stream);
+  rw_stream_init(&worker->stream, NULL);
   return 0;
 }
 
@@ -288,77 +346,21 @@ static int worker_pump(copy_worker *worker) {
       if (flushed < 0) goto target_failed;
       if (flushed == 1) return 0;
       if (worker->pending) {
-        if (worker->chunk_length > 0) {
-          int put = PQputCopyData(target, worker->chunk, worker->chunk_length);
+        if (worker->out.length > 0) {
+          int put = PQputCopyData(target, worker->out.data, (int)worker->out.length);
           if (put == 0) return 0;
           if (put < 0) goto target_failed;
-          worker->chunk_length = 0;
+          worker->out.length = 0;
         }
         worker->pending = 0;
-        if (worker->source_done) worker->state = W_COPY_SOURCE_END;
+        if (worker->source_done) {
+          if (worker_end_stream(worker) < 0) return -1;
+          worker->state = W_COPY_SOURCE_END;
+        }
         continue;
       }
-      if (!worker->chunk) {
-        worker->chunk = malloc(CHUNK_BYTES);
-        if (!worker->chunk) {
-          worker_fail(worker, NULL, "out of memory");
-          return -1;
-        }
-      }
-      for (;;) {
-        char *row = NULL;
-        int length = PQgetCopyData(source, &row, 1);
-        if (length > 0) {
-          worker->task_bytes += length;
-          pool->bytes_done += length;
-          if (worker->chunk_length + length > CHUNK_BYTES) {
-            /* a row that does not fit: send the chunk, then the row alone */
-            int put = worker->chunk_length > 0
-                          ? PQputCopyData(target, worker->chunk, worker->chunk_length)
-                          : 1;
-            if (put > 0) {
-              worker->chunk_length = 0;
-              if (length > CHUNK_BYTES) {
-                put = PQputCopyData(target, row, length);
-                PQfreemem(row);
-                if (put < 0) goto target_failed;
-                if (put == 0) {
-                  worker_fail(worker, NULL, "the target's connection cannot take a row");
-                  return -1;
-                }
-                worker->pending = 1;
-                break;
-              }
-            } else {
-              PQfreemem(row);
-              if (put < 0) goto target_failed;
-              worker_fail(worker, NULL, "the target's connection cannot take a chunk");
-              return -1;
-            }
-          }
-          memcpy(worker->chunk + worker->chunk_length, row, (size_t)length);
-          worker->chunk_length += length;
-          PQfreemem(row);
-          if (worker->chunk_length >= CHUNK_BYTES / 2) {
-            worker->pending = 1;
-            break;
-          }
-          continue;
-        }
-        if (length == 0) { /* nothing more buffered: send what we have */
-          worker->pending = 1;
-          break;
-        }
-        if (length == -2) {
-          worker_fail(worker, NULL, PQerrorMessage(source));
-          return -1;
-        }
-        /* -1: the source has sent everything; send the rest first */
-        worker->pending = 1;
-        worker->source_done = 1;
-        break;
-      }
-      if (worker->pending && worker->chunk_length == 0 && !worker->source_done) {
+      if (worker_read_rows(worker) < 0) return -1;
+      if (worker->pending && worker->out.length == 0 && !worker->source_done) {
         worker->pending = 0;
         return 0; /* nothing read: wait for the source */
       }
@@ -584,6 +586,7 @@ static int pool_gc(lua_State *L) {
       free(task->actions[a].source_sql);
       free(task->actions[a].target_sql);
       free(task->actions[a].phase);
+      rw_spec_free(task->actions[a].rewrite);
     }
     free(task->actions);
     free(task->label);
@@ -748,8 +751,15 @@ static int pool_add(lua_State *L) {
     action->phase = field_string(L, -1, "phase");
     lua_getfield(L, -1, "retries");
     action->retries = (int)lua_tointeger(L, -1);
-    lua_pop(L, 2);
+    lua_pop(L, 1);
     if (!action->target_sql) return luaL_error(L, "out of memory");
+    if (lua_getfield(L, -1, "rewrite") == LUA_TTABLE && action->kind == ACTION_COPY) {
+      char msg[160];
+      action->rewrite = rw_spec_from_lua(L, -1, msg);
+      if (!action->rewrite)
+        return luaL_error(L, "bad rewrite of %s: %s", task->label ? task->label : "?", msg);
+    }
+    lua_pop(L, 2);
   }
   pool->bytes_total += estimate;
   lua_pushinteger(L, pool->task_count);
@@ -843,6 +853,8 @@ static int pool_wait_k(lua_State *L, int status, lua_KContext ctx) {
   lua_setfield(L, -2, "total");
   lua_pushinteger(L, pool->tasks_done);
   lua_setfield(L, -2, "tasks");
+  lua_pushinteger(L, (lua_Integer)pool->values_rewritten);
+  lua_setfield(L, -2, "rewritten");
   lua_createtable(L, 0, PHASES_MAX);
   for (int i = 0; i < PHASES_MAX && pool->phase_names[i]; i++) {
     lua_pushnumber(L, pool->phase_seconds[i]);
@@ -865,5 +877,6 @@ int luaopen_wf_sql_copy(lua_State *L) {
   lua_pop(L, 1);
   luaL_newlib(L, copy_funcs);
   sql_pipeline_register(L);
+  rw_register(L);
   return 1;
 }
