@@ -179,4 +179,25 @@ function rewrite.tables(plan, source, target, tables)
   return columns
 end
 
+-- text_bearing(conn) -> every text-bearing column of every table of the
+-- database: {schema =, table =, column =, kind =, type = format_type}, by
+-- the same description the stream's rewrite uses (step 13 scans these).
+function rewrite.text_bearing(conn)
+  local describe = describer(conn, nil)
+  local list = {}
+  for _, row in ipairs(conn:query([[SELECT n.nspname AS schema, c.relname AS tbl, a.attname AS col,
+      a.atttypid AS type_oid, a.atttypmod AS typmod, format_type(a.atttypid, a.atttypmod) AS type
+    FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''
+      AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname !~ '^pg_'
+    ORDER BY 1, 2, a.attnum]])) do
+    local T, bearing = describe(tonumber(row.type_oid), tonumber(row.typmod), 0)
+    if bearing then
+      list[#list + 1] = { schema = row.schema, table = row.tbl, column = row.col, kind = T.kind,
+        type = row.type }
+    end
+  end
+  return list
+end
+
 return rewrite
