@@ -25,6 +25,7 @@ local storage = require "lib.storage"
 local apps = require "lib.apps"
 local databases = require "lib.databases"
 local addresses = require "lib.addresses"
+local rewriting = require "wf.sql_rewrite"
 local mailboxes = require "lib.mailboxes"
 
 local present = service.present
@@ -77,6 +78,22 @@ end
 
 local function sandbox_conf(ctx)
   return ctx.config.sandbox or {}
+end
+
+-- Columns that hold one address each though their names lack "email":
+-- rewritten whole (mail.sandbox_address), like the *email* columns.
+local WHOLE_ADDRESS_COLUMNS = { "document.sent_to", "mailbox.address", "mail_route.address" }
+
+-- Step 8's rewrite option (sql.copy_database): every text-bearing column,
+-- with sandbox.rewrite's whole, exclude and columns (masking) from the
+-- config.
+local function stream_rewrite(ctx)
+  local conf = sandbox_conf(ctx).rewrite or {}
+  local whole = {}
+  for _, name in ipairs(WHOLE_ADDRESS_COLUMNS) do whole[#whole + 1] = name end
+  for _, name in ipairs(conf.whole or {}) do whole[#whole + 1] = name end
+  return { domain = ctx.params.mail_domain, whole = whole, exclude = conf.exclude,
+    columns = conf.columns }
 end
 
 local function poll_interval(ctx)
@@ -276,6 +293,53 @@ local function provision_mail_service(ctx, folders, had_test)
     { address = address, destination = "inbox:" .. test })
   return { address = address, held_folders = array(held), held_in = folders.held,
     created_test = not had_test, route = route.id or json.null }
+end
+
+-- Step 13 after the copy rewrote the addresses in its stream (step 8): a
+-- read-only scan of every text-bearing column of every table (cast to
+-- text: arrays, json, composites included), tables on rewrite_workers
+-- connections at once, for any address outside the sandbox domain; what it
+-- finds (a column the stream did not cover: added after the copy started, a
+-- type it does not walk, a whole-address value holding several addresses)
+-- is rewritten in place by the free-text rule, then scanned again, which
+-- must find nothing.
+local function prove_sandbox(ctx, conn, db, domain)
+  local columns = rewriting.text_bearing(conn)
+  local whole = {}
+  for _, name in ipairs(WHOLE_ADDRESS_COLUMNS) do whole[name] = true end
+  for _, c in ipairs(columns) do
+    c.name = c.table .. "." .. c.column
+    c.whole = whole[c.name] or c.column:find("email", 1, true) ~= nil
+  end
+  local workers = tonumber(sandbox_conf(ctx).rewrite_workers) or 4
+  local opts = { connect = function() return databases.connect(ctx, db) end,
+    parallel = function(fns) ctx:parallel(fns, { limit = math.min(workers, #fns) }) end }
+  local leaks = addresses.find_leaks(conn, columns, domain, opts)
+  local changed, fixed = {}, 0
+  if #leaks > 0 then
+    for _, leak in ipairs(leaks) do
+      ctx:warn("%s: %d values hold an address outside @%s after the copy: rewriting them in place",
+        leak.column.name, leak.values, addresses.normal_domain(domain))
+    end
+    fixed = addresses.fix_leaks(conn, leaks, domain)
+    local fixed_columns = {}
+    for i, leak in ipairs(leaks) do
+      fixed_columns[i] = leak.column
+      changed[leak.column.name] = leak.values
+    end
+    local left = addresses.find_leaks(conn, fixed_columns, domain)
+    if #left > 0 then
+      ctx:fail(string.format("%s still holds %d production addresses after the in-place rewrite",
+        left[1].column.name, left[1].values), { retryable = false })
+    end
+  end
+  local streamed = ctx.state.stream_rewrite or {}
+  ctx:log("scanned %d text-bearing columns: no address outside @%s; %d values were rewritten in "
+    .. "the copy stream (%d columns), %d rewritten in place (%d columns)", #columns,
+    addresses.normal_domain(domain), streamed.values or 0, streamed.columns or 0, fixed, #leaks)
+  return { domain = addresses.normal_domain(domain), columns = #columns,
+    stream_values = streamed.values or 0, stream_columns = streamed.columns or 0,
+    values = fixed, changed = json.object(changed) }
 end
 
 -- Retry policies.
@@ -518,7 +582,9 @@ return workflow {
       title = "Copy customer database from XXX to ZZZ",
       doc = "Copies schema and data from the source database to the new target database "
         .. "in one snapshot (sql.copy_database, 2 jobs, without the source's owners and "
-        .. "grants). Depending on source database size, this step might take long. Every attempt "
+        .. "grants), rewriting every email address in its stream (the rule of step 13, "
+        .. "sandbox.rewrite in the config: whole, exclude, columns). Depending on source "
+        .. "database size, this step might take long. Every attempt "
         .. "(a retry on connection loss, or a resume after a crash) starts again from a new "
         .. "empty database. Undo: step 6's drop.",
       run = function(ctx)
@@ -550,9 +616,13 @@ return workflow {
             ctx:sleep(1)
           end
         end)
-        local stats = sql.copy_database { from = from, to = to, jobs = 2, owner = false, privileges = false }
+        local stats = sql.copy_database { from = from, to = to, jobs = 2, owner = false, privileges = false,
+          rewrite = stream_rewrite(ctx) }
+        local rewritten = stats.rewrite or { columns = {}, values = 0 }
+        -- for step 13's report: what the stream covered
+        ctx.state.stream_rewrite = { columns = #rewritten.columns, values = rewritten.values }
         return { tables = stats.tables, rows = stats.rows, bytes = stats.bytes,
-          seconds = stats.seconds }
+          seconds = stats.seconds, rewritten_columns = #rewritten.columns, rewritten_values = rewritten.values }
       end,
       retry = SQL_RETRY_LONG,
       timeout = 6 * 3600,
@@ -660,13 +730,14 @@ return workflow {
       doc = "All email addresses in the source database will be replaced in the production "
         .. "sandbox. Default john.doe@company.com will be changed to "
         .. "john.doe_company.com@mailinator.com, mailinator.com may be changed in the cloning "
-        .. "wizard (param mail_domain). One set-based UPDATE per table covering all its text "
-        .. "columns (whole-value for address columns, every address inside free text "
-        .. "otherwise; exactly mail.sandbox_address), writing only the rows that change; big "
-        .. "tables in block ranges, on sandbox.rewrite_workers connections (default 4) at once, "
-        .. "each range in its own transaction. The rewrite is idempotent, so a retry or resume "
-        .. "after a partial failure finishes it. Undo: none in place (one-way; the database "
-        .. "goes with step 6's undo).",
+        .. "wizard (param mail_domain). Step 8 rewrote them in its copy stream (whole-value "
+        .. "for address columns, every address inside free text otherwise; exactly "
+        .. "mail.sandbox_address); this step proves it: a read-only scan of every text-bearing "
+        .. "column of every table (text, varchar, char, citext, domains, arrays, json, jsonb, "
+        .. "composites), tables on sandbox.rewrite_workers connections (default 4) at once, and "
+        .. "an in-place rewrite of only what the stream did not cover, reporting both counts. "
+        .. "Idempotent, so a retry or resume finishes it. Undo: none in place (one-way; the "
+        .. "database goes with step 6's undo).",
       run = function(ctx)
         local domain = ctx.params.mail_domain
         local db = target_db(ctx)
@@ -681,20 +752,12 @@ return workflow {
               if k and k > 0 then ctx:log("would rewrite the addresses in %s (%d values with @)", c.name, k) end
               ctx:progress(i, #columns, "columns")
             end
-          else
-            local all
-            all, total, units = addresses.rewrite(ctx, function() return databases.connect(ctx, db) end,
-              addresses.tables(columns), domain, {
-                workers = tonumber(sandbox_conf(ctx).rewrite_workers) or 4,
-                progress = function(done, blocks) ctx:progress(done, blocks, "blocks") end })
-            for name, n in pairs(all) do
-              if n > 0 then changed[name] = n end
-            end
+            ctx:log("rewrote %d values in %d text columns (%d units of work) to @%s", total, #columns, units,
+              addresses.normal_domain(domain))
+            return { domain = addresses.normal_domain(domain), columns = #columns, values = total,
+              changed = json.object(changed) }
           end
-          ctx:log("rewrote %d values in %d text columns (%d units of work) to @%s", total, #columns, units,
-            addresses.normal_domain(domain))
-          return { domain = addresses.normal_domain(domain), columns = #columns, values = total,
-            changed = json.object(changed) }
+          return prove_sandbox(ctx, conn, db, domain)
         end)
       end,
       retry = SQL_RETRY_LONG,
