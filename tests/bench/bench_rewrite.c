@@ -20,7 +20,8 @@ static double now(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void put32(rw_buf *b, int32_t v) {
+static void put32(rw_buf *b, int32_t value) {
+  uint32_t v = (uint32_t)value;
   unsigned char x[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16), (unsigned char)(v >> 8),
                         (unsigned char)v};
   rw_buf_put(b, x, 4);

@@ -22,7 +22,8 @@ static rw_spec spec = {.domain = "mailinator.com",
                        .columns = columns,
                        .column_count = 4};
 
-static void put32(rw_buf *b, int32_t v) {
+static void put32(rw_buf *b, int32_t value) {
+  uint32_t v = (uint32_t)value;
   unsigned char x[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16), (unsigned char)(v >> 8),
                         (unsigned char)v};
   rw_buf_put(b, x, 4);
