@@ -594,6 +594,10 @@ return workflow {
             (SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')) AS tables]])
           ctx:log("would copy %d tables (%s) from %s to %s", size.tables, size.size,
             source_db(ctx).name, target_db(ctx).name)
+          local conn <close> = sql.connect(from)
+          local columns = rewriting.text_bearing(conn)
+          ctx:log("would rewrite the addresses in %d text-bearing columns in the copy stream (to @%s)",
+            #columns, addresses.normal_domain(ctx.params.mail_domain))
           return { dry_run = true }
         end
         -- Always start from a new empty database: a failed attempt, or an attempt cut
