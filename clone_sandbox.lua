@@ -296,25 +296,18 @@ local function provision_mail_service(ctx, folders, had_test)
 end
 
 -- Step 13 after the copy rewrote the addresses in its stream (step 8): a
--- read-only scan of every text-bearing column of every table (cast to
--- text: arrays, json, composites included), tables on rewrite_workers
--- connections at once, for any address outside the sandbox domain; what it
+-- read-only scan of every text-bearing column of every table (each read by
+-- a binary COPY and checked in C by the stream's own free-text rule:
+-- arrays, json, composites included), rewrite_workers tables at once
+-- (default 2), for any address outside the sandbox domain; what it
 -- finds (a column the stream did not cover: added after the copy started, a
 -- type it does not walk, a whole-address value holding several addresses)
 -- is rewritten in place by the free-text rule, then scanned again, which
 -- must find nothing.
 local function prove_sandbox(ctx, conn, db, domain)
-  local columns = rewriting.text_bearing(conn)
-  local whole = {}
-  for _, name in ipairs(WHOLE_ADDRESS_COLUMNS) do whole[name] = true end
-  for _, c in ipairs(columns) do
-    c.name = c.table .. "." .. c.column
-    c.whole = whole[c.name] or c.column:find("email", 1, true) ~= nil
-  end
-  local workers = tonumber(sandbox_conf(ctx).rewrite_workers) or 4
-  local opts = { connect = function() return databases.connect(ctx, db) end,
-    parallel = function(fns) ctx:parallel(fns, { limit = math.min(workers, #fns) }) end }
-  local leaks = addresses.find_leaks(conn, columns, domain, opts)
+  local workers = tonumber(sandbox_conf(ctx).rewrite_workers) or 2
+  local leaks, scanned = rewriting.scan(function() return databases.connect(ctx, db) end,
+    addresses.normal_domain(domain), workers)
   local changed, fixed = {}, 0
   if #leaks > 0 then
     for _, leak in ipairs(leaks) do
@@ -335,9 +328,9 @@ local function prove_sandbox(ctx, conn, db, domain)
   end
   local streamed = ctx.state.stream_rewrite or {}
   ctx:log("scanned %d text-bearing columns: no address outside @%s; %d values were rewritten in "
-    .. "the copy stream (%d columns), %d rewritten in place (%d columns)", #columns,
+    .. "the copy stream (%d columns), %d rewritten in place (%d columns)", scanned,
     addresses.normal_domain(domain), streamed.values or 0, streamed.columns or 0, fixed, #leaks)
-  return { domain = addresses.normal_domain(domain), columns = #columns,
+  return { domain = addresses.normal_domain(domain), columns = scanned,
     stream_values = streamed.values or 0, stream_columns = streamed.columns or 0,
     values = fixed, changed = json.object(changed) }
 end

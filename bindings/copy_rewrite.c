@@ -542,6 +542,14 @@ static int tuple_end(rw_stream *s, const unsigned char *p, size_t n, size_t *end
 
 static int tuple(rw_stream *s, const unsigned char *p, rw_buf *out) {
   const rw_spec *spec = s->spec;
+  if (!s->column_changed) {
+    s->column_changed = calloc((size_t)spec->column_count + 1, sizeof *s->column_changed);
+    if (!s->column_changed) return oom(s);
+  }
+  if (spec->check) {
+    s->discard.length = 0;
+    out = &s->discard;
+  }
   if (rw_buf_put(out, p, 2) < 0) return oom(s);
   size_t at = 2;
   for (int f = 0; f < spec->column_count; f++) {
@@ -556,6 +564,7 @@ static int tuple(rw_stream *s, const unsigned char *p, rw_buf *out) {
     if (column->op == RW_NULL) {
       if (put32(out, (uint32_t)-1) < 0) return oom(s);
       s->values_changed++;
+      s->column_changed[f]++;
       at += 4 + (size_t)length;
       continue;
     }
@@ -564,6 +573,7 @@ static int tuple(rw_stream *s, const unsigned char *p, rw_buf *out) {
                 out, &changed) < 0)
       return -1;
     s->values_changed += changed;
+    if (changed) s->column_changed[f]++;
   }
   return 0;
 }
@@ -639,6 +649,9 @@ int rw_finish(rw_stream *s) {
 }
 
 void rw_stream_free(rw_stream *s) {
+  free(s->column_changed);
+  s->column_changed = NULL;
+  rw_buf_free(&s->discard);
   rw_buf_free(&s->carry);
   rw_buf_free(&s->scratch);
   rw_buf_free(&s->leaf);
@@ -794,6 +807,9 @@ rw_spec *rw_spec_from_lua(lua_State *L, int index, char *msg) {
   for (size_t i = 0; i < dl; i++)
     spec->domain[i] = lower(domain[i]);
   spec->domain_length = dl;
+  lua_pop(L, 1);
+  lua_getfield(L, index, "check");
+  spec->check = lua_toboolean(L, -1);
   lua_pop(L, 1);
   lua_getfield(L, index, "columns");
   int list = lua_gettop(L), n = lua_istable(L, list) ? (int)lua_rawlen(L, list) : -1;

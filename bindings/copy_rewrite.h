@@ -52,6 +52,7 @@ typedef struct rw_spec {
   int field_count;
   rw_column *columns;
   int column_count;
+  int check; /* only count: tuples are dropped (header and trailer kept) */
 } rw_spec;
 
 typedef struct rw_buf {
@@ -68,7 +69,9 @@ typedef struct rw_stream {
   rw_buf scratch; /* decoded JSON strings */
   rw_buf leaf;    /* a JSON string's transform */
   rw_buf fit;     /* a transformed leaf too long for its column */
+  rw_buf discard; /* check: where tuples go */
   long long values_changed;
+  long long *column_changed; /* per column (calloc'd at the first tuple) */
   char error[160];
 } rw_stream;
 

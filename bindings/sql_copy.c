@@ -56,6 +56,8 @@ typedef struct copy_task {
   int after_count;
   char **locks; /* names no other running task may hold at the same time */
   int lock_count;
+  long long *column_changed; /* values the rewrite changed, per column (all parts) */
+  int column_count;
   enum task_state state;
 } copy_task;
 
@@ -295,6 +297,14 @@ static int worker_end_stream(copy_worker *worker) {
     return -1;
   }
   worker->pool->values_rewritten += worker->stream.values_changed;
+  copy_task *task = worker->task;
+  int columns = action->rewrite->column_count;
+  if (worker->stream.column_changed && !task->column_changed) {
+    task->column_changed = calloc((size_t)columns + 1, sizeof *task->column_changed);
+    task->column_count = task->column_changed ? columns : 0;
+  }
+  for (int i = 0; i < task->column_count && worker->stream.column_changed; i++)
+    task->column_changed[i] += worker->stream.column_changed[i];
   rw_stream_free(&worker->stream);
   rw_stream_init(&worker->stream, NULL);
   return 0;
@@ -589,6 +599,7 @@ static int pool_gc(lua_State *L) {
       rw_spec_free(task->actions[a].rewrite);
     }
     free(task->actions);
+    free(task->column_changed);
     free(task->label);
     free(task->after);
     for (int l = 0; l < task->lock_count; l++)
@@ -864,7 +875,24 @@ static int pool_wait_k(lua_State *L, int status, lua_KContext ctx) {
   return 2;
 }
 
-static const luaL_Reg pool_methods[] = {{"add", pool_add}, {"wait", pool_wait}, {NULL, NULL}};
+/* pool:changed(task id) -> {values changed per column} of the task's
+ * rewrite (its COPY actions together), or nil without one */
+static int pool_changed(lua_State *L) {
+  copy_pool *pool = pool_check(L);
+  lua_Integer id = luaL_checkinteger(L, 2);
+  luaL_argcheck(L, id >= 1 && id <= pool->task_count, 2, "no such task");
+  const copy_task *task = &pool->tasks[id - 1];
+  if (!task->column_changed) return lua_pushnil(L), 1;
+  lua_createtable(L, task->column_count, 0);
+  for (int i = 0; i < task->column_count; i++) {
+    lua_pushinteger(L, (lua_Integer)task->column_changed[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  return 1;
+}
+
+static const luaL_Reg pool_methods[] = {
+    {"add", pool_add}, {"wait", pool_wait}, {"changed", pool_changed}, {NULL, NULL}};
 static const luaL_Reg pool_meta[] = {{"__gc", pool_gc}, {"__close", pool_gc}, {NULL, NULL}};
 static const luaL_Reg copy_funcs[] = {{"pool", copy_pool_new}, {NULL, NULL}};
 

@@ -179,10 +179,72 @@ function rewrite.tables(plan, source, target, tables)
   return columns
 end
 
+-- scan(connect, domain, jobs) -> {{column = {schema, table, column, name,
+-- type}, values = n}, ...}: the columns holding an address outside domain
+-- (the free-text rule would change the value: some '@domain' other than
+-- it, anywhere in the value, JSON keys and array elements included), and
+-- how many values. Read-only: each table's text-bearing columns are read
+-- by a binary COPY and checked by the stream rewrite in C (check mode: it
+-- counts, the tuples go nowhere), `jobs` tables at once, each on a pair of
+-- connections from connect() (the second only takes the empty COPY).
+function rewrite.scan(connect, domain, jobs)
+  local copy = require "wf.sql.copy"
+  local columns
+  do
+    local conn <close> = connect()
+    columns = rewrite.text_bearing(conn, true)
+  end
+  local tables, by = {}, {}
+  for _, c in ipairs(columns) do
+    local key = c.schema .. "." .. c.table
+    if not by[key] then
+      by[key] = { schema = c.schema, table = c.table, columns = {} }
+      tables[#tables + 1] = by[key]
+    end
+    local list = by[key].columns
+    list[#list + 1] = c
+  end
+  if #tables == 0 then return {}, 0 end
+  local conns, workers = {}, {}
+  local ok, result = pcall(function()
+    for i = 1, math.max(1, math.min(jobs or 2, #tables)) do
+      local s, t = connect(), connect()
+      conns[#conns + 1], conns[#conns + 1] = s, t
+      t:exec("CREATE TEMP TABLE wf_sink (x int)")
+      workers[i] = { source = s, target = t }
+    end
+    local pool = copy.pool(workers)
+    local ids = {}
+    for i, t in ipairs(tables) do
+      local names, spec = {}, { domain = domain, check = true, columns = {} }
+      for j, c in ipairs(t.columns) do
+        names[j] = '"' .. c.column:gsub('"', '""') .. '"'
+        spec.columns[j] = { op = "scan", type = c.T }
+      end
+      local qualified = '"' .. t.schema:gsub('"', '""') .. '"."' .. t.table:gsub('"', '""') .. '"'
+      ids[i] = pool:add { label = qualified, actions = { { phase = "scan",
+        source = "COPY (SELECT " .. table.concat(names, ", ") .. " FROM ONLY " .. qualified
+            .. ") TO STDOUT (FORMAT binary)",
+        target = "COPY pg_temp.wf_sink FROM STDIN (FORMAT binary)", rewrite = spec } } }
+    end
+    while not pool:wait() do end
+    local found = {}
+    for i, t in ipairs(tables) do
+      for j, n in ipairs(pool:changed(ids[i]) or {}) do
+        if n > 0 then found[#found + 1] = { column = t.columns[j], values = n } end
+      end
+    end
+    return found
+  end)
+  for _, c in ipairs(conns) do pcall(c.close, c) end
+  if not ok then error(result, 0) end
+  return result, #columns
+end
+
 -- text_bearing(conn) -> every text-bearing column of every table of the
 -- database: {schema =, table =, column =, kind =, type = format_type}, by
 -- the same description the stream's rewrite uses (step 13 scans these).
-function rewrite.text_bearing(conn)
+function rewrite.text_bearing(conn, with_types)
   local describe = describer(conn, nil)
   local list = {}
   for _, row in ipairs(conn:query([[SELECT n.nspname AS schema, c.relname AS tbl, a.attname AS col,
@@ -194,7 +256,7 @@ function rewrite.text_bearing(conn)
     local T, bearing = describe(tonumber(row.type_oid), tonumber(row.typmod), 0)
     if bearing then
       list[#list + 1] = { schema = row.schema, table = row.tbl, column = row.col, kind = T.kind,
-        type = row.type }
+        type = row.type, name = row.tbl .. "." .. row.col, T = with_types and T or nil }
     end
   end
   return list

@@ -121,9 +121,9 @@ t_dir() {
 }
 t_pgcopydb() {
   reset_b t_pgcopydb
-  rm -rf "$TMP/pgcopydb"
+  rm -rf "$TMP/pgcopydb.work"
   start=$(now)
-  pgcopydb clone --dir "$TMP/pgcopydb" --table-jobs "$JOBS" --index-jobs "$JOBS" \
+  pgcopydb clone --dir "$TMP/pgcopydb.work" --table-jobs "$JOBS" --index-jobs "$JOBS" \
     --source "host=127.0.0.1 port=$PORT_A user=postgres dbname=crm" \
     --target "host=127.0.0.1 port=$PORT_B user=postgres dbname=t_pgcopydb" >"$TMP/pgcopydb.log" 2>&1 \
     || { tail -5 "$TMP/pgcopydb.log" >&2; echo 0; return; }
