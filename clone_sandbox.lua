@@ -731,7 +731,7 @@ return workflow {
         .. "for address columns, every address inside free text otherwise; exactly "
         .. "mail.sandbox_address); this step proves it: a read-only scan of every text-bearing "
         .. "column of every table (text, varchar, char, citext, domains, arrays, json, jsonb, "
-        .. "composites), tables on sandbox.rewrite_workers connections (default 4) at once, and "
+        .. "composites, read by binary COPY and checked in C), sandbox.rewrite_workers tables at once (default 2), and "
         .. "an in-place rewrite of only what the stream did not cover, reporting both counts. "
         .. "Idempotent, so a retry or resume finishes it. Undo: none in place (one-way; the "
         .. "database goes with step 6's undo).",
