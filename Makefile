@@ -85,8 +85,13 @@ lint: deps
 format:
 	clang-format -i engine/*.c engine/*.h bindings/*.c $(wildcard bindings/*.h) tests/unit/*.c tests/unit/*.h
 
-bench: deps all
+bench: deps all $(BUILD)/bench/bench_rewrite
 	sh tests/bench/run
+
+# the rewrite's micro-benchmark (tests/bench/bench_rewrite.c), over the engine's objects
+$(BUILD)/bench/%: tests/bench/%.c $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB_OBJ) $(LDLIBS)
 
 demo: deps all
 	sh tests/lab/demo

@@ -24,6 +24,7 @@ local storage = require "lib.storage"
 local apps = require "lib.apps"
 local databases = require "lib.databases"
 local addresses = require "lib.addresses"
+local rewriting = require "wf.sql_rewrite"
 local mailboxes = require "lib.mailboxes"
 
 local present = service.present
@@ -76,6 +77,22 @@ end
 
 local function sandbox_conf(ctx)
   return ctx.config.sandbox or {}
+end
+
+-- Columns that hold one address each though their names lack "email":
+-- rewritten whole (mail.sandbox_address), like the *email* columns.
+local WHOLE_ADDRESS_COLUMNS = { "document.sent_to", "mailbox.address", "mail_route.address" }
+
+-- Step 8's rewrite option (sql.copy_database): every text-bearing column,
+-- with sandbox.rewrite's whole, exclude and columns (masking) from the
+-- config.
+local function stream_rewrite(ctx)
+  local conf = sandbox_conf(ctx).rewrite or {}
+  local whole = {}
+  for _, name in ipairs(WHOLE_ADDRESS_COLUMNS) do whole[#whole + 1] = name end
+  for _, name in ipairs(conf.whole or {}) do whole[#whole + 1] = name end
+  return { domain = ctx.params.mail_domain, whole = whole, exclude = conf.exclude,
+    columns = conf.columns }
 end
 
 local function poll_interval(ctx)
@@ -291,6 +308,46 @@ local function with_would_authorized(ctx, rows)
   end
   table.sort(all, function(a, b) return a.app_id < b.app_id end)
   return all
+end
+
+-- Step 13 after the copy rewrote the addresses in its stream (step 8): a
+-- read-only scan of every text-bearing column of every table (each read by
+-- a binary COPY and checked in C by the stream's own free-text rule:
+-- arrays, json, composites included), rewrite_workers tables at once
+-- (default 2), for any address outside the sandbox domain; what it
+-- finds (a column the stream did not cover: added after the copy started, a
+-- type it does not walk, a whole-address value holding several addresses)
+-- is rewritten in place by the free-text rule, then scanned again, which
+-- must find nothing.
+local function prove_sandbox(ctx, conn, db, domain)
+  local workers = tonumber(sandbox_conf(ctx).rewrite_workers) or 2
+  local leaks, scanned = rewriting.scan(function() return databases.connect(ctx, db) end,
+    addresses.normal_domain(domain), workers)
+  local changed, fixed = {}, 0
+  if #leaks > 0 then
+    for _, leak in ipairs(leaks) do
+      ctx:warn("%s: %d values hold an address outside @%s after the copy: rewriting them in place",
+        leak.column.name, leak.values, addresses.normal_domain(domain))
+    end
+    fixed = addresses.fix_leaks(conn, leaks, domain)
+    local fixed_columns = {}
+    for i, leak in ipairs(leaks) do
+      fixed_columns[i] = leak.column
+      changed[leak.column.name] = leak.values
+    end
+    local left = addresses.find_leaks(conn, fixed_columns, domain)
+    if #left > 0 then
+      ctx:fail(string.format("%s still holds %d production addresses after the in-place rewrite",
+        left[1].column.name, left[1].values), { retryable = false })
+    end
+  end
+  local streamed = ctx.state.stream_rewrite or {}
+  ctx:log("scanned %d text-bearing columns: no address outside @%s; %d values were rewritten in "
+    .. "the copy stream (%d columns), %d rewritten in place (%d columns)", scanned,
+    addresses.normal_domain(domain), streamed.values or 0, streamed.columns or 0, fixed, #leaks)
+  return { domain = addresses.normal_domain(domain), columns = scanned,
+    stream_values = streamed.values or 0, stream_columns = streamed.columns or 0,
+    values = fixed, changed = json.object(changed) }
 end
 
 -- Retry policies.
@@ -546,7 +603,9 @@ return workflow {
       title = "Copy customer database from XXX to ZZZ",
       doc = "Copies schema and data from the source database to the new target database "
         .. "in one snapshot (sql.copy_database, 2 jobs, without the source's owners and "
-        .. "grants). Depending on source database size, this step might take long. Every attempt "
+        .. "grants), rewriting every email address in its stream (the rule of step 13, "
+        .. "sandbox.rewrite in the config: whole, exclude, columns). Depending on source "
+        .. "database size, this step might take long. Every attempt "
         .. "(a retry on connection loss, or a resume after a crash) starts again from a new "
         .. "empty database. Undo: step 6's drop.",
       run = function(ctx)
@@ -556,6 +615,11 @@ return workflow {
             (SELECT count(*) FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema')) AS tables]])
           ctx:tally(1, "databases", "replace", "replaced", string.format("(%s with a copy of %s: %d tables, %s)",
             target_db(ctx).name, source_db(ctx).name, size.tables, size.size))
+          do
+            local conn <close> = sql.connect(from)
+            ctx:log("would rewrite the addresses in %d text-bearing columns in the copy stream (to @%s)",
+              #rewriting.text_bearing(conn), addresses.normal_domain(ctx.params.mail_domain))
+          end
           -- the later steps read the would-be copy: the source, on this snapshot
           sql.read_as(to, from)
           ctx:log("from here on this dry-run reads %s as %s (read-only, one snapshot)",
@@ -582,11 +646,15 @@ return workflow {
             ctx:sleep(1)
           end
         end)
-        local stats = sql.copy_database { from = from, to = to, jobs = 2, owner = false, privileges = false }
+        local stats = sql.copy_database { from = from, to = to, jobs = 2, owner = false, privileges = false,
+          rewrite = stream_rewrite(ctx) }
         ctx:tally(1, "databases", "replace", "replaced", string.format("(%s with a copy of %s: %d tables)",
           db.name, source_db(ctx).name, stats.tables))
+        local rewritten = stats.rewrite or { columns = {}, values = 0 }
+        -- for step 13's report: what the stream covered
+        ctx.state.stream_rewrite = { columns = #rewritten.columns, values = rewritten.values }
         return { tables = stats.tables, rows = stats.rows, bytes = stats.bytes,
-          seconds = stats.seconds }
+          seconds = stats.seconds, rewritten_columns = #rewritten.columns, rewritten_values = rewritten.values }
       end,
       retry = SQL_RETRY_LONG,
       timeout = 6 * 3600,
@@ -701,20 +769,21 @@ return workflow {
       doc = "All email addresses in the source database will be replaced in the production "
         .. "sandbox. Default john.doe@company.com will be changed to "
         .. "john.doe_company.com@mailinator.com, mailinator.com may be changed in the cloning "
-        .. "wizard (param mail_domain). One set-based UPDATE per table covering all its text "
-        .. "columns (whole-value for address columns, every address inside free text "
-        .. "otherwise; exactly mail.sandbox_address), writing only the rows that change; big "
-        .. "tables in block ranges, on sandbox.rewrite_workers connections (default 4) at once, "
-        .. "each range in its own transaction. The rewrite is idempotent, so a retry or resume "
-        .. "after a partial failure finishes it. Undo: none in place (one-way; the database "
-        .. "goes with step 6's undo).",
+        .. "wizard (param mail_domain). Step 8 rewrote them in its copy stream (whole-value "
+        .. "for address columns, every address inside free text otherwise; exactly "
+        .. "mail.sandbox_address); this step proves it: a read-only scan of every text-bearing "
+        .. "column of every table (text, varchar, char, citext, domains, arrays, json, jsonb, "
+        .. "composites, read by binary COPY and checked in C), sandbox.rewrite_workers tables at once (default 2), and "
+        .. "an in-place rewrite of only what the stream did not cover, reporting both counts. "
+        .. "Idempotent, so a retry or resume finishes it. Undo: none in place (one-way; the "
+        .. "database goes with step 6's undo).",
       run = function(ctx)
         local domain = ctx.params.mail_domain
         local db = target_db(ctx)
         return with_target(ctx, function(conn)
           local columns = addresses.text_columns(conn, {
             ["document.sent_to"] = true, ["mailbox.address"] = true, ["mail_route.address"] = true })
-          local changed, total, units = {}, 0, 0
+          local changed, total = {}, 0
           if ctx.mode == "dry-run" then
             -- what the rewrite would change, counted by reads (read-only)
             local tables = addresses.tables(columns)
@@ -724,21 +793,12 @@ return workflow {
               end
               ctx:progress(i, #tables, "tables")
             end
-          else
-            local all
-            all, total, units = addresses.rewrite(ctx, function() return databases.connect(ctx, db) end,
-              addresses.tables(columns), domain, {
-                workers = tonumber(sandbox_conf(ctx).rewrite_workers) or 4,
-                progress = function(done, blocks) ctx:progress(done, blocks, "blocks") end })
-            for name, n in pairs(all) do
-              if n > 0 then changed[name] = n end
-            end
+            ctx:tally(total, "values", "rewrite", "rewritten", string.format("in %d text columns to @%s",
+              #columns, addresses.normal_domain(domain)))
+            return { domain = addresses.normal_domain(domain), columns = #columns, values = total,
+              changed = json.object(changed) }
           end
-          ctx:tally(total, "values", "rewrite", "rewritten", string.format("in %d text columns to @%s",
-            #columns, addresses.normal_domain(domain)))
-          if ctx.mode == "run" then ctx:log("the rewrite took %d units of work", units) end
-          return { domain = addresses.normal_domain(domain), columns = #columns, values = total,
-            changed = json.object(changed) }
+          return prove_sandbox(ctx, conn, db, domain)
         end)
       end,
       retry = SQL_RETRY_LONG,

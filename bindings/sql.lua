@@ -6,6 +6,7 @@
 -- orchestration (snapshot, schema, data, indexes, constraints, sequences).
 local core = require "wf.sql.core"
 local copy = require "wf.sql.copy"
+local rewriting = require "wf.sql_rewrite"
 
 local sql = {}
 local methods = core.conn_methods
@@ -771,86 +772,91 @@ end
 -- (opts.split_bytes; 0 never splits).
 local SPLIT_BYTES = math.huge
 
---- sql.copy_database{ from = dsn, to = dsn, jobs = 2, strategy = "stream" }
---- -> { tables, rows, bytes, seconds, phases = {...} }
-function sql.copy_database(opts)
+-- The options of copy_database, checked.
+local function copy_options(opts)
   if type(opts) ~= "table" or opts.from == nil or opts.to == nil then
-    error("bad argument #1 to 'copy_database' (table with from and to expected)", 2)
+    error("bad argument #1 to 'copy_database' (table with from and to expected)", 3)
   end
   local function integer_option(name, low, high)
     local value = opts[name]
     if value ~= nil and (math.type(value) ~= "integer" or value < low or value > high) then
       error(string.format("bad argument #1 to 'copy_database' (%s must be an integer from %d to %d)",
-        name, low, high), 3)
+        name, low, high), 4)
     end
     return value
   end
-  local jobs = integer_option("jobs", 1, 64) or 2
-  local index_workers = integer_option("index_workers", 0, 64)
+  local o = { jobs = integer_option("jobs", 1, 64) or 2,
+    index_workers = integer_option("index_workers", 0, 64), strategy = opts.strategy or "stream" }
   -- With several jobs the copy already runs that many builds at once, so by
   -- default a build gets no parallel workers of its own: jobs is the
   -- parallelism asked for (docs/modules.md)
-  if index_workers == nil and jobs > 1 then index_workers = 0 end
-  local strategy = opts.strategy or "stream"
-  if strategy ~= "stream" and strategy ~= "template" then
-    error("bad argument #1 to 'copy_database' (strategy must be \"stream\" or \"template\")", 2)
+  if o.index_workers == nil and o.jobs > 1 then o.index_workers = 0 end
+  if o.strategy ~= "stream" and o.strategy ~= "template" then
+    error("bad argument #1 to 'copy_database' (strategy must be \"stream\" or \"template\")", 3)
   end
-  local mode = core.mode()
-  local started = core.now()
-  if mode == "simulate" then
-    return { tables = 0, rows = 0, bytes = 0, seconds = 0, phases = {} }
+  o.rewrite = rewriting.check(opts.rewrite)
+  if o.rewrite and o.strategy == "template" then
+    error("bad argument #1 to 'copy_database' (rewrite needs strategy \"stream\")", 3)
   end
-  if strategy == "template" then return copy_template(opts, started) end
+  return o
+end
 
-  local from, to = parse_target(opts.from), parse_target(opts.to)
-  local phases = {}
-  local phase_started = core.now()
-  local function phase_done(name)
-    local now = core.now()
-    phases[name] = (phases[name] or 0) + (now - phase_started)
-    phase_started = now
-  end
-
-  -- check: both reachable, the target empty and of the same encoding
-  local source <close> = sql.connect(from)
-  local target <close> = sql.connect(to)
-  local source_encoding = source:scalar([[SELECT pg_encoding_to_char(encoding) FROM pg_database
+-- check: both reachable, the target empty and of the same encoding; one
+-- snapshot for everything read from the source, and its tables.
+local function copy_check(c)
+  local source_encoding = c.source:scalar([[SELECT pg_encoding_to_char(encoding) FROM pg_database
     WHERE datname = current_database()]])
-  local target_state = check_empty(target)
+  local target_state = check_empty(c.target)
   if target_state.encoding ~= source_encoding then
     raise(nil, string.format("copy_database: source encoding %s differs from target encoding %s",
       source_encoding, target_state.encoding), { phase = "check" }, false)
   end
-
-  -- one snapshot for everything read from the source
-  source:_run("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-  local snapshot = source:scalar("SELECT pg_export_snapshot()")
-  local tables = source:query(TABLES_SQL)
-  local total_bytes, estimated_rows = 0, 0
-  for _, t in ipairs(tables) do
-    total_bytes = total_bytes + t.bytes
-    estimated_rows = estimated_rows + t.estimated_rows
+  c.source:_run("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+  c.snapshot = c.source:scalar("SELECT pg_export_snapshot()")
+  c.tables = c.source:query(TABLES_SQL)
+  c.total_bytes, c.estimated_rows = 0, 0
+  for _, t in ipairs(c.tables) do
+    c.total_bytes = c.total_bytes + t.bytes
+    c.estimated_rows = c.estimated_rows + t.estimated_rows
   end
-  if mode == "dry-run" then
-    log("would", "copy %d tables (%s, about %d rows) from %s to %s", #tables,
-      human_bytes(total_bytes), estimated_rows, source:_info().display, target:_info().display)
-    source:_run("ROLLBACK")
-    return { tables = #tables, rows = estimated_rows, bytes = total_bytes,
-      seconds = core.now() - started, phases = {} }
-  end
-  log("info", "copying %d tables (%s) with %d jobs", #tables, human_bytes(total_bytes), jobs)
-  phase_done("check")
+end
 
-  -- schema: pre-data piped from pg_dump into psql; meanwhile post-data
-  -- dumped to an archive and its entries' SQL taken out with pg_restore
+local function log_rewrite_plan(columns, verb)
+  local counts = {}
+  for _, col in ipairs(columns) do counts[col.op] = (counts[col.op] or 0) + 1 end
+  local parts = {}
+  for op, n in pairs(counts) do parts[#parts + 1] = string.format("%d %s", n, op) end
+  table.sort(parts)
+  log(verb, "rewrite %d columns in the stream (%s)", #columns, table.concat(parts, ", "))
+end
+
+-- dry-run: what the copy would do, read from the source only.
+local function copy_dry_run(c, started)
+  log("would", "copy %d tables (%s, about %d rows) from %s to %s", #c.tables,
+    human_bytes(c.total_bytes), c.estimated_rows, c.source:_info().display, c.target:_info().display)
+  local columns
+  if c.o.rewrite then
+    columns = rewriting.tables(c.o.rewrite, c.source, nil, c.tables)
+    log_rewrite_plan(columns, "would")
+    for _, col in ipairs(columns) do log("would", "rewrite %s (%s, %s)", col.name, col.kind, col.op) end
+  end
+  c.source:_run("ROLLBACK")
+  return { tables = #c.tables, rows = c.estimated_rows, bytes = c.total_bytes,
+    seconds = core.now() - started, phases = {},
+    rewrite = columns and { columns = columns, values = 0 } or nil }
+end
+
+-- schema: pre-data piped from pg_dump into psql; meanwhile post-data dumped
+-- to an archive and its entries' SQL taken out with pg_restore.
+local function copy_schema(c, opts)
   local pg_dump, psql = program("pg_dump", opts), program("psql", opts)
-  local source_dsn, source_env = child_connection(from)
-  local target_dsn, target_env = child_connection(to)
+  local source_dsn, source_env = child_connection(c.from)
+  local target_dsn, target_env = child_connection(c.to)
   local dump_flags = {}
   if opts.owner == false then dump_flags[#dump_flags + 1] = "--no-owner" end
   if opts.privileges == false then dump_flags[#dump_flags + 1] = "--no-privileges" end
   local function dump_argv(section, extra)
-    local argv = { pg_dump, "--section=" .. section, "--snapshot=" .. snapshot, "-d", source_dsn }
+    local argv = { pg_dump, "--section=" .. section, "--snapshot=" .. c.snapshot, "-d", source_dsn }
     for _, flag in ipairs(dump_flags) do argv[#argv + 1] = flag end
     for _, flag in ipairs(extra or {}) do argv[#argv + 1] = flag end
     return { argv = argv, env = source_env }
@@ -874,190 +880,253 @@ function sql.copy_database(opts)
 
   -- which post-data entries belong to which table
   local by_oid = {}
-  for _, t in ipairs(tables) do
+  for _, t in ipairs(c.tables) do
     by_oid[t.oid] = t
     t.post = {}
   end
-  source:_run("SELECT pg_catalog.set_config('search_path', '', true)")
+  c.source:_run("SELECT pg_catalog.set_config('search_path', '', true)")
   local owned, fks = {}, {}
-  for _, row in ipairs(source:query(OWNED_SQL)) do owned[row.catalog_id] = row end
-  for _, row in ipairs(source:query(FOREIGN_KEYS_SQL)) do fks[row.catalog_id] = row end
+  for _, row in ipairs(c.source:query(OWNED_SQL)) do owned[row.catalog_id] = row end
+  for _, row in ipairs(c.source:query(FOREIGN_KEYS_SQL)) do fks[row.catalog_id] = row end
   local plan = plan_post_data(restorer.entries, owned, fks, by_oid)
-  local texts = in_phase("schema", restore_groups, restorer, plan.groups, jobs + 1)
+  local texts = in_phase("schema", restore_groups, restorer, plan.groups, c.o.jobs + 1)
   dir:remove_all() -- not left on disk for the hours the data may take
   in_phase("schema", wait_pipeline, "schema", schema_commands, schema_load)
-  local early, foreign_keys, late_keys, rest = post_data_tasks(plan, texts)
-  phase_done("schema")
+  c.early, c.foreign_keys, c.late_keys, c.rest = post_data_tasks(plan, texts)
+  c.preamble = restorer.preamble
+end
 
-  local sequences = source:query(SEQUENCES_SQL)
-  local late_analyze = source:query(LATE_ANALYZE_SQL)
-
-  -- workers: each a source connection in the snapshot and a target connection
-  local session = session_preamble(restorer.preamble) .. "\nSET synchronous_commit = off;\n"
-  if index_workers then
-    session = session .. "SET max_parallel_maintenance_workers = " .. index_workers .. ";\n"
+-- The session of every target connection of the copy.
+local function target_session(c, opts)
+  local session = session_preamble(c.preamble) .. "\nSET synchronous_commit = off;\n"
+  if c.o.index_workers then
+    session = session .. "SET max_parallel_maintenance_workers = " .. c.o.index_workers .. ";\n"
   end
   if opts.maintenance_work_mem then
     session = session .. "SET maintenance_work_mem = " .. sql.literal(opts.maintenance_work_mem)
         .. ";\n"
   end
-  target:_run(session)
-  local workers, connections = {}, {}
-  local function close_workers()
-    for _, conn in ipairs(connections) do pcall(conn.close, conn) end
+  return session
+end
+
+-- workers: each a source connection in the snapshot and a target connection
+local function open_workers(c)
+  local workers = {}
+  for i = 1, math.min(c.o.jobs, math.max(#c.tables, 1)) do
+    local s = sql.connect(c.from)
+    c.connections[#c.connections + 1] = s
+    local t = sql.connect(c.to)
+    c.connections[#c.connections + 1] = t
+    s:_run("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;\nSET TRANSACTION SNAPSHOT "
+      .. sql.literal(c.snapshot))
+    t:_run(c.session)
+    workers[i] = { source = s, target = t }
   end
+  return workers
+end
+
+-- The tasks of one table: its COPY (split by ctid ranges into several parts
+-- when it is large, each through the table's rewrite when it has one),
+-- then the constraints that must be built by ALTER TABLE (one task: it
+-- locks the table), then each index as a task of its own, then ANALYZE.
+local function add_table_tasks(pool, c, t, analyze_task)
+  local jobs, split_bytes = c.o.jobs, c.split_bytes
+  local columns = t.columns and (" (" .. t.columns .. ")") or ""
+  local lock = "table " .. t.oid
+  local parts = 1
+  if jobs > 1 and split_bytes > 0 and t.bytes >= split_bytes and t.blocks >= 2 * jobs then
+    parts = jobs
+  end
+  local loaded = {}
+  t.frozen = parts == 1
+  if parts == 1 then
+    loaded[1] = pool:add { label = t.qualified, estimate = t.bytes, actions = {
+      { phase = "data", source = "COPY " .. t.qualified .. columns .. " TO STDOUT (FORMAT binary)",
+        target = "BEGIN;\nTRUNCATE ONLY " .. t.qualified .. ";\nCOPY " .. t.qualified .. columns
+            .. " FROM STDIN (FORMAT binary, FREEZE)", rewrite = t.rewrite },
+      { phase = "data", sql = "COMMIT" },
+    } }
+  else
+    -- parts of one table load concurrently, so none of them can
+    -- TRUNCATE it first for COPY FREEZE: the rows are frozen by the
+    -- first VACUUM instead
+    local select_list = t.columns or "*"
+    for i = 1, parts do
+      local first = (i - 1) * t.blocks // parts
+      local last = i * t.blocks // parts
+      local where = i == 1 and string.format("ctid < '(%d,0)'", last)
+          or i == parts and string.format("ctid >= '(%d,0)'", first)
+          or string.format("ctid >= '(%d,0)' AND ctid < '(%d,0)'", first, last)
+      loaded[i] = pool:add { label = t.qualified, estimate = t.bytes / parts, actions = {
+        { phase = "data", source = "COPY (SELECT " .. select_list .. " FROM ONLY " .. t.qualified
+            .. " WHERE " .. where .. ") TO STDOUT (FORMAT binary)",
+          target = "COPY " .. t.qualified .. columns .. " FROM STDIN (FORMAT binary)",
+          rewrite = t.rewrite },
+      } }
+    end
+  end
+  local constraints, indexes, attach = {}, {}, {}
+  for i, post in ipairs(t.post) do
+    if post.constraint then constraints[#constraints + 1] = post.sql
+    else indexes[#indexes + 1] = { sql = post.sql, bytes = post.bytes, order = i } end
+    if post.attach then attach[#attach + 1] = post.attach end
+  end
+  -- the largest index of the table (its size on the source) first: it
+  -- takes longest to build, and the table's ANALYZE and foreign keys
+  -- wait for its last index, so starting the long build late leaves the
+  -- other workers idle at the end
+  table.sort(indexes, function(a, b)
+    if a.bytes ~= b.bytes then return a.bytes > b.bytes end
+    return a.order < b.order
+  end)
+  local ready = loaded
+  if #constraints > 0 then
+    ready = { pool:add { label = t.qualified, after = loaded, locks = { lock }, actions = {
+      { phase = "indexes", sql = table.concat(constraints, "\n") } } } }
+  end
+  local indexed = {}
+  for _, index in ipairs(indexes) do
+    indexed[#indexed + 1] = pool:add { label = t.qualified, after = ready, actions = {
+      { phase = "indexes", sql = index.sql } } }
+  end
+  if #indexed == 0 then indexed = ready end
+  local finish = { { phase = "analyze", sql = "ANALYZE " .. t.qualified } }
+  if #attach > 0 then
+    table.insert(finish, 1, { phase = "indexes", sql = table.concat(attach, "\n") })
+  end
+  analyze_task[t] = pool:add { label = t.qualified, after = indexed, locks = { lock },
+    actions = finish }
+end
+
+-- data: one pool runs everything that belongs to tables, as a graph: each
+-- table's tasks (add_table_tasks); a foreign key as soon as both of its
+-- tables are done (and before the tables that come after them, see
+-- add_foreign_keys). Locks keep two tasks that would wait for each other's
+-- table locks (ANALYZE, ALTER TABLE) from holding two workers at once.
+local function copy_data(c, workers)
+  local pool = copy.pool(workers)
+  local analyze_task = {}
+  for _, t in ipairs(c.tables) do
+    add_table_tasks(pool, c, t, analyze_task)
+    add_foreign_keys(pool, c.foreign_keys, analyze_task)
+  end
+  return in_phase("data", wait_pool, pool)
+end
+
+-- sequences at the source's values (read now, never behind the data)
+local function copy_sequences(c)
+  if #c.sequences == 0 then return end
+  local sequences, statements = c.sequences, {}
+  for i = 1, #sequences, 200 do
+    local selects = {}
+    for j = i, math.min(i + 199, #sequences) do
+      selects[#selects + 1] = string.format(
+        "SELECT %d AS i, last_value, is_called FROM %s", j, sequences[j].qualified)
+    end
+    for _, row in ipairs(c.source:query(table.concat(selects, " UNION ALL "))) do
+      statements[#statements + 1] = string.format("SELECT pg_catalog.setval(%s, %d, %s);",
+        sql.literal(sequences[row.i].qualified), row.last_value, tostring(row.is_called))
+    end
+  end
+  in_phase("sequences", c.target._run, c.target, table.concat(statements, "\n"))
+end
+
+-- indexes and constraints of tables without rows of their own
+-- (partitioned tables), then foreign keys, several at a time
+local function copy_constraints(c, workers)
+  if #c.early > 0 then in_phase("indexes", c.target._run, c.target, table.concat(c.early, "\n")) end
+  if #c.late_keys > 0 then
+    local fk_pool = copy.pool(workers)
+    for _, fk in ipairs(c.late_keys) do
+      fk_pool:add { label = fk.name, actions = { { phase = "foreign keys", sql = fk.sql,
+        retries = 5 } } }
+    end
+    in_phase("foreign keys", wait_pool, fk_pool)
+  end
+end
+
+-- the rest of post-data in dump order: triggers, rules, policies,
+-- materialized view data, comments on indexes...
+local function copy_post_data(c)
+  local target = c.target
+  if #c.rest > 0 then in_phase("post-data", target._run, target, table.concat(c.rest, "\n")) end
+  if #c.late_analyze > 0 then
+    local names = {}
+    for _, r in ipairs(c.late_analyze) do names[#names + 1] = r.qualified end
+    in_phase("analyze", target._run, target, "ANALYZE " .. table.concat(names, ", "))
+  end
+  -- The workers commit with synchronous_commit off. One synchronous commit
+  -- that writes a commit record flushes the WAL up to it, so every earlier
+  -- commit of the copy is durable before copy_database returns: a crash of
+  -- the target server afterwards cannot lose part of the copy.
+  in_phase("post-data", target._run, target,
+    "SET synchronous_commit = on;\nBEGIN;\nSELECT pg_catalog.txid_current();\nCOMMIT")
+end
+
+--- sql.copy_database{ from = dsn, to = dsn, jobs = 2, strategy = "stream", rewrite = {...} }
+--- -> { tables, rows, bytes, seconds, phases = {...}, rewrite = {columns, values} }
+function sql.copy_database(opts)
+  local o = copy_options(opts)
+  local mode = core.mode()
+  local started = core.now()
+  if mode == "simulate" then
+    if o.rewrite then log("would", "rewrite the text-bearing columns in the stream to @%s", o.rewrite.domain) end
+    return { tables = 0, rows = 0, bytes = 0, seconds = 0, phases = {} }
+  end
+  if o.strategy == "template" then return copy_template(opts, started) end
+
+  local c = { o = o, from = parse_target(opts.from), to = parse_target(opts.to), connections = {},
+    split_bytes = opts.split_bytes or SPLIT_BYTES }
+  local phases = {}
+  local phase_started = core.now()
+  local function phase_done(name)
+    local now = core.now()
+    phases[name] = (phases[name] or 0) + (now - phase_started)
+    phase_started = now
+  end
+
+  local source <close> = sql.connect(c.from)
+  local target <close> = sql.connect(c.to)
+  c.source, c.target = source, target
+  copy_check(c)
+  if mode == "dry-run" then return copy_dry_run(c, started) end
+  log("info", "copying %d tables (%s) with %d jobs", #c.tables, human_bytes(c.total_bytes), o.jobs)
+  phase_done("check")
+
+  copy_schema(c, opts)
+  local rewritten
+  if o.rewrite then
+    rewritten = in_phase("schema", rewriting.tables, o.rewrite, source, target, c.tables)
+    log_rewrite_plan(rewritten, "info")
+  end
+  phase_done("schema")
+
+  c.sequences = source:query(SEQUENCES_SQL)
+  c.late_analyze = source:query(LATE_ANALYZE_SQL)
+  c.session = target_session(c, opts)
+  target:_run(c.session)
   local ok, err = pcall(function()
-    for i = 1, math.min(jobs, math.max(#tables, 1)) do
-      local s = sql.connect(from)
-      connections[#connections + 1] = s
-      local t = sql.connect(to)
-      connections[#connections + 1] = t
-      s:_run("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;\nSET TRANSACTION SNAPSHOT "
-        .. sql.literal(snapshot))
-      t:_run(session)
-      workers[i] = { source = s, target = t }
-    end
-
-    -- One pool runs everything that belongs to tables, as a graph: each
-    -- table's COPY (split by ctid ranges into several parts when it is
-    -- large), then the constraints that must be built by ALTER TABLE (one
-    -- task: it locks the table), then each index as a task of its own,
-    -- primary keys and unique constraints among them as plain unique
-    -- indexes (CREATE INDEX on one table can run on several workers at
-    -- once), then those keys made constraints on their indexes and
-    -- ANALYZE; a foreign key as soon as both of its tables are done (and
-    -- before the tables that come after them, see add_foreign_keys). Locks
-    -- keep two tasks that would wait for each other's table locks (ANALYZE,
-    -- ALTER TABLE) from holding two workers at once.
-    local pool = copy.pool(workers)
-    local split_bytes = opts.split_bytes or SPLIT_BYTES
-    local analyze_task = {}
-    for _, t in ipairs(tables) do
-      local columns = t.columns and (" (" .. t.columns .. ")") or ""
-      local lock = "table " .. t.oid
-      local parts = 1
-      if jobs > 1 and split_bytes > 0 and t.bytes >= split_bytes and t.blocks >= 2 * jobs then
-        parts = jobs
-      end
-      local loaded = {}
-      t.frozen = parts == 1
-      if parts == 1 then
-        loaded[1] = pool:add { label = t.qualified, estimate = t.bytes, actions = {
-          { phase = "data", source = "COPY " .. t.qualified .. columns .. " TO STDOUT (FORMAT binary)",
-            target = "BEGIN;\nTRUNCATE ONLY " .. t.qualified .. ";\nCOPY " .. t.qualified .. columns
-                .. " FROM STDIN (FORMAT binary, FREEZE)" },
-          { phase = "data", sql = "COMMIT" },
-        } }
-      else
-        -- parts of one table load concurrently, so none of them can
-        -- TRUNCATE it first for COPY FREEZE: the rows are frozen by the
-        -- first VACUUM instead
-        local select_list = t.columns or "*"
-        for i = 1, parts do
-          local first = (i - 1) * t.blocks // parts
-          local last = i * t.blocks // parts
-          local where = i == 1 and string.format("ctid < '(%d,0)'", last)
-              or i == parts and string.format("ctid >= '(%d,0)'", first)
-              or string.format("ctid >= '(%d,0)' AND ctid < '(%d,0)'", first, last)
-          loaded[i] = pool:add { label = t.qualified, estimate = t.bytes / parts, actions = {
-            { phase = "data", source = "COPY (SELECT " .. select_list .. " FROM ONLY " .. t.qualified
-                .. " WHERE " .. where .. ") TO STDOUT (FORMAT binary)",
-              target = "COPY " .. t.qualified .. columns .. " FROM STDIN (FORMAT binary)" },
-          } }
-        end
-      end
-      local constraints, indexes, attach = {}, {}, {}
-      for i, entry in ipairs(t.post) do
-        if entry.constraint then constraints[#constraints + 1] = entry.sql
-        else indexes[#indexes + 1] = { sql = entry.sql, bytes = entry.bytes, order = i } end
-        if entry.attach then attach[#attach + 1] = entry.attach end
-      end
-      -- the largest index of the table (its size on the source) first: it
-      -- takes longest to build, and the table's ANALYZE and foreign keys
-      -- wait for its last index, so starting the long build late leaves the
-      -- other workers idle at the end
-      table.sort(indexes, function(a, b)
-        if a.bytes ~= b.bytes then return a.bytes > b.bytes end
-        return a.order < b.order
-      end)
-      local ready = loaded
-      if #constraints > 0 then
-        ready = { pool:add { label = t.qualified, after = loaded, locks = { lock }, actions = {
-          { phase = "indexes", sql = table.concat(constraints, "\n") } } } }
-      end
-      local indexed = {}
-      for _, index in ipairs(indexes) do
-        indexed[#indexed + 1] = pool:add { label = t.qualified, after = ready, actions = {
-          { phase = "indexes", sql = index.sql } } }
-      end
-      if #indexed == 0 then indexed = ready end
-      local finish = { { phase = "analyze", sql = "ANALYZE " .. t.qualified } }
-      if #attach > 0 then
-        table.insert(finish, 1, { phase = "indexes", sql = table.concat(attach, "\n") })
-      end
-      analyze_task[t] = pool:add { label = t.qualified, after = indexed, locks = { lock },
-        actions = finish }
-      add_foreign_keys(pool, foreign_keys, analyze_task)
-    end
-    local stats = in_phase("data", wait_pool, pool)
+    local workers = open_workers(c)
+    local stats = copy_data(c, workers)
     phase_done("data")
-
-    -- sequences at the source's values (read now, never behind the data)
-    if #sequences > 0 then
-      local statements = {}
-      for i = 1, #sequences, 200 do
-        local selects = {}
-        for j = i, math.min(i + 199, #sequences) do
-          selects[#selects + 1] = string.format(
-            "SELECT %d AS i, last_value, is_called FROM %s", j, sequences[j].qualified)
-        end
-        for _, row in ipairs(source:query(table.concat(selects, " UNION ALL "))) do
-          statements[#statements + 1] = string.format("SELECT pg_catalog.setval(%s, %d, %s);",
-            sql.literal(sequences[row.i].qualified), row.last_value, tostring(row.is_called))
-        end
-      end
-      in_phase("sequences", target._run, target, table.concat(statements, "\n"))
-    end
+    copy_sequences(c)
     phase_done("sequences")
-
-    -- indexes and constraints of tables without rows of their own
-    -- (partitioned tables), then foreign keys, several at a time
-    if #early > 0 then in_phase("indexes", target._run, target, table.concat(early, "\n")) end
-    if #late_keys > 0 then
-      local fk_pool = copy.pool(workers)
-      for _, fk in ipairs(late_keys) do
-        fk_pool:add { label = fk.name, actions = { { phase = "foreign keys", sql = fk.sql,
-          retries = 5 } } }
-      end
-      in_phase("foreign keys", wait_pool, fk_pool)
-    end
+    copy_constraints(c, workers)
     phase_done("constraints")
-
-    -- the rest of post-data in dump order: triggers, rules, policies,
-    -- materialized view data, comments on indexes...
-    if #rest > 0 then in_phase("post-data", target._run, target, table.concat(rest, "\n")) end
-    if #late_analyze > 0 then
-      local names = {}
-      for _, r in ipairs(late_analyze) do names[#names + 1] = r.qualified end
-      in_phase("analyze", target._run, target, "ANALYZE " .. table.concat(names, ", "))
-    end
-    -- The workers commit with synchronous_commit off. One synchronous commit
-    -- that writes a commit record flushes the WAL up to it, so every earlier
-    -- commit of the copy is durable before copy_database returns: a crash of
-    -- the target server afterwards cannot lose part of the copy.
-    in_phase("post-data", target._run, target,
-      "SET synchronous_commit = on;\nBEGIN;\nSELECT pg_catalog.txid_current();\nCOMMIT")
+    copy_post_data(c)
     phase_done("post")
     source:_run("COMMIT")
     return stats
   end)
-  close_workers()
+  for _, conn in ipairs(c.connections) do pcall(conn.close, conn) end
   if not ok then error(err, 0) end
   local stats = err
-  local result = { tables = #tables, rows = stats.rows, bytes = math.floor(stats.bytes),
+  local result = { tables = #c.tables, rows = stats.rows, bytes = math.floor(stats.bytes),
     seconds = core.now() - started, phases = phases, busy = stats.busy }
-  log("info", "copied %d tables, %d rows, %s in %.1fs", result.tables, result.rows,
-    human_bytes(result.bytes), result.seconds)
+  if rewritten then result.rewrite = { columns = rewritten, values = stats.rewritten } end
+  log("info", "copied %d tables, %d rows, %s in %.1fs%s", result.tables, result.rows,
+    human_bytes(result.bytes), result.seconds,
+    rewritten and string.format(", %d values rewritten in %d columns", stats.rewritten, #rewritten) or "")
   return result
 end
 

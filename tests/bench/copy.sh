@@ -6,6 +6,10 @@
 #   copy_database to a second cluster (jobs = JOBS, default the core count)
 #   pg_dump -Fd -jJOBS -Z0 + pg_restore -jJOBS, then ANALYZE
 #   pg_dump | psql, then ANALYZE
+#   copy_database with rewrite = { domain = "mailinator.com" } (every
+#     text-bearing column rewritten in the stream, issue [10])
+#   pgcopydb clone --table-jobs JOBS --index-jobs JOBS, then ANALYZE
+#     (Debian package pgcopydb, installed here when root; skipped without)
 #   CREATE DATABASE ... TEMPLATE ... STRATEGY WAL_LOG and FILE_COPY (same cluster)
 # and prints the medians with min/max, the ratios, copy_database's phase
 # breakdown and wfengine's peak RSS. BASELINE=/path/to/an/older/wfengine
@@ -75,9 +79,10 @@ psql_a -d crm -At -c "SELECT 'source size: ' || pg_size_pretty(pg_database_size(
 cat >"$TMP/copy.lua" <<'LUA'
 local sql = require "wf.sql"
 return workflow { name = "bench_copy", params = { from = { required = true }, to = { required = true },
-  jobs = { default = "2" } },
+  jobs = { default = "2" }, rewrite = { default = "" } },
   steps = { step "copy" { timeout = 7200, run = function(ctx)
-    local s = sql.copy_database { from = ctx.params.from, to = ctx.params.to, jobs = tonumber(ctx.params.jobs) }
+    local s = sql.copy_database { from = ctx.params.from, to = ctx.params.to, jobs = tonumber(ctx.params.jobs),
+      rewrite = ctx.params.rewrite ~= "" and { domain = ctx.params.rewrite } or nil }
     local parts = {}
     for _, k in ipairs { "check", "schema", "data", "sequences", "constraints", "post" } do
       parts[#parts + 1] = string.format("%s=%.2f", k, s.phases[k] or 0)
@@ -88,15 +93,17 @@ return workflow { name = "bench_copy", params = { from = { required = true }, to
         parts[#parts + 1] = string.format("busy.%s=%.2f", k:gsub(" ", "_"), s.busy[k])
       end
     end
+    if s.rewrite then parts[#parts + 1] = string.format("rewritten=%d", s.rewrite.values) end
     io.stdout:write("PHASES ", table.concat(parts, " "), "\n")
   end } } }
 LUA
 
 reset_b() { psql_b -d postgres -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1"; }
-t_copy() { # t_copy [WFENGINE]: seconds; peak RSS (kB) appended to $TMP/rss
+t_copy() { # t_copy [WFENGINE [PHASES [REWRITE_DOMAIN]]]: seconds; peak RSS (kB) appended to $TMP/rss
   reset_b t_copy
   start=$(now)
   /usr/bin/time -f %M -o "$TMP/rss1" "${1:-$WFENGINE}" run -q "$TMP/copy.lua" --state "$TMP/state" -p jobs="$JOBS" \
+    -p rewrite="${3:-}" \
     -p from="host=127.0.0.1 port=$PORT_A user=postgres dbname=crm" \
     -p to="host=127.0.0.1 port=$PORT_B user=postgres dbname=t_copy" >>"${2:-$TMP/phases}"
   end=$(now)
@@ -110,6 +117,17 @@ t_dir() {
   "$BIN/pg_dump" -h 127.0.0.1 -p "$PORT_A" -U postgres -Fd -j "$JOBS" -Z0 -f "$TMP/dump" crm
   "$BIN/pg_restore" -h 127.0.0.1 -p "$PORT_B" -U postgres -j "$JOBS" -d t_dir "$TMP/dump"
   psql_b -d t_dir -c ANALYZE
+  awk "BEGIN { print $(now) - $start }"
+}
+t_pgcopydb() {
+  reset_b t_pgcopydb
+  rm -rf "$TMP/pgcopydb.work"
+  start=$(now)
+  pgcopydb clone --dir "$TMP/pgcopydb.work" --table-jobs "$JOBS" --index-jobs "$JOBS" \
+    --source "host=127.0.0.1 port=$PORT_A user=postgres dbname=crm" \
+    --target "host=127.0.0.1 port=$PORT_B user=postgres dbname=t_pgcopydb" >"$TMP/pgcopydb.log" 2>&1 \
+    || { tail -5 "$TMP/pgcopydb.log" >&2; echo 0; return; }
+  psql_b -d t_pgcopydb -c ANALYZE
   awk "BEGIN { print $(now) - $start }"
 }
 t_pipe() {
@@ -126,11 +144,21 @@ t_template() {
   awk "BEGIN { print $(now) - $start }"
 }
 
+# pgcopydb: from Debian, installed for the benchmark only (not a dependency)
+PGCOPYDB=$(command -v pgcopydb || true)
+if [ -z "$PGCOPYDB" ] && [ "$(id -u)" = 0 ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends pgcopydb >/dev/null 2>&1 || true
+  PGCOPYDB=$(command -v pgcopydb || true)
+fi
+[ -z "$PGCOPYDB" ] && echo "copy.sh: pgcopydb is not installed: measured without it"
 : >"$TMP/phases"
+: >"$TMP/phases_rewrite"
 : >"$TMP/phases_baseline"
 for round in $(seq 1 "$ROUNDS"); do
   echo "round $round/$ROUNDS"
   echo "$(t_copy)" >>"$TMP/copy"
+  echo "$(t_copy "$WFENGINE" "$TMP/phases_rewrite" mailinator.com)" >>"$TMP/rewrite"
+  [ -n "$PGCOPYDB" ] && echo "$(t_pgcopydb)" >>"$TMP/pgcopydb"
   [ -n "$BASELINE" ] && echo "$(t_copy "$BASELINE" "$TMP/phases_baseline")" >>"$TMP/baseline"
   echo "$(t_dir)" >>"$TMP/dir"
   echo "$(t_pipe)" >>"$TMP/pipe"
@@ -149,7 +177,9 @@ printf '\ncopy: %s MB source (%s), jobs=%s, %s cores, %s memory, load average %s
 printf 'median of %d interleaved rounds (min-max), each method ending in ANALYZE:\n' "$ROUNDS"
 row() { printf '  %-40s %8.2f s  (%s)\n' "$1" "$(median "$2")" "$(range "$2")"; }
 row "copy_database (stream, jobs=$JOBS)" "$TMP/copy"
+row "copy_database + rewrite (every text column)" "$TMP/rewrite"
 [ -n "$BASELINE" ] && row "copy_database, baseline binary" "$TMP/baseline"
+[ -n "$PGCOPYDB" ] && row "pgcopydb clone --table-jobs $JOBS --index-jobs $JOBS" "$TMP/pgcopydb"
 row "pg_dump -Fd -j$JOBS -Z0 + pg_restore -j$JOBS" "$TMP/dir"
 row "pg_dump | psql" "$TMP/pipe"
 row "CREATE DATABASE TEMPLATE (WAL_LOG)" "$TMP/wal_log"
@@ -164,10 +194,20 @@ if [ -n "$BASELINE" ]; then
   printf '  baseline per-round ratio:                  median %.2fx (%s)\n' "$(median "$TMP/ratios_baseline")" "$(range "$TMP/ratios_baseline")"
 fi
 [ -n "$BASELINE" ] && printf '  baseline / best pg_dump-based:      %.2fx\n' "$(awk "BEGIN { print $(median "$TMP/baseline") / $best }")"
+paste "$TMP/rewrite" "$TMP/copy" | awk '{ print $1 / $2 }' >"$TMP/ratios_rewrite"
+printf '  copy_database with / without the rewrite, per round: median %.2fx (%s) (goal <= 1.15x)\n' \
+  "$(median "$TMP/ratios_rewrite")" "$(range "$TMP/ratios_rewrite")"
+if [ -n "$PGCOPYDB" ]; then
+  paste "$TMP/copy" "$TMP/pgcopydb" | awk '{ print $1 / $2 }' >"$TMP/ratios_pgcopydb"
+  printf '  copy_database / pgcopydb, per round: median %.2fx (%s) (goal <= 0.6x)\n' \
+    "$(median "$TMP/ratios_pgcopydb")" "$(range "$TMP/ratios_pgcopydb")"
+fi
 printf '  copy_database / FILE_COPY template: %.2fx\n' "$(awk "BEGIN { print $copy / $file }")"
 printf '  wfengine peak RSS: %s kB (max of %d rounds)\n' "$(sort -n "$TMP/rss" | tail -1)" "$ROUNDS"
 echo "copy_database phases (wall seconds; busy = worker-seconds inside the overlapped data phase), per round:"
 sed 's/^PHASES /  /' "$TMP/phases"
+echo "copy_database + rewrite phases, per round:"
+sed 's/^PHASES /  /' "$TMP/phases_rewrite"
 if [ -n "$BASELINE" ]; then
   echo "baseline phases:"
   sed 's/^PHASES /  /' "$TMP/phases_baseline"

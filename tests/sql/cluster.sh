@@ -37,7 +37,7 @@ sql_psql() {
 sql_run() {
   file=$1
   shift
-  WFENGINE_PATH="$PWD/tests/lib" "$WFENGINE" run -q "$file" --state "$SQL_TMP/state" "$@"
+  WFENGINE_PATH="$PWD/tests/lib${WFENGINE_PATH:+:$WFENGINE_PATH}" "$WFENGINE" run -q "$file" --state "$SQL_TMP/state" "$@"
 }
 
 # TAP from several runs and from the shell, renumbered into one stream.

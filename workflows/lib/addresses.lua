@@ -300,4 +300,75 @@ function addresses.rewrite(ctx, connect, tables, domain, opts)
   return changed, total, #units
 end
 
+-- leak_sql(x, domain) -> SQL condition, true when the text x holds an
+-- address outside `domain` (a Lua string): some '@' followed by a domain
+-- part (AT_DOMAIN_RE) other than the normal domain. Every "@<domain>" not
+-- followed by more of a domain part is taken out first (ASCII letters in
+-- either case), then any '@' before a domain character left is a
+-- production address.
+function addresses.leak_sql(x, domain)
+  local d = addresses.normal_domain(domain)
+  local pattern = "@" .. d:gsub("%a", function(c) return "[" .. c:lower() .. c:upper() .. "]" end)
+      :gsub("([^%w%[%]])", "\\%1") .. [[(?![A-Za-z0-9-]|\.[A-Za-z0-9-])]]
+  return string.format([[(strpos(%s, '@') > 0 AND regexp_replace(%s, %s, '', 'g') ~ '@[A-Za-z0-9-]')]],
+    x, x, sql.literal(pattern))
+end
+
+-- find_leaks(conn, columns, domain, opts) -> {{column =, values =}, ...}:
+-- how many values of each column ({schema, table, column}) hold an address
+-- outside domain, one read-only scan per table (cast to text: arrays,
+-- json, composites included), tables spread over opts.parallel (a function
+-- running a list of functions at once; default one after the other) on
+-- connections from opts.connect (default conn).
+function addresses.find_leaks(conn, columns, domain, opts)
+  opts = opts or {}
+  local found, fns = {}, {}
+  for _, t in ipairs(addresses.tables(columns)) do
+    fns[#fns + 1] = function()
+      local exprs = {}
+      for i, c in ipairs(t.columns) do
+        exprs[i] = string.format("count(*) FILTER (WHERE %s) AS n%d",
+          addresses.leak_sql(sql.ident(c.column) .. "::text", domain), i)
+      end
+      local function scan(db)
+        return db:one(string.format("SELECT %s FROM %s", table.concat(exprs, ", "),
+          sql.ident(t.schema, t.table)))
+      end
+      local row
+      if opts.connect then
+        local own <close> = opts.connect()
+        row = scan(own)
+      else
+        row = scan(conn)
+      end
+      for i, c in ipairs(t.columns) do
+        local n = tonumber(row["n" .. i]) or 0
+        if n > 0 then found[#found + 1] = { column = c, values = n } end
+      end
+    end
+  end
+  if opts.parallel and #fns > 1 then opts.parallel(fns) else for _, fn in ipairs(fns) do fn() end end
+  table.sort(found, function(a, b) return a.column.name < b.column.name end)
+  return found
+end
+
+-- fix_leaks(conn, leaks, domain) -> values rewritten in place: each column
+-- found by find_leaks rewritten through its text form by the free-text
+-- rule (every address in it: a whole-value column that leaks holds more
+-- than one) and cast back to its type, only in the rows that leak.
+function addresses.fix_leaks(conn, leaks, domain)
+  local d = addresses.normal_domain(domain)
+  local total = 0
+  addresses.prepare(conn)
+  for _, leak in ipairs(leaks) do
+    local c = leak.column
+    local col = sql.ident(c.column) .. "::text"
+    local expr = addresses.text_sql(col, "$1")
+    local n = conn:exec(string.format("UPDATE %s SET %s = (%s)::%s WHERE %s", sql.ident(c.schema, c.table),
+      sql.ident(c.column), expr, c.type, addresses.leak_sql(col, domain)), d)
+    total = total + (tonumber(n) or 0)
+  end
+  return total
+end
+
 return addresses

@@ -1,0 +1,139 @@
+/* test_copy_rewrite.c: the COPY stream rewrite (bindings/copy_rewrite.c):
+ * the free-text scan, the fit rule, JSON strings, a stream fed one byte at a
+ * time (the carry of incomplete tuples), and malformed streams refused. */
+#include <stdint.h>
+#include <string.h>
+
+#include "copy_rewrite.h"
+#include "tap.h"
+
+static rw_type types[] = {{RW_TEXT, 25, 0, -1, 0, 0},
+                          {RW_TEXT, 1043, 30, -1, 0, 0},
+                          {RW_JSONB, 3802, 0, -1, 0, 0},
+                          {RW_ARRAY, 1009, 0, 0, 0, 0}};
+static rw_column columns[] = {{RW_SCAN, 0, NULL, 0},
+                              {RW_ADDRESS, 1, NULL, 0},
+                              {RW_SCAN, 2, NULL, 0},
+                              {RW_ADDRESS, 3, NULL, 0}};
+static rw_spec spec = {.domain = "mailinator.com",
+                       .domain_length = 14,
+                       .types = types,
+                       .type_count = 4,
+                       .columns = columns,
+                       .column_count = 4};
+
+static void put32(rw_buf *b, int32_t value) {
+  uint32_t v = (uint32_t)value;
+  unsigned char x[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16), (unsigned char)(v >> 8),
+                        (unsigned char)v};
+  rw_buf_put(b, x, 4);
+}
+
+static void field(rw_buf *b, const char *text, size_t n) {
+  put32(b, (int32_t)n);
+  rw_buf_put(b, text, n);
+}
+
+static const char *scan(const char *text) {
+  static rw_buf out;
+  out.length = 0;
+  rw_scan_text(text, strlen(text), "mailinator.com", 14, &out);
+  rw_buf_put(&out, "", 1);
+  return out.data;
+}
+
+static const char *leaf(enum rw_op op, int32_t limit, const char *text) {
+  static rw_buf out;
+  rw_stream s;
+  rw_stream_init(&s, &spec);
+  out.length = 0;
+  int changed = 0;
+  rw_column c = {op, -1, NULL, 0};
+  rw_text(&s, op, &c, limit, text, strlen(text), &out, &changed);
+  rw_buf_put(&out, "", 1);
+  rw_stream_free(&s);
+  return out.data;
+}
+
+/* A stream of one tuple: the given values for the four columns. */
+static rw_buf stream(const char *const values[4], const size_t lengths[4]) {
+  rw_buf b = {0};
+  rw_buf_put(&b, "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0", 19);
+  unsigned char count[2] = {0, 4};
+  rw_buf_put(&b, count, 2);
+  for (int i = 0; i < 4; i++)
+    field(&b, values[i], lengths[i]);
+  rw_buf_put(&b, "\377\377", 2);
+  return b;
+}
+
+int main(void) {
+  is_str(scan("ring Ole@Acme.NO or kari@x.no."),
+         "ring Ole_acme.no@mailinator.com or kari_x.no@mailinator.com.", "scan: every address");
+  is_str(scan("a@b@c"), "a_b@mailinator.com_c@mailinator.com", "scan: cut at every @");
+  is_str(scan("x@MAILINATOR.com y@mailinator.com.evil"),
+         "x@MAILINATOR.com y_mailinator.com.evil@mailinator.com",
+         "scan: the domain kept in its case, a longer domain rewritten");
+  is_str(scan("@@ b@c..d e@"), "@@ b_c@mailinator.com..d e@", "scan: no domain part, no change");
+  is_str(leaf(RW_ADDRESS, 0, " John@Company.COM "), "John_company.com@mailinator.com",
+         "address: mail_sandbox_address");
+  is_str(leaf(RW_ADDRESS, 40, "averyverylongname@company.example.com"),
+         "averyver.d7605c9815cfc2f1@mailinator.com", "fit: prefix . hash @ domain");
+  is_str(leaf(RW_ADDRESS, 20, "averyverylongname@company.example.com"), "d7605@mailinator.com",
+         "fit: hash cut to fit @ domain");
+  is_str(leaf(RW_ADDRESS, 10, "averyverylongname@company.example.com"), "d7605c9815",
+         "fit: below domain + 2, the hash alone (no address)");
+  is_str(leaf(RW_SCAN, 30, "kari@firma.no                 "), "kari_firma.no@mailinator.com  ",
+         "fit: spaces past the limit dropped");
+  is_str(leaf(RW_HASH, 0, "x"), "af63f54c86021707", "hash: FNV-1a 64");
+
+  const char *values[4] = {"mail k@X.no", "averyverylongname@company.example.com",
+                           "\001{\"a\\u0040b.no\": [\"c@d.no\", \"\\ud800\"]}", NULL};
+  rw_buf arr = {0};
+  put32(&arr, 1);
+  put32(&arr, 1);
+  put32(&arr, 25);
+  put32(&arr, 2);
+  put32(&arr, 1);
+  field(&arr, "x@Y.no", 6);
+  put32(&arr, -1);
+  values[3] = arr.data;
+  size_t lengths[4] = {strlen(values[0]), strlen(values[1]), strlen(values[2]), arr.length};
+  rw_buf in = stream(values, lengths), whole = {0}, bytewise = {0};
+  rw_stream s;
+  rw_stream_init(&s, &spec);
+  ok(rw_feed(&s, in.data, in.length, &whole) == 0 && rw_finish(&s) == 0, "a stream at once");
+  is_int(s.values_changed, 4, "four values changed");
+  rw_stream_free(&s);
+  rw_stream_init(&s, &spec);
+  int rc = 0;
+  for (size_t i = 0; i < in.length && rc == 0; i++)
+    rc = rw_feed(&s, in.data + i, 1, &bytewise);
+  ok(rc == 0 && rw_finish(&s) == 0 && bytewise.length == whole.length &&
+         memcmp(bytewise.data, whole.data, whole.length) == 0,
+     "the same stream one byte at a time gives the same bytes");
+  rw_stream_free(&s);
+  const char *json = "{\"a_b.no@mailinator.com\": [\"c_d.no@mailinator.com\", \"\\ud800\"]}";
+  ok(memmem(whole.data, whole.length, json, strlen(json)) != NULL,
+     "jsonb: an escaped key decoded and rewritten, a lone surrogate kept escaped");
+  ok(memmem(whole.data, whole.length, "x_y.no@mailinator.com", 21) != NULL, "array element");
+
+  rw_stream_init(&s, &spec);
+  rw_buf out = {0};
+  ok(rw_feed(&s, in.data, in.length - 3, &out) == 0 && rw_finish(&s) < 0 &&
+         strstr(s.error, "ended before") != NULL,
+     "a cut stream is refused at its end: %s", s.error);
+  rw_stream_free(&s);
+  in.data[19 + 2 + 4 + lengths[0] + 2] = 0x7f; /* the second field's length, now huge */
+  rw_stream_init(&s, &spec);
+  out.length = 0;
+  ok(rw_feed(&s, in.data, in.length, &out) == 0 && rw_finish(&s) < 0,
+     "a length past the end waits for more, then is refused");
+  rw_stream_free(&s);
+  rw_buf_free(&in);
+  rw_buf_free(&whole);
+  rw_buf_free(&bytewise);
+  rw_buf_free(&out);
+  rw_buf_free(&arr);
+  return tap_done();
+}
