@@ -138,7 +138,7 @@ static void execute_closed(uv_handle_t *handle) {
 static void execute_exited(uv_process_t *process, int64_t exit_status, int term_signal) {
   execute_wait *ew = process->data;
   uv_close((uv_handle_t *)process, execute_closed);
-  if (!ew) return; /* the wait was cancelled or collected */
+  if (ew == (void *)&engine_orphan) return; /* the wait was cancelled or collected */
   ew->process = NULL;
   ew->exit_status = exit_status;
   ew->term_signal = term_signal;
@@ -146,11 +146,11 @@ static void execute_exited(uv_process_t *process, int64_t exit_status, int term_
   wf_wake(&ew->wait);
 }
 
-/* Leaves the child to end by itself and close its handle; the wait is
- * forgotten. */
+/* Leaves the child to end by itself and close its handle (or the engine's
+ * shutdown, if it ends first); the wait is forgotten. */
 static void execute_detach(execute_wait *ew) {
   if (!ew->process) return;
-  ew->process->data = NULL;
+  ew->process->data = (void *)&engine_orphan;
   ew->process = NULL;
 }
 

@@ -105,6 +105,9 @@ int child_exec(int argc, char **argv);
 int engine_open_core(lua_State *L); /* the "wfengine.core" module */
 void engine_init(void);
 void engine_shutdown(void);
+/* The data of a malloc'd handle whose owner let go of it (a child left to
+ * end by itself): engine_shutdown frees it if it is still open then. */
+extern const char engine_orphan;
 int engine_interrupt_signal(void); /* the signal that interrupted the run, or 0 */
 /* fn runs in the signal handler when a second signal ends the process. */
 void engine_set_last_words(void (*fn)(void));

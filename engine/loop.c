@@ -94,9 +94,18 @@ void engine_init(void) {
   engine.started = 1;
 }
 
+const char engine_orphan = 0;
+
+static void free_orphan(uv_handle_t *handle) {
+  free(handle);
+}
+
+/* Handles still open at the end are closed; a malloc'd one its owner let go
+ * of (data == &engine_orphan: a child left to end by itself) is freed. */
 static void close_handle(uv_handle_t *handle, void *arg) {
   (void)arg;
-  if (!uv_is_closing(handle)) uv_close(handle, NULL);
+  if (!uv_is_closing(handle))
+    uv_close(handle, handle->data == &engine_orphan ? free_orphan : NULL);
 }
 
 void engine_shutdown(void) {
