@@ -205,9 +205,14 @@ function api.events(self, req, id, _, query, info)
   local next_at, progress_seen, quiet_since = 1, 0, core.time()
   while not req:closed() do
     local out = {}
+    f.sse = f.sse or {} -- each event encoded once for every stream of the run
     for i = next_at, #f.events do
       local ev = f.events[i]
-      if ev.seq > after then out[#out + 1] = sse_event(ev); after = ev.seq end
+      if ev.seq > after then
+        f.sse[i] = f.sse[i] or sse_event(ev)
+        out[#out + 1] = f.sse[i]
+        after = ev.seq
+      end
     end
     next_at = #f.events + 1
     if f.progress_n ~= progress_seen then

@@ -166,23 +166,33 @@ local function wake(f)
   sched.cancel(old)
 end
 
+-- One look of the follower: true when there was news.
+local function look(self, id, f, cursor, looks)
+  local events, progress = cursor:poll()
+  local news = take(f, events)
+  if progress then f.progress, f.progress_n, news = progress, f.progress_n + 1, true end
+  if not news and over(self, id, f, looks) then
+    take(f, (cursor:poll())) -- what was appended before the lock went
+    f.over, news = true, true
+  end
+  return news
+end
+
 -- The follower's task: one cursor, one look every FOLLOW_EVERY, for every
--- stream of the run; ends when the run is over or nobody watches.
+-- stream of the run; ends when the run is over or nobody watches. A look
+-- that fails (the state away) is tried again at the next.
 local function follow_loop(self, id, f, cursor)
   local looks = 0
-  while f.watchers > 0 do
+  while f.watchers > 0 and not f.over do
     sched.sleep(FOLLOW_EVERY)
     looks = looks + 1
-    local events, progress = cursor:poll()
-    local news = take(f, events)
-    if progress then f.progress, f.progress_n, news = progress, f.progress_n + 1, true end
-    if not news and over(self, id, f, looks) then
-      take(f, (cursor:poll())) -- what was appended before the lock went
-      f.over = true
-      news = true
+    local ok, news = pcall(look, self, id, f, cursor, looks)
+    if not ok and not f.failing then -- once per spell of failures
+      io.stderr:write("wfengine serve: following run ", id, ": ", core.redact(tostring(news)), "\n")
+    elseif ok and news then
+      wake(f)
     end
-    if news then wake(f) end
-    if f.over then break end
+    f.failing = not ok
   end
   if self.followers[id] == f then self.followers[id] = nil end
   cursor:close()

@@ -5,10 +5,14 @@
 #     the test creates, a point observed in the run's state, never timed;
 #   - TLS: --listen 127.0.0.2:PORT with a certificate made here (openssl)
 #     answers over HTTPS and refuses plain HTTP; a non-loopback --listen
-#     without TLS is refused at start with one line.
+#     without TLS is refused at start with one line;
+#   - 50 event streams of one run cost the server no more journal reads
+#     than one stream (one follower per run; the server's read calls
+#     counted in /proc/PID/io over one second each).
 # Ports 26766-26768.
 import http.client
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -78,6 +82,47 @@ def pause(c, rid):
     return run
 
 
+def open_streams(c, rid, n):
+    """n event streams of run rid, each read until it got the run's events so far."""
+    socks = []
+    for _ in range(n):
+        sock = socket.create_connection((c.host, c.port), 10)
+        sock.sendall(("GET /api/runs/%s/events HTTP/1.1\r\nHost: %s:%d\r\nAuthorization: Bearer %s\r\n\r\n"
+                      % (rid, c.host, c.port, wfconsole.TOKEN)).encode())
+        got = b""
+        while b'"step_started"' not in got:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        socks.append(sock)
+    return socks
+
+
+def read_calls(c):
+    with open("/proc/%d/io" % c.proc.pid) as f:
+        return int(next(line for line in f if line.startswith("syscr:")).split()[1])
+
+
+def reads_while_watched(c, rid, n, window=1.0):
+    """The server's read calls during window seconds while n streams watch the held run."""
+    socks = open_streams(c, rid, n)
+    before = read_calls(c)
+    time.sleep(window)  # a measuring window, not a trigger
+    reads = read_calls(c) - before
+    for sock in socks:
+        sock.close()
+    return reads
+
+
+def watch_cost(c, rid):
+    """50 streams of a run cost the server what one does: one follower reads the journal for all."""
+    one = reads_while_watched(c, rid, 1)
+    fifty = reads_while_watched(c, rid, 50)
+    t.ok(fifty <= 2 * one + 20, "50 event streams of a run: %d read calls in 1 s, 1 stream: %d (one follower "
+         "per run)" % (fifty, one))
+
+
 try:
     # ---- pause, resume, rollback ------------------------------------------------
     c = console(26766, "state")
@@ -88,6 +133,7 @@ try:
     t.like(body.get("error"), "running right now", "the refusal says it is running")
     code, body = c.call("POST", "/api/runs/%s/rollback" % rid, {})
     t.is_(code, 409, "rollback of a run still running: 409")
+    watch_cost(c, rid)
     pause(c, rid)
     code, body = c.call("POST", "/api/runs/%s/pause" % rid, {})
     t.is_(code, 409, "pause of a run no longer running: 409")

@@ -31,6 +31,7 @@ WFENGINE = os.path.abspath(faultlab.WFENGINE)
 
 try:
     from selenium import webdriver
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 except ImportError:
@@ -64,10 +65,14 @@ def wait_for(driver, fn, seconds=60, what=""):
 
 
 def status_of(driver):
-    try:
-        return driver.find_element(By.ID, "run-status").text
-    except Exception:
-        return None
+    for _ in range(10):  # the page re-renders: an element found may be replaced before it is read
+        try:
+            return driver.find_element(By.ID, "run-status").text
+        except StaleElementReferenceException:
+            continue
+        except Exception:
+            return None
+    return None
 
 
 def no_script_ran(driver, label):
@@ -279,14 +284,16 @@ try:
                     time.sleep(0.2)
             stop = threading.Event()
             threading.Thread(target=answerer, args=(stop,), daemon=True).start()
-            alone = [clone_seconds(0) for _ in range(2)]
             cpu = c.cpu_seconds()
+            alone = [clone_seconds(0) for _ in range(2)]
+            cpu_alone, cpu = (c.cpu_seconds() - cpu) / 2, c.cpu_seconds()
             watched = [clone_seconds(50) for _ in range(2)]
-            cpu = (c.cpu_seconds() - cpu) / 2
+            cpu_watched = (c.cpu_seconds() - cpu) / 2
             stop.set()
             a, w = min(alone), min(watched)
             t.ok(w <= a * 1.05, "50 event streams: clone %.2f s watched vs %.2f s alone (%+.1f %%), confirm wait aside "
-                 "(goal < 5 %% slower); the server used %.2f s of CPU per watched clone" % (w, a, (w / a - 1) * 100, cpu))
+                 "(goal < 5 %% slower); the server's CPU per clone %.2f s watched, %.2f s alone"
+                 % (w, a, (w / a - 1) * 100, cpu_watched, cpu_alone))
     finally:
         c.stop()
         lab.down()
