@@ -12,8 +12,8 @@ local cs = require "wfengine.console_state"
 
 local console = {}
 
-local FOLLOW_EVERY = 0.05 -- seconds between looks at a followed journal
 local KEEPALIVE = 15
+local CLOSED_CHECK = 1 -- seconds: how soon a stream notices its client went away
 
 -- No inline script or style, nothing from elsewhere, no framing.
 local CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -189,41 +189,49 @@ local function sse_event(ev)
   return "id: " .. tostring(ev.seq) .. "\ndata: " .. json.encode(ev) .. "\n\n"
 end
 
--- Streams the run's events after Last-Event-ID (or ?after=), then follows
--- its journal until the run is over and no process holds it.
+local function progress_event(text)
+  return "event: progress\ndata: " .. text .. "\n\n"
+end
+
+-- Streams the run's events after Last-Event-ID (or ?after=), then what its
+-- follower (console_state's State:watch, one per run however many streams
+-- watch it) sees, until the run is over and no process holds it.
 function api.events(self, req, id, _, query, info)
-  local cursor, err = self.state:follow(id)
-  if not cursor then return refuse(req, 404, err) end
-  if not self.state:run(id) then cursor:close(); return refuse(req, 404, "no run " .. id) end
+  local f, err = self.state:watch(id)
+  if not f then return refuse(req, 404, err) end
   local after = tonumber(info.headers["last-event-id"] or query.after) or 0
   req:start(200, headers("text/event-stream", { ["x-accel-buffering"] = "no" }))
   req:send(": wfengine\nretry: 1000\n\n")
-  local quiet_since, checked = core.time(), 0
+  local next_at, progress_seen, quiet_since = 1, 0, core.time()
   while not req:closed() do
-    local events, progress = cursor:poll()
     local out = {}
-    for _, ev in ipairs(events) do
-      if math.type(ev.seq) == "integer" and ev.seq > after then out[#out + 1] = sse_event(ev); after = ev.seq end
+    f.sse = f.sse or {} -- each event encoded once for every stream of the run
+    for i = next_at, #f.events do
+      local ev = f.events[i]
+      if ev.seq > after then
+        f.sse[i] = f.sse[i] or sse_event(ev)
+        out[#out + 1] = f.sse[i]
+        after = ev.seq
+      end
     end
-    if progress then out[#out + 1] = "event: progress\ndata: " .. progress .. "\n\n" end
+    next_at = #f.events + 1
+    if f.progress_n ~= progress_seen then
+      out[#out + 1] = progress_event(f.progress)
+      progress_seen = f.progress_n
+    end
+    if f.over then out[#out + 1] = "event: end\ndata: {}\n\n" end
     if #out > 0 then
-      if not req:send(table.concat(out)) then break end
+      if not req:send(table.concat(out)) or f.over then break end
       quiet_since = core.time()
     elseif core.time() - quiet_since > KEEPALIVE then
       if not req:send(": keepalive\n\n") then break end
       quiet_since = core.time()
     end
-    checked = checked + 1
-    if #events == 0 and checked % 20 == 1 and cursor:finished() then
-      local more = cursor:poll()
-      if #more == 0 then req:send("event: end\ndata: {}\n\n"); break end
-      for _, ev in ipairs(more) do
-        if ev.seq > after then req:send(sse_event(ev)); after = ev.seq end
-      end
+    if next_at > #f.events and f.progress_n == progress_seen and not f.over then
+      self.state:wait(f, CLOSED_CHECK)
     end
-    sched.sleep(FOLLOW_EVERY)
   end
-  cursor:close()
+  self.state:unwatch(f)
   req:finish()
 end
 

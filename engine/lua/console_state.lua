@@ -66,13 +66,13 @@ function State:run(id)
   if not ok then return nil, err end
   local rec, events = history.load(self.store, id)
   if not rec then return nil, events end
-  local order = {}
-  for _, s in ipairs(rec.plan or {}) do order[#order + 1] = s.id end
+  local order, titles = {}, {}
+  for _, s in ipairs(rec.plan or {}) do order[#order + 1] = s.id; titles[s.id] = s.title end
   if #order == 0 then order = rec.order end
   local steps = {}
   for i, sid in ipairs(order) do
     local s = rec.steps[sid] or { status = "pending", attempts = 0 }
-    steps[#steps + 1] = { index = i, id = sid, status = s.status, attempts = s.attempts,
+    steps[#steps + 1] = { index = i, id = sid, title = titles[sid], status = s.status, attempts = s.attempts,
       seconds = s.elapsed, error = s.error, compensation = s.compensation, question = s.question }
   end
   local out = summary(id, rec)
@@ -82,7 +82,8 @@ function State:run(id)
 end
 
 -- A cursor over a run's events: cursor:poll() returns the events journaled
--- since the last poll and the run's progress when it changed. With a
+-- since the last poll and the run's progress when it changed (State:watch
+-- shares one among every stream of a run). With a
 -- directory state it reads only what was appended to events.jsonl since the
 -- last poll; otherwise it asks the store for the events past the last seq.
 function State:follow(id)
@@ -124,11 +125,117 @@ function State:follow(id)
   function cursor.close(c)
     if c.file then c.file:close(); c.file = nil end
   end
-  function cursor.finished()
-    local rec = history.load(store, id)
-    return rec == nil or (TERMINAL[rec.status] and not store:live(id))
-  end
   return cursor
+end
+
+-- ---- one follower per run -----------------------------------------------------
+
+-- The events after which a run's journal grows no more while nobody holds
+-- the run (a resume starts a new follower).
+local LAST = { run_succeeded = true, run_failed = true, run_compensated = true, run_paused = true,
+  run_interrupted = true }
+local FOLLOW_EVERY = 0.05 -- seconds between looks at a followed journal
+local CRASH_CHECK = 20    -- looks between two checks of the run lock while the run goes on
+
+-- A pulse: a parked task whose end wakes whoever joins it.
+local function pulse()
+  return sched.spawn_free(sched.halt)
+end
+
+-- Whether the run is over: nobody holds it. Asked at each quiet look once
+-- the last event ends the run, else every CRASH_CHECK looks (a crash).
+local function over(self, id, f, looks)
+  if not LAST[f.last_type] and looks % CRASH_CHECK ~= 0 then return false end
+  return not self.store:live(id)
+end
+
+local function take(f, events)
+  local added = false
+  for _, ev in ipairs(events) do
+    if math.type(ev.seq) == "integer" and ev.seq > f.seq then
+      f.events[#f.events + 1] = ev
+      f.seq, f.last_type, added = ev.seq, ev.type, true
+    end
+  end
+  return added
+end
+
+local function wake(f)
+  local old = f.news
+  f.news = pulse()
+  sched.cancel(old)
+end
+
+-- One look of the follower: true when there was news.
+local function look(self, id, f, cursor, looks)
+  local events, progress = cursor:poll()
+  local news = take(f, events)
+  if progress then f.progress, f.progress_n, news = progress, f.progress_n + 1, true end
+  if not news and over(self, id, f, looks) then
+    take(f, (cursor:poll())) -- what was appended before the lock went
+    f.over, news = true, true
+  end
+  return news
+end
+
+-- The follower's task: one cursor, one look every FOLLOW_EVERY, for every
+-- stream of the run; ends when the run is over or nobody watches. A look
+-- that fails (the state away) is tried again at the next.
+local function follow_loop(self, id, f, cursor)
+  local looks = 0
+  while f.watchers > 0 and not f.over do
+    sched.sleep(FOLLOW_EVERY)
+    looks = looks + 1
+    local ok, news = pcall(look, self, id, f, cursor, looks)
+    if not ok and not f.failing then -- once per spell of failures
+      io.stderr:write("wfengine serve: following run ", id, ": ", core.redact(tostring(news)), "\n")
+    elseif ok and news then
+      wake(f)
+    end
+    f.failing = not ok
+  end
+  if self.followers[id] == f then self.followers[id] = nil end
+  cursor:close()
+  sched.cancel(f.news)
+end
+
+-- Watches run id: its follower, shared with every other stream of the run
+-- (f.events: the events so far; f.progress, counted by f.progress_n;
+-- f.over once the run is over). f:wait(seconds) waits for news; unwatch
+-- when done. Or nil, message.
+function State:watch(id)
+  self.followers = self.followers or {}
+  local f = self.followers[id]
+  if not f then
+    local cursor, err = self:follow(id)
+    if not cursor then return nil, err end
+    local events, progress = cursor:poll()
+    if #events == 0 then
+      local known, problem = self.store:events(id)
+      if not known then cursor:close(); return nil, problem end
+    end
+    f = self.followers[id] -- another stream may have started one meanwhile
+    if f then
+      cursor:close()
+    else
+      f = { events = {}, seq = 0, progress = progress, progress_n = progress and 1 or 0, watchers = 0,
+        news = pulse() }
+      take(f, events)
+      self.followers[id] = f
+      sched.spawn_free(follow_loop, self, id, f, cursor)
+    end
+  end
+  f.watchers = f.watchers + 1
+  return f
+end
+
+function State.unwatch(_, f)
+  f.watchers = f.watchers - 1
+end
+
+-- Waits up to seconds for news of the follower f.
+function State.wait(_, f, seconds)
+  if f.news.status ~= "done" then sched.join(f.news, seconds) end
 end
 
 -- ---- starting runs ----------------------------------------------------------

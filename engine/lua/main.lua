@@ -226,7 +226,7 @@ end
 local function plan_of(wf)
   local steps = {}
   for _, s in ipairs(wf.steps) do
-    steps[#steps + 1] = { id = s.id, fingerprint = s.fingerprint, group = s.group,
+    steps[#steps + 1] = { id = s.id, title = s.title, fingerprint = s.fingerprint, group = s.group,
       compensate = s.compensate ~= nil, undo_partial = s.undo_partial or nil }
   end
   return json.array(steps)

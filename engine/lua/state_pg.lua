@@ -11,7 +11,9 @@ local core = require "wfengine.core"
 local sched = require "wfengine.sched"
 local journal = require "wfengine.journal"
 
-local SCHEMA_VERSION = 1
+-- 2: wfengine.runs.progress (a console's progress bar). A version 1 state
+-- still works (without the bar) until `state init` migrates it.
+local SCHEMA_VERSION = 2
 
 local SCHEMA = [[
 CREATE SCHEMA IF NOT EXISTS wfengine;
@@ -31,6 +33,7 @@ CREATE TABLE IF NOT EXISTS wfengine.runs (
   snapshot text,
   request text,
   note text);
+ALTER TABLE wfengine.runs ADD COLUMN IF NOT EXISTS progress jsonb;
 CREATE INDEX IF NOT EXISTS runs_status ON wfengine.runs (status, started DESC);
 CREATE INDEX IF NOT EXISTS runs_workflow ON wfengine.runs (workflow, started DESC);
 CREATE INDEX IF NOT EXISTS runs_started ON wfengine.runs (started DESC);
@@ -202,6 +205,7 @@ function state_pg.open(url, init)
     return nil, string.format("%s has no wfengine tables: run `wfengine state init --state %s` first",
       store.where, store.where)
   end
+  store.version = v
   if v > SCHEMA_VERSION then
     return nil, string.format("%s has wfengine schema version %d, newer than this wfengine "
       .. "understands (%d): upgrade wfengine", store.where, v, SCHEMA_VERSION)
@@ -229,6 +233,7 @@ function state_pg.init(url)
     end)
   end)
   if not ok then return nil, "cannot create the tables: " .. tostring(problem) end
+  store.version = SCHEMA_VERSION
   return string.format("state ready at %s (schema version %d)", store.where, SCHEMA_VERSION), store
 end
 
@@ -446,11 +451,25 @@ function Store:answer_of(run_id, step)
   if row then return row.yes end
 end
 
--- A long step's progress for a console's progress bar: not kept in
--- PostgreSQL yet (the bar stays empty; the journal is complete either way).
-function Store:progress() return true end
+-- A long step's progress for a console's progress bar: the run's row
+-- (runs.progress, schema version 2), written only under the run's epoch;
+-- best effort (the journal is complete without it). A version 1 state has
+-- no column: no bar until `state init` migrates it.
+function Store:progress(run_id, progress)
+  local epoch = self.epochs[run_id]
+  if (self.version or 0) < 2 or not epoch then return true end
+  local json = require "wf.json"
+  pcall(self.query, self, "UPDATE wfengine.runs SET progress = $2::jsonb WHERE run_id = $1 AND epoch = $3",
+    run_id, json.encode(progress), epoch)
+  return true
+end
 
-function Store:progress_of() return nil end
+-- The run's last progress as JSON text, or nil.
+function Store:progress_of(run_id)
+  if (self.version or 0) < 2 then return nil end
+  local row = try(self.one, self, "SELECT progress::text AS p FROM wfengine.runs WHERE run_id = $1", run_id)
+  return row and row.p or nil
+end
 
 -- ---- the pool: submit and workers ----
 

@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+# progress_pg.t: a step's progress (the console's progress bar) kept in the
+# PostgreSQL state, port 26827 (console on 26828): `state init` makes schema
+# version 2 with runs.progress; a run started as the console starts runs
+# (--confirm-from-state) stores its step's last progress there, and the
+# console's event stream hands it on (event: progress); a version 1 state
+# (the column dropped, the version set back) still runs, without progress,
+# until `state init` migrates it.
+import os
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import wfconsole  # noqa: E402
+import wftest  # noqa: E402
+
+t = wftest.Tap()
+PORT, CONSOLE = 26827, 26828
+PG = t.path("pg")
+URL = "postgresql://postgres@127.0.0.1:%d/postgres" % PORT
+EXE = os.path.abspath(os.path.join(wftest.ROOT, "wfengine"))
+WF = t.workflow("""
+return workflow {
+  name = "bar",
+  steps = {
+    step "copy" { run = function(ctx) ctx:progress(40, 100, "bytes"); return true end },
+  },
+}
+""")
+
+
+def sh(script):
+    return subprocess.run(["sh", "-c", ". tests/lib/pg.sh && " + script], cwd=wftest.ROOT,
+                          capture_output=True, text=True)
+
+
+def psql(query):
+    r = subprocess.run(["psql", "-XAtq", "-h", "127.0.0.1", "-p", str(PORT), "-U", "postgres",
+                        "-d", "postgres", "-c", query], capture_output=True, text=True)
+    return r.stdout.strip()
+
+
+def engine(*argv):
+    env = dict(os.environ)
+    env.pop("WFENGINE_STATE", None)
+    return subprocess.run([EXE] + list(argv), cwd=t.dir, env=env, capture_output=True, text=True, timeout=120)
+
+
+def run_bar():
+    r = engine("run", WF, "--state", URL, "--confirm-from-state", "--json")
+    first = r.stdout.split('"run_id":"')
+    return r, first[1].split('"')[0] if len(first) > 1 else "none"
+
+
+r = sh("pg_start %s %d" % (PG, PORT))
+if r.returncode != 0:
+    print("1..0 # SKIP cannot start PostgreSQL: " + (r.stderr.strip().splitlines() or [""])[-1])
+    sys.exit(0)
+console = None
+try:
+    r = engine("state", "init", "--state", URL)
+    t.like(r.stdout, "schema version 2", "state init: schema version 2")
+    t.is_(psql("SELECT schema_version FROM wfengine.meta"), "2", "wfengine.meta says 2")
+
+    r, rid = run_bar()
+    t.is_(r.returncode, 0, "a run with --confirm-from-state succeeded")
+    t.is_(psql("SELECT progress->>'step', progress->>'done', progress->>'total', progress->>'unit' "
+               "FROM wfengine.runs WHERE run_id = '%s'" % rid), "copy|40|100|bytes",
+          "the step's last progress is in runs.progress")
+    console = wfconsole.Console(EXE, CONSOLE, t.dir, URL, log=t.path("serve.log"), cwd=t.dir)
+    stream = console.stream(rid)
+    progress = [d for k, d in stream if k == "progress"]
+    t.ok(progress and progress[-1].get("done") == 40 and progress[-1].get("step") == "copy",
+         "the console's event stream gives the progress from PostgreSQL", diag=[stream])
+    t.ok(stream and stream[-1][0] == "end", "the stream ends (the run is over)")
+
+    # ---- a version 1 state: works without progress; state init migrates it ----
+    psql("ALTER TABLE wfengine.runs DROP COLUMN progress; UPDATE wfengine.meta SET schema_version = 1")
+    r, rid = run_bar()
+    t.is_(r.returncode, 0, "on a version 1 state the run still succeeds")
+    if r.returncode:
+        t.diag(r.stderr[-800:])
+    t.like(engine("show", rid, "--state", URL).stdout, "succeeded", "show reads it")
+    r = engine("state", "init", "--state", URL)
+    t.like(r.stdout, "schema version 2", "state init migrates version 1 to 2")
+    t.is_(psql("SELECT count(*) FROM information_schema.columns WHERE table_schema = 'wfengine' "
+               "AND table_name = 'runs' AND column_name = 'progress'"), "1", "runs.progress is back")
+    r, rid = run_bar()
+    t.is_(psql("SELECT progress->>'done' FROM wfengine.runs WHERE run_id = '%s'" % rid), "40",
+          "after the migration progress is kept again")
+finally:
+    if console:
+        console.stop()
+    sh("pg_stop %s" % PG)
+t.done()
