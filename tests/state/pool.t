@@ -176,6 +176,22 @@ try:
     t.like(r.stdout, "succeeded", "the run reads succeeded")
     b.send_signal(signal.SIGTERM)
     b.wait(timeout=30)
+    # ---- NOTIFY: an idle worker is woken, submit --wait follows live ----
+    w = start_worker("notified", "--lease", "5")
+    until(lambda: psql("SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN wfengine_queue'")
+          == "1", "the worker to LISTEN")
+    t0 = time.monotonic()
+    r = engine("submit", WORK, "-p", "dsn=" + DSN, "-p", "pause=0", "-p", "target=w", "--state", URL,
+               "--wait")
+    elapsed = time.monotonic() - t0
+    t.is_(r.returncode, 0, "submit --wait: the run's exit code (0, succeeded)")
+    t.like(r.stdout + r.stderr, "[3/3] Three", "submit --wait shows the run's steps (the human view)")
+    t.ok(elapsed < 3, "an idle worker took the run at once (NOTIFY; its slow poll is 5 s): %.1fs" % elapsed)
+    r = engine("submit", WORK, "-p", "dsn=" + DSN, "-p", "pause=0", "-p", "target=w", "--state", URL,
+               "--fail-at", "two", "--on-failure", "pause", "--wait", "-q")
+    t.is_(r.returncode, 5, "submit --wait: a paused run's exit code (5)")
+    w.send_signal(signal.SIGTERM)
+    t.is_(w.wait(timeout=30), 0, "the notified worker stops on SIGTERM")
 finally:
     cleanup()
 t.done()
