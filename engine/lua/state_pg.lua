@@ -202,6 +202,10 @@ function state_pg.open(url, init)
       tostring(type(err) == "table" and err.message or err))
   end
   store.patience = tonumber(os.getenv("WFENGINE_STATE_PATIENCE") or "") or 60
+  -- a foreground run's lease (a worker's is its --lease): how long a run
+  -- whose process died stays held before another may resume it
+  local lease = math.tointeger(tonumber(os.getenv("WFENGINE_STATE_LEASE") or ""))
+  if lease and lease >= 1 then store.lease = lease end
   if init then return store end
   local version = try(store.one, store, [[SELECT (SELECT max(schema_version) FROM wfengine.meta) AS v
     WHERE to_regclass('wfengine.meta') IS NOT NULL]])
