@@ -49,6 +49,7 @@ static const struct option options[] = {
     {"workflow", 0, TAKES_VALUE, ON_RUNS | ON_CONTINUE},
     {"since", 0, TAKES_VALUE, ON_RUNS},
     {"wait", 0, 0, ON_SUBMIT},
+    {"confirm-from-state", 0, 0, ON_RUN | ON_CONTINUE},
     {"concurrency", 0, TAKES_VALUE, ON_WORKER},
     {"lease", 0, TAKES_VALUE, ON_WORKER},
     {"name", 0, TAKES_VALUE, ON_WORKER},
@@ -162,6 +163,8 @@ static void store_flag(struct args *args, const struct option *option) {
     args->verbose = 1;
   else if (strcmp(name, "wait") == 0)
     args->wait = 1;
+  else if (strcmp(name, "confirm-from-state") == 0)
+    args->confirm_from_state = 1;
   else if (strcmp(name, "help") == 0)
     args->command = COMMAND_HELP;
   else if (strcmp(name, "version") == 0)

@@ -78,6 +78,7 @@ struct args {
   const char *since;                              /* runs --since */
   const char *concurrency, *lease, *name, *epoch; /* worker (--run ID --epoch N: one claimed run) */
   int wait;                                       /* submit --wait */
+  int confirm_from_state;                         /* run/resume --confirm-from-state */
   int dry_run, simulate, yes, json, quiet, verbose;
 };
 

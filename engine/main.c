@@ -45,6 +45,7 @@ static const char usage[] =
     "      --skip STEP[,STEP]     skip these steps\n"
     "      --on-failure compensate|pause   override the workflow's failure policy\n"
     "  -y, --yes                  answer yes to every confirm prompt\n"
+    "      --confirm-from-state   a confirm step waits for its answer in the state (a console)\n"
     "      --state DIR|URL        journal directory or postgresql:// URL (default "
     "$WFENGINE_STATE,\n"
     "                             else ./.wfengine)\n"
@@ -101,9 +102,10 @@ static void push_args(lua_State *L, const struct args *args) {
   const struct {
     const char *name;
     int value;
-  } flags[] = {{"dry_run", args->dry_run}, {"simulate", args->simulate}, {"yes", args->yes},
-               {"json", args->json},       {"quiet", args->quiet},       {"verbose", args->verbose},
-               {"wait", args->wait}};
+  } flags[] = {{"dry_run", args->dry_run}, {"simulate", args->simulate},
+               {"yes", args->yes},         {"json", args->json},
+               {"quiet", args->quiet},     {"verbose", args->verbose},
+               {"wait", args->wait},       {"confirm_from_state", args->confirm_from_state}};
   for (size_t i = 0; i < sizeof flags / sizeof flags[0]; i++) {
     lua_pushboolean(L, flags[i].value);
     lua_setfield(L, -2, flags[i].name);

@@ -50,7 +50,8 @@ end
 
 -- The command-line switches that shape a run, checked against the workflow.
 local function run_options(args, wf)
-  local options = { yes = args.yes, on_failure = args.on_failure, fail_at = {} }
+  local options = { yes = args.yes, on_failure = args.on_failure, fail_at = {},
+    confirm_from_state = args.confirm_from_state }
   local function known(ref, option)
     local id = step_ref(wf, ref)
     if not id then
@@ -185,7 +186,7 @@ local function drive(spec, continuing)
   local args = spec.args
   local v = view.new { json = args.json, quiet = args.quiet, verbose = args.verbose,
     total = #spec.wf.steps, steps = spec.wf.by_id, run_id = spec.run_id, mode = spec.mode }
-  local run = runner.new { wf = spec.wf, mode = spec.mode, params = spec.params,
+  local run = runner.new { wf = spec.wf, mode = spec.mode, params = spec.params, store = store,
     config = spec.config, options = spec.options, writer = writer, view = v, run_id = spec.run_id,
     events = spec.events }
   v:start_ticker(spec.mode)
@@ -229,7 +230,7 @@ function commands.run(args)
   if not options then return fail("%s", option_err) end
   local mode = mode_of(args)
   local asking = needs_confirmation(wf, options)
-  if asking and mode == "run" and not args.yes and not core.isatty(0) then
+  if asking and mode == "run" and not args.yes and not args.confirm_from_state and not core.isatty(0) then
     return fail("step '%s' asks to confirm (%q) and there is no terminal: run with -y to answer yes",
       asking.id, asking.confirm)
   end
@@ -354,6 +355,7 @@ continue_held = function(store, args, rollback)
     only = original.only, skip = original.skip, from = original.from }, wf)
   if not options then return fail("%s", option_err) end
   options.yes = args.yes
+  options.confirm_from_state = args.confirm_from_state
   options.on_failure = args.on_failure or original.on_failure
   return drive({ wf = wf, mode = rec.mode, params = values, shown = shown, config = config,
     options = options, store = store, run_id = args.run_id, args = args, events = events,
@@ -443,7 +445,8 @@ function commands.work_one(args)
   local request = json.decode(row.request or "{}")
   local events = store:events(args.run_id) or {}
   local common = { store = store, claimed = true, state = args.state, run_id = args.run_id,
-    config = config, yes = request.yes, quiet = args.quiet, verbose = args.verbose, json = args.json }
+    config = config, yes = request.yes, confirm_from_state = not request.yes, quiet = args.quiet,
+    verbose = args.verbose, json = args.json }
   local code
   if #events > 0 then
     common.workflow_option, common.params, common.fail_at = workflow, {}, {}

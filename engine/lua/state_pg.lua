@@ -446,9 +446,11 @@ function Store:unlock(key, confirm)
   return "released " .. what
 end
 
+-- The run waiting for it hears of it (wfengine_events, its id).
 function Store:answer(run_id, step, yes)
-  self:query([[INSERT INTO wfengine.answers (run_id, step, yes) VALUES ($1, $2, $3)
-    ON CONFLICT (run_id, step) DO UPDATE SET yes = excluded.yes, answered = now()]], run_id, step, yes)
+  self:query([[WITH a AS (INSERT INTO wfengine.answers (run_id, step, yes) VALUES ($1, $2, $3)
+    ON CONFLICT (run_id, step) DO UPDATE SET yes = excluded.yes, answered = now() RETURNING run_id)
+    SELECT pg_notify('wfengine_events', run_id) FROM a]], run_id, step, yes)
   return true
 end
 
