@@ -166,10 +166,13 @@ static void set_failure(sql_conn *conn, const char *message) {
   }
 }
 
+static void notify_timer_release(sql_conn *conn);
+
 void sql_conn_close(sql_conn *conn, const char *why) {
   enum sql_conn_state state = conn->state;
   if (conn->pg && (why || conn->failure)) conn->lost = 1;
   poll_release(conn);
+  notify_timer_release(conn);
   if (conn->cancel) {
     conn->cancel->conn = NULL;
     conn->cancel = NULL;
@@ -181,7 +184,7 @@ void sql_conn_close(sql_conn *conn, const char *why) {
   conn->driver = NULL;
   conn->state = SQL_IDLE;
   conn->in_copy_out = 0;
-  if (state == SQL_BUSY || state == SQL_CONNECTING) {
+  if (state == SQL_BUSY || state == SQL_CONNECTING || state == SQL_LISTENING) {
     set_failure(conn, why ? why : "connection closed while a query was running");
     wf_wake(&conn->wait);
   } else if (state == SQL_DRAINING && conn->wake_when_drained) {
@@ -693,6 +696,126 @@ void sql_push_result_error(lua_State *L, const PGresult *result, const char *pre
   }
 }
 
+/* ---- waiting for a notification ------------------------------------------ */
+
+/* LISTEN is an ordinary statement; libpq keeps the NOTIFY messages that
+ * PQconsumeInput reads (during a query or here) until PQnotifies takes them. */
+
+static void notify_timer_free(uv_handle_t *handle) {
+  free(handle);
+}
+
+static void notify_timer_release(sql_conn *conn) {
+  if (!conn->notify_timer) return;
+  conn->notify_timer->data = NULL;
+  uv_close((uv_handle_t *)conn->notify_timer, notify_timer_free);
+  conn->notify_timer = NULL;
+}
+
+/* The wait is over (a notification, the timeout): back to idle, woken. */
+static void notify_finish(sql_conn *conn) {
+  notify_timer_release(conn);
+  sql_conn_watch(conn, 0);
+  conn->driver = NULL;
+  conn->state = SQL_IDLE;
+  wf_wake(&conn->wait);
+}
+
+/* Reads what arrived; 1 when a notification is there (or the connection is
+ * gone: sql_conn_close woke the waiter), 0 to keep waiting. */
+static int notify_take(sql_conn *conn) {
+  if (!PQconsumeInput(conn->pg)) {
+    set_failure(conn, PQerrorMessage(conn->pg));
+    sql_conn_close(conn, conn->failure);
+    return 1;
+  }
+  conn->notify = PQnotifies(conn->pg);
+  return conn->notify != NULL;
+}
+
+static void notify_driver(sql_conn *conn, int events) {
+  (void)events;
+  if (conn->state != SQL_LISTENING) return;
+  if (notify_take(conn) && conn->state == SQL_LISTENING) notify_finish(conn);
+}
+
+static void on_notify_timeout(uv_timer_t *timer) {
+  sql_conn *conn = timer->data;
+  if (conn && conn->state == SQL_LISTENING) notify_finish(conn);
+}
+
+/* Cancelled (a step's timeout, Ctrl-C): stop listening; nobody to wake. */
+static void notify_cancel(wf_wait *wait) {
+  sql_conn *conn = conn_of_wait(wait);
+  wait->cancel = NULL;
+  if (conn->state != SQL_LISTENING) return;
+  notify_timer_release(conn);
+  sql_conn_watch(conn, 0);
+  conn->driver = NULL;
+  conn->state = SQL_IDLE;
+}
+
+static int conn_wait_notify_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  (void)ctx;
+  sql_conn *conn = luaL_checkudata(L, 1, SQL_CONN_META);
+  conn->wait.cancel = NULL;
+  if (conn->failure) {
+    int closed = conn->pg == NULL;
+    lua_pushstring(L, conn->failure);
+    wf_push_redacted(L, lua_tostring(L, -1), lua_rawlen(L, -1));
+    wf_push_error(L, "sql", closed ? "08006" : NULL, closed, lua_tostring(L, -1));
+    results_clear(conn);
+    return lua_error(L);
+  }
+  PGnotify *notify = conn->notify;
+  conn->notify = NULL;
+  if (!notify) {
+    lua_pushnil(L);
+    return 1;
+  }
+  /* copy into Lua, then free: a memory error here would leak one notify */
+  lua_pushstring(L, notify->relname);
+  lua_pushstring(L, notify->extra ? notify->extra : "");
+  PQfreemem(notify);
+  return 2;
+}
+
+/* conn:wait_notify([timeout]) -> channel, payload | nil after timeout
+ * seconds (none: no timeout). Waits on the loop for a NOTIFY on a channel
+ * the connection LISTENs to; a lost connection raises a retryable 08006. */
+static int conn_wait_notify(lua_State *L) {
+  sql_conn *conn = sql_conn_check_open(L, 1);
+  double timeout = luaL_optnumber(L, 2, -1);
+  lua_settop(L, 1);
+  if (conn->simulate) {
+    lua_pushnil(L);
+    return 1;
+  }
+  if (conn->state != SQL_IDLE) {
+    wf_push_error(L, "sql", NULL, 0, "connection is in use by another step");
+    return lua_error(L);
+  }
+  results_clear(conn);
+  if (notify_take(conn) || timeout == 0) return conn_wait_notify_k(L, LUA_OK, 0);
+  if (timeout > 0) {
+    conn->notify_timer = malloc(sizeof *conn->notify_timer);
+    if (!conn->notify_timer) return luaL_error(L, "out of memory");
+    uv_timer_init(conn->loop, conn->notify_timer);
+    conn->notify_timer->data = conn;
+    uv_timer_start(conn->notify_timer, on_notify_timeout, (uint64_t)(timeout * 1000.0 + 0.5), 0);
+  }
+  conn->state = SQL_LISTENING;
+  conn->driver = notify_driver;
+  if (sql_conn_watch(conn, UV_READABLE) < 0) {
+    set_failure(conn, "cannot watch the connection's socket");
+    sql_conn_close(conn, NULL);
+    return conn_wait_notify_k(L, LUA_OK, 0);
+  }
+  conn->wait.cancel = notify_cancel;
+  return wf_await(L, &conn->wait, 0, conn_wait_notify_k);
+}
+
 /* ---- conn methods -------------------------------------------------------- */
 
 sql_conn *sql_conn_check_open(lua_State *L, int index) {
@@ -947,6 +1070,8 @@ static int conn_gc(lua_State *L) {
   sql_conn *conn = luaL_checkudata(L, 1, SQL_CONN_META);
   sql_conn_close(conn, NULL);
   results_clear(conn);
+  if (conn->notify) PQfreemem(conn->notify);
+  conn->notify = NULL;
   free(conn->notices);
   conn->notices = NULL;
   free(conn->display);
@@ -1083,11 +1208,17 @@ static int core_error(lua_State *L) {
   return lua_error(L);
 }
 
-static const luaL_Reg conn_methods[] = {
-    {"query", conn_query}, {"one", conn_one},     {"scalar", conn_scalar},
-    {"exec", conn_exec},   {"_run", conn_raw},    {"_status", conn_status},
-    {"_info", conn_info},  {"close", conn_close}, {"encrypt_password", conn_encrypt_password},
-    {NULL, NULL}};
+static const luaL_Reg conn_methods[] = {{"query", conn_query},
+                                        {"one", conn_one},
+                                        {"scalar", conn_scalar},
+                                        {"exec", conn_exec},
+                                        {"_run", conn_raw},
+                                        {"_status", conn_status},
+                                        {"_info", conn_info},
+                                        {"close", conn_close},
+                                        {"encrypt_password", conn_encrypt_password},
+                                        {"wait_notify", conn_wait_notify},
+                                        {NULL, NULL}};
 
 static const luaL_Reg conn_meta[] = {
     {"__gc", conn_gc}, {"__close", conn_gc}, {"__tostring", conn_tostring}, {NULL, NULL}};

@@ -28,7 +28,8 @@ enum sql_conn_state {
   SQL_CONNECTING, /* PQconnectPoll in progress, or the dry-run session setup */
   SQL_BUSY,       /* a query is in flight and a coroutine waits for it */
   SQL_DRAINING,   /* the waiter was cancelled: reading the rest, nobody waits */
-  SQL_BORROWED    /* copy_database drives the connection */
+  SQL_BORROWED,   /* copy_database drives the connection */
+  SQL_LISTENING   /* wait_notify: a coroutine waits for a NOTIFY or its timeout */
 };
 
 struct sql_conn {
@@ -53,6 +54,8 @@ struct sql_conn {
   char *notices;    /* NOTICE/WARNING lines not yet logged; malloc */
   size_t notices_length;
   sql_cancel_request *cancel; /* a PQcancel running on the thread pool */
+  uv_timer_t *notify_timer;   /* wait_notify's timeout; heap, uv_close frees it */
+  PGnotify *notify;           /* the notification wait_notify returns; PQfreemem */
 };
 
 /* Starts, changes or stops (events == 0) watching the connection's socket,

@@ -52,6 +52,7 @@ static const struct option options[] = {
     {"workflow", 0, TAKES_VALUE, ON_RUNS | ON_CONTINUE},
     {"since", 0, TAKES_VALUE, ON_RUNS},
     {"wait", 0, 0, ON_SUBMIT},
+    {"confirm-from-state", 0, 0, ON_RUN | ON_CONTINUE},
     {"concurrency", 0, TAKES_VALUE, ON_WORKER},
     {"lease", 0, TAKES_VALUE, ON_WORKER},
     {"name", 0, TAKES_VALUE, ON_WORKER},

@@ -104,8 +104,7 @@ static void free_orphan(uv_handle_t *handle) {
  * of (data == &engine_orphan: a child left to end by itself) is freed. */
 static void close_handle(uv_handle_t *handle, void *arg) {
   (void)arg;
-  if (!uv_is_closing(handle))
-    uv_close(handle, handle->data == &engine_orphan ? free_orphan : NULL);
+  if (!uv_is_closing(handle)) uv_close(handle, handle->data == &engine_orphan ? free_orphan : NULL);
 }
 
 void engine_shutdown(void) {

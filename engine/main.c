@@ -55,6 +55,7 @@ static const char usage[] =
     "      --approved FILE        run only if a fresh dry-run still matches this report\n"
     "      --tolerance PCT        with --approved: counts may differ by PCT percent (default 0)\n"
     "  -y, --yes                  answer yes to every confirm prompt\n"
+    "      --confirm-from-state   a confirm step waits for its answer in the state (a console)\n"
     "      --state DIR|URL        journal directory or postgresql:// URL (default "
     "$WFENGINE_STATE,\n"
     "                             else ./.wfengine)\n"

@@ -369,10 +369,11 @@ local function missing_secret(rec, wf, values)
   end
 end
 
+local continue_held
+
 -- resume and rollback: the run's journal is replayed into its record and the
 -- same runner goes on from there.
 local function continue_run(args, rollback)
-  local history = require "wfengine.history"
   local store, state_err = args.store, nil
   if not store then store, state_err = state.open(args.state) end
   if not store then return fail("%s", state_err) end
@@ -382,7 +383,17 @@ local function continue_run(args, rollback)
   if not args.claimed then
     local run_lock, run_lock_err = store:run_lock(args.run_id, false)
     if not run_lock then return fail("%s", run_lock_err) end
+    -- refused before it ran (a missing secret, an edited workflow): the
+    -- hold goes at once, not when a PostgreSQL lease runs out
+    local code = continue_held(store, args, rollback)
+    store:finished(args.run_id, code)
+    return code
   end
+  return continue_held(store, args, rollback)
+end
+
+continue_held = function(store, args, rollback)
+  local history = require "wfengine.history"
   local rec, events = history.load(store, args.run_id, true)
   if not rec then return fail("%s", events) end
   if rec.warning then io.stderr:write("warning: ", rec.warning, "\n") end
@@ -513,7 +524,8 @@ function commands.work_one(args)
   local request = json.decode(row.request or "{}")
   local events = store:events(args.run_id) or {}
   local common = { store = store, claimed = true, state = args.state, run_id = args.run_id,
-    config = config, yes = request.yes, quiet = args.quiet, verbose = args.verbose, json = args.json }
+    config = config, yes = request.yes, confirm_from_state = not request.yes, quiet = args.quiet,
+    verbose = args.verbose, json = args.json }
   local code
   if #events > 0 then
     common.workflow_option, common.params, common.fail_at = workflow, {}, {}

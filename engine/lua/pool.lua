@@ -90,6 +90,7 @@ function pool.submit(args, h)
   return pool.follow(store, run_id, args, #wf.steps, wf.by_id)
 end
 
+local POLL_FOLLOW = 2 -- seconds between looks at a followed run without NOTIFY
 local EXIT_OF = { run_succeeded = 0, run_compensated = 1, run_failed = 3, run_paused = 5 }
 
 -- --wait: the run's events as they are committed, in the human view (or
@@ -116,7 +117,7 @@ function pool.follow(store, run_id, args, total, steps)
           io.stderr:write("wfengine: run ", run_id, " set aside: ", row.note, "\n")
           code = 5
         else
-          store:wait_event(run_id, 1)
+          store:wait_event(run_id, POLL_FOLLOW)
         end
       end
     end
@@ -156,6 +157,8 @@ function pool.materialize(row, run_id, epoch, worker_config)
   return base .. "/" .. snap.main, config_path
 end
 
+local POLL = 5 -- seconds between looks when no NOTIFY comes
+
 -- `wfengine worker`: claims runs and runs each in a child process until
 -- SIGTERM; then it stops claiming, its children interrupt their runs
 -- (journaled, lease given back) and it waits for them; a second SIGTERM
@@ -178,18 +181,46 @@ function pool.worker(args, h)
   end
   io.stderr:write(string.format("wfengine worker %s: %d at a time, lease %ds, state %s\n", name,
     concurrency, lease, store.where))
+  -- Claims while there is room; called when news comes (a NOTIFY, a lease
+  -- running out) and when a child ends. One filler at a time.
+  local filling, again = false, false
+  local fill
+  local function start(got)
+    busy = busy + 1
+    sched.spawn(function()
+      core.execute(child(got.run_id, got.epoch))
+      busy = busy - 1
+      fill()
+    end)
+  end
+  fill = function()
+    if filling then again = true return end
+    filling = true
+    repeat
+      again = false
+      while busy < concurrency do
+        local ok, got = pcall(store.claim, store, name, lease)
+        if not ok then
+          io.stderr:write("wfengine worker ", name, ": cannot claim: ", tostring(got), "\n")
+          break
+        end
+        if not got then break end
+        start(got)
+      end
+    until not again
+    filling = false
+  end
   local main = sched.spawn(function()
     while true do
-      while busy < concurrency do
-        local got = store:claim(name, lease)
-        if not got then break end
-        busy = busy + 1
-        sched.spawn(function()
-          core.execute(child(got.run_id, got.epoch))
-          busy = busy - 1
-        end)
+      fill()
+      -- woken by NOTIFY (a run queued or given back); a lease running out
+      -- is waited for; a slow look in case a notification was missed
+      local wait = POLL
+      if busy < concurrency then
+        local ok, expiry = pcall(store.next_expiry, store)
+        if ok and expiry then wait = math.min(wait, math.max(expiry, 0) + 0.05) end
       end
-      store:wait_event(nil, busy < concurrency and 0.5 or 1)
+      store:wait_event(nil, wait)
     end
   end)
   sched.run(main)

@@ -333,7 +333,7 @@ end
 -- anything: answered no, or no terminal to ask on and no -y.
 function Run:confirmed(s)
   if not s.confirm or self.mode ~= "run" or self.options.yes then return true end
-  if self.options.confirm_from_state then return self:confirmed_from_state(s) end
+  if self.options.confirm_from_state and self.store then return self:confirmed_from_state(s) end
   if not core.isatty(0) then
     return false, errors.new { kind = "declined", retryable = false,
       message = string.format("asks to confirm (%q) and there is no terminal: not run, nothing "
@@ -343,22 +343,25 @@ function Run:confirmed(s)
   return false, errors.new { kind = "declined", retryable = false, message = "not confirmed: " .. s.confirm }
 end
 
--- --confirm-from-state (a run the web console started): the question is
--- journaled (confirm_asked) and the answer read from the state, where the
--- console writes it (store:answer; the file backend keeps it in
--- <run dir>/answers/<step>). Waits on the loop (a sleep between looks), so
--- Ctrl-C still interrupts.
+-- --confirm-from-state (a run a console or a worker drives): the question
+-- is journaled (confirm_asked) and the answer read from the state
+-- (store:answer_of; a console writes it with store:answer). Waits on the
+-- loop (woken by NOTIFY on PostgreSQL, a look every ANSWER_POLL seconds),
+-- so Ctrl-C still interrupts.
 local ANSWER_POLL = 0.2
 
 function Run:confirmed_from_state(s)
-  self:emit("confirm_asked", { step = s.id, question = s.confirm })
-  local yes = self.store:answer_of(self.run_id, s.id)
-  while yes == nil do
-    sched.sleep(ANSWER_POLL)
-    yes = self.store:answer_of(self.run_id, s.id)
+  local store = self.store
+  local answer = store:answer_of(self.run_id, s.id)
+  if answer == nil then
+    self:emit("confirm_asked", { step = s.id, question = s.confirm })
+    while answer == nil do
+      if store.wait_event then store:wait_event(self.run_id, 2) else sched.sleep(ANSWER_POLL) end
+      answer = store:answer_of(self.run_id, s.id)
+    end
   end
-  self:emit("confirm_answered", { step = s.id, answer = yes and "yes" or "no" })
-  if yes then return true end
+  self:emit("confirm_answered", { step = s.id, answer = answer and "yes" or "no" })
+  if answer then return true end
   return false, errors.new { kind = "declined", retryable = false, message = "not confirmed: " .. s.confirm }
 end
 

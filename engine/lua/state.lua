@@ -28,12 +28,40 @@ function state.location(option)
   return option or env or "./.wfengine"
 end
 
+-- $WFENGINE_STATE_TIMINGS=FILE (tests/bench/state.sh): every event
+-- append's duration, in milliseconds, one a line, added to FILE.
+local function timed(store, path)
+  local core = require "wfengine.core"
+  local writer = store.writer
+  function store.writer(self, ...)
+    local w, err = writer(self, ...)
+    if not w then return w, err end
+    local append = w.append
+    w.append = function(this, event)
+      local t0 = core.now()
+      local line, fenced = append(this, event)
+      local f = io.open(path, "a")
+      if f then f:write(string.format("%.3f\n", (core.now() - t0) * 1000)) f:close() end
+      return line, fenced
+    end
+    return w, err
+  end
+  return store
+end
+
 -- Opens the store the option names. Returns it or nil, message.
 function state.open(option)
   local where, err = state.location(option)
   if not where then return nil, err end
-  if state.is_url(where) then return require("wfengine.state_pg").open(where) end
-  return require("wfengine.state_file").open(where)
+  local store, open_err
+  if state.is_url(where) then
+    store, open_err = require("wfengine.state_pg").open(where)
+  else
+    store, open_err = require("wfengine.state_file").open(where)
+  end
+  local timings = os.getenv("WFENGINE_STATE_TIMINGS")
+  if store and timings and timings ~= "" then timed(store, timings) end
+  return store, open_err
 end
 
 return state

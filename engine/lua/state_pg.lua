@@ -101,8 +101,12 @@ local RENEW = [[
 UPDATE wfengine.runs SET lease_until = now() + make_interval(secs => lease_seconds)
 WHERE run_id = $1 AND epoch = $2 RETURNING epoch]]
 
+-- The lease given back; workers hear of it (wfengine_queue) and may take
+-- the run at once if it is not over.
 local RELEASE = [[
-UPDATE wfengine.runs SET owner = NULL, lease_until = NULL WHERE run_id = $1 AND epoch = $2]]
+WITH r AS (UPDATE wfengine.runs SET owner = NULL, lease_until = NULL WHERE run_id = $1 AND epoch = $2
+           RETURNING run_id, status)
+SELECT pg_notify('wfengine_queue', run_id) FROM r WHERE status IN ('queued', 'running', 'interrupted')]]
 
 local Store = {}
 Store.__index = Store
@@ -134,14 +138,18 @@ end
 
 -- The state's own connection is made in run mode whatever the run's mode
 -- (a dry-run's connections are read-only; a simulation's touch nothing).
-function Store:connect()
+local function connect(self)
   local sql = require "wf.sql"
-  self.conn = nil
   if self.mode and self.mode ~= "run" then core.set_mode("run") end
   local ok, conn = pcall(sched.await, sql.connect, self.url)
   if self.mode and self.mode ~= "run" then core.set_mode(self.mode) end
   if not ok then error(conn, 0) end
-  self.conn = conn
+  return conn
+end
+
+function Store:connect()
+  self.conn = nil
+  self.conn = connect(self)
 end
 
 -- Runs fn(conn) after every call before it (one connection, one statement
@@ -197,6 +205,10 @@ function state_pg.open(url, init)
       tostring(type(err) == "table" and err.message or err))
   end
   store.patience = tonumber(os.getenv("WFENGINE_STATE_PATIENCE") or "") or 60
+  -- a foreground run's lease (a worker's is its --lease): how long a run
+  -- whose process died stays held before another may resume it
+  local lease = math.tointeger(tonumber(os.getenv("WFENGINE_STATE_LEASE") or ""))
+  if lease and lease >= 1 then store.lease = lease end
   if init then return store end
   local version = try(store.one, store, [[SELECT (SELECT max(schema_version) FROM wfengine.meta) AS v
     WHERE to_regclass('wfengine.meta') IS NOT NULL]])
@@ -440,9 +452,11 @@ function Store:unlock(key, confirm)
   return "released " .. what
 end
 
+-- The run waiting for it hears of it (wfengine_events, its id).
 function Store:answer(run_id, step, yes)
-  self:query([[INSERT INTO wfengine.answers (run_id, step, yes) VALUES ($1, $2, $3)
-    ON CONFLICT (run_id, step) DO UPDATE SET yes = excluded.yes, answered = now()]], run_id, step, yes)
+  self:query([[WITH a AS (INSERT INTO wfengine.answers (run_id, step, yes) VALUES ($1, $2, $3)
+    ON CONFLICT (run_id, step) DO UPDATE SET yes = excluded.yes, answered = now() RETURNING run_id)
+    SELECT pg_notify('wfengine_events', run_id) FROM a]], run_id, step, yes)
   return true
 end
 
@@ -475,8 +489,9 @@ end
 
 -- Queues a run for the workers. snapshot and request are JSON text.
 function Store:submit(run_id, workflow, mode, snapshot, request)
-  self:query([[INSERT INTO wfengine.runs (run_id, workflow, mode, status, pooled, snapshot, request)
-    VALUES ($1, $2, $3, 'queued', true, $4, $5)]], run_id, workflow, mode, snapshot, request)
+  self:query([[WITH i AS (INSERT INTO wfengine.runs (run_id, workflow, mode, status, pooled, snapshot, request)
+    VALUES ($1, $2, $3, 'queued', true, $4, $5) RETURNING run_id)
+    SELECT pg_notify('wfengine_queue', run_id) FROM i]], run_id, workflow, mode, snapshot, request)
 end
 
 -- One run for a worker, or nil: {run_id, epoch}.
@@ -504,15 +519,53 @@ function Store:held_by(owner)
   return row and row.n or 0
 end
 
--- Waits up to timeout seconds for news (an event of run_id, or a run to
--- claim when run_id is nil).
-function Store:wait_event(_, timeout)
-  sched.sleep(math.min(timeout, 0.2))
+-- Seconds until the first lease of a pooled run runs out (a worker may
+-- take it then), or nil when no pooled run is held.
+function Store:next_expiry()
+  local row = self:one([[SELECT extract(epoch FROM min(lease_until) - now())::float8 AS s
+    FROM wfengine.runs WHERE pooled AND status IN ('queued', 'running', 'interrupted')
+      AND owner IS NOT NULL]])
+  return row and row.s
+end
+
+-- The connection that LISTENs, beside the one the queries use.
+function Store:listener()
+  if not self.listening then
+    local conn = connect(self)
+    conn:_run("LISTEN wfengine_events")
+    conn:_run("LISTEN wfengine_queue")
+    self.listening = conn
+  end
+  return self.listening
+end
+
+-- Waits up to timeout seconds for news: an event of run_id, or (run_id
+-- nil) a run queued or given back. Returns true when there is some (or
+-- may be: after a lost connection), false after the timeout.
+function Store:wait_event(run_id, timeout)
+  local deadline = core.now() + timeout
+  while true do
+    local left = deadline - core.now()
+    if left <= 0 then return false end
+    local ok, channel, payload = pcall(function() return self:listener():wait_notify(left) end)
+    if not ok then
+      if self.listening then pcall(self.listening.close, self.listening) end
+      self.listening = nil
+      if not connection_lost(channel) then error(channel, 0) end
+      sched.sleep(math.min(left, 0.5))
+      return true -- notifications may have been missed: look again
+    end
+    if not channel then return false end
+    if (run_id == nil and channel == "wfengine_queue") or (run_id ~= nil and payload == run_id) then
+      return true
+    end
+  end
 end
 
 function Store:close()
   if self.conn then pcall(self.conn.close, self.conn) end
-  self.conn = nil
+  if self.listening then pcall(self.listening.close, self.listening) end
+  self.conn, self.listening = nil, nil
 end
 
 return state_pg

@@ -3,7 +3,12 @@
 # with an edited workflow (allowed and refused); rollback; runs and show;
 # lock contention and a killed holder keeping its key; a missing secret on resume; a
 # journal with a torn tail and with a garbled middle line.
+# The state is files, or PostgreSQL under WF_TEST_STATE=postgres
+# (tests/state/durable_pg.t): the same checks hold for both.
 import json, os, signal, subprocess, sys, tempfile, time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import state_backend
 
 WFENGINE = os.environ.get("WFENGINE", "./wfengine")
 count = failed = 0
@@ -33,12 +38,11 @@ def wf(args, env=None, **kw):
 
 
 def newest():
-    return sorted(os.listdir(os.path.join(STATE, "runs")))[-1]
+    return BACKEND.newest()
 
 
 def events(run_id):
-    with open(os.path.join(STATE, "runs", run_id, "events.jsonl")) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    return BACKEND.events(run_id)
 
 
 def types(run_id, step=None):
@@ -78,7 +82,9 @@ return workflow {
 '''
 
 with tempfile.TemporaryDirectory() as tmp:
-    STATE = os.path.join(tmp, "state")
+    BACKEND = state_backend.open_state(os.path.join(tmp, "state"))
+    STATE = BACKEND.state
+    PG = BACKEND.kind == "postgres"
     path = os.path.join(tmp, "durable.lua")
     marks = os.path.join(tmp, "marks")
     with open(path, "w") as f:
@@ -134,7 +140,7 @@ with tempfile.TemporaryDirectory() as tmp:
         """The id of the run started after `before`, once its step two runs."""
         for _ in range(400):
             time.sleep(0.05)
-            runs = set(os.listdir(os.path.join(STATE, "runs"))) - before
+            runs = BACKEND.runs() - before
             try:
                 if runs and "step_started" in types(max(runs), "two"):
                     return max(runs)
@@ -143,12 +149,13 @@ with tempfile.TemporaryDirectory() as tmp:
         return None
 
     # kill -9 in the middle of step two, then resume
-    before = set(os.listdir(os.path.join(STATE, "runs")))
+    before = BACKEND.runs()
     proc = subprocess.Popen([WFENGINE, "run", path, "--state", STATE, "-q"],
                             env=dict(os.environ, **base, SLEEP_TWO="30"))
     killed = wait_for_step_two(before)
     proc.kill()
     proc.wait()
+    ok(BACKEND.wait_released(killed), "the killed run's hold ends (PostgreSQL: its lease runs out)")
     code, out, err = wf(["runs"], base)
     ok(killed in out and "crashed" in out, "runs lists the killed run as crashed", out)
     ok("holds lock durable:t1" in out, "runs says the crashed run still holds its lock key", out)
@@ -164,7 +171,7 @@ with tempfile.TemporaryDirectory() as tmp:
     is_([e["attempt"] for e in evs], [1, 1], "the in-flight step ran again from attempt 1")
 
     # SIGINT during step two, then resume
-    before = set(os.listdir(os.path.join(STATE, "runs")))
+    before = BACKEND.runs()
     proc = subprocess.Popen([WFENGINE, "run", path, "--state", STATE, "-q"],
                             env=dict(os.environ, **base, SLEEP_TWO="30"), stderr=subprocess.PIPE, text=True)
     interrupted = wait_for_step_two(before)
@@ -175,6 +182,8 @@ with tempfile.TemporaryDirectory() as tmp:
     is_(proc.returncode, 4, "SIGINT exits 4")
     is_(types(interrupted)[-1], "run_interrupted", "run_interrupted is journaled")
     ok("resume" in err, "the message says how to continue", err)
+    if PG:
+        is_(BACKEND.lease_owner(interrupted), "", "PostgreSQL: the interrupted run's lease is given back")
     code, out, err = wf(["resume", interrupted], base)
     is_(code, 0, "resume after SIGINT succeeds")
 
@@ -202,29 +211,30 @@ with tempfile.TemporaryDirectory() as tmp:
     is_(code, 1, "policy compensate undoes the completed steps (exit 1)")
 
     # the journal: secrets, torn tail, garbled middle line
-    secrets_seen = []
-    for r in os.listdir(os.path.join(STATE, "runs")):
-        with open(os.path.join(STATE, "runs", r, "events.jsonl")) as f:
-            if "s3cret-pw" in f.read():
-                secrets_seen.append(r)
-    is_(secrets_seen, [], "the secret is in no journal")
+    is_("s3cret-pw" in BACKEND.all_events_text(), False, "the secret is in no journal")
     code, out, err = wf(["run", path], dict(base, FAIL_TWO="1"))
     run = newest()
-    journal = os.path.join(STATE, "runs", run, "events.jsonl")
-    with open(journal, "a") as f:
-        f.write('{"seq": 99, "type": "step_succ')
-    code, out, err = wf(["show", run], base)
-    is_(code, 0, "show reads a journal with a torn last line")
-    ok("torn last line" in err, "and warns about it", err)
-    code, out, err = wf(["rollback", run], base)
-    is_(code, 1, "rollback works on a journal with a torn tail")
-    lines = open(journal).read().split("\n")
-    lines[2] = "garbage{"
-    with open(journal, "w") as f:
-        f.write("\n".join(lines))
-    code, out, err = wf(["show", run], base)
-    is_(code, 2, "a garbled middle line is an error")
-    ok(":3: garbled journal line" in err, "naming the line", err)
+    if not PG:
+        journal = os.path.join(STATE, "runs", run, "events.jsonl")
+        with open(journal, "a") as f:
+            f.write('{"seq": 99, "type": "step_succ')
+        code, out, err = wf(["show", run], base)
+        is_(code, 0, "show reads a journal with a torn last line")
+        ok("torn last line" in err, "and warns about it", err)
+        code, out, err = wf(["rollback", run], base)
+        is_(code, 1, "rollback works on a journal with a torn tail")
+        lines = open(journal).read().split("\n")
+        lines[2] = "garbage{"
+        with open(journal, "w") as f:
+            f.write("\n".join(lines))
+        code, out, err = wf(["show", run], base)
+        is_(code, 2, "a garbled middle line is an error")
+        ok(":3: garbled journal line" in err, "naming the line", err)
+    else:
+        state_backend.psql("UPDATE wfengine.events SET event = 'garbage{' WHERE run_id = '%s' AND seq = 3" % run)
+        code, out, err = wf(["show", run], base)
+        is_(code, 2, "a garbled event is an error")
+        ok("event 3 is garbled" in err, "naming the event", err)
     code, out, err = wf(["show", "20990101T000000.000Z-0000"], base)
     is_(code, 2, "show of an unknown run id exits 2")
 

@@ -4,7 +4,13 @@
 # failure can be replayed with WF_TORTURE_SEED. Checks that every run ends as
 # it should, no completed step ever runs again, every step ran, and every
 # journal replays cleanly (`show --json` reads it).
+# The state is files, or PostgreSQL under WF_TEST_STATE=postgres
+# (tests/state/torture_pg.t; a killed run's lease must run out before the
+# resume, so fewer runs there).
 import json, os, random, signal, subprocess, sys, tempfile, time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import state_backend
 
 WFENGINE = os.environ.get("WFENGINE", "./wfengine")
 SEED = int(os.environ.get("WF_TORTURE_SEED", "20261126"))
@@ -60,26 +66,6 @@ return workflow { name = "torture", steps = steps }
 ''' % (STEPS, STEPS)
 
 
-def events_of(state, run_id):
-    path = os.path.join(state, "runs", run_id, "events.jsonl")
-    out = []
-    with open(path) as f:
-        for line in f:
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                pass  # a torn last line, which the engine ignores too
-    return out
-
-
-def run_id_of(state):
-    try:
-        runs = sorted(os.listdir(os.path.join(state, "runs")))
-    except FileNotFoundError:
-        return None
-    return runs[-1] if runs else None
-
-
 def launch(args, env, kill_after):
     proc = subprocess.Popen([WFENGINE] + args, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
@@ -92,7 +78,9 @@ def launch(args, env, kill_after):
 
 
 def torture(tmp, n, unwind):
-    state = os.path.join(tmp, "state%d" % n)
+    backend = state_backend.open_state(os.path.join(tmp, "state%d" % n))
+    state = backend.state
+    before = backend.runs()
     marks = os.path.join(tmp, "marks%d" % n)
     env = dict(os.environ, TORTURE_MARKS=marks, TORTURE_SLEEP="0.004")
     if unwind:
@@ -103,20 +91,21 @@ def torture(tmp, n, unwind):
         # Killed before its first event, a run does not exist yet: start again.
         code, err = launch(["run", wf_path, "--state", state, "-q"], env, rng.uniform(0, 0.25))
         kills += code == -9
-        run_id = run_id_of(state)
-        journal = run_id and os.path.join(state, "runs", run_id, "events.jsonl")
-        if journal and os.path.exists(journal) and os.path.getsize(journal) > 0:
+        new = backend.runs() - before
+        run_id = max(new) if new else None
+        if run_id and backend.events(run_id):
             break
     while code not in (final,):
         if code not in (-9, 4, 3, final):
             diag("unexpected exit %s: %s" % (code, err))
             return False, kills
         kill_after = rng.uniform(0, 0.15) if kills < 6 else None
+        backend.wait_released(run_id)
         code, err = launch(["resume", run_id, "--state", state, "-q"], env, kill_after)
         kills += code == -9
         if code == 2 and "already" in err:
             code = final  # killed after its last event: the journal check below decides
-    events = events_of(state, run_id)
+    events = backend.events(run_id)
     marks_seen = open(marks).read().split("\n") if os.path.exists(marks) else []
     problems = []
     for i in range(1, STEPS + 1):

@@ -176,6 +176,64 @@ try:
     t.like(r.stdout, "succeeded", "the run reads succeeded")
     b.send_signal(signal.SIGTERM)
     b.wait(timeout=30)
+    # ---- NOTIFY: an idle worker is woken, submit --wait follows live ----
+    w = start_worker("notified", "--lease", "5")
+    until(lambda: psql("SELECT count(*) FROM pg_stat_activity WHERE query = 'LISTEN wfengine_queue'")
+          == "1", "the worker to LISTEN")
+    t0 = time.monotonic()
+    r = engine("submit", WORK, "-p", "dsn=" + DSN, "-p", "pause=0", "-p", "target=w", "--state", URL,
+               "--wait")
+    elapsed = time.monotonic() - t0
+    t.is_(r.returncode, 0, "submit --wait: the run's exit code (0, succeeded)")
+    t.like(r.stdout + r.stderr, "[3/3] Three", "submit --wait shows the run's steps (the human view)")
+    t.ok(elapsed < 3, "an idle worker took the run at once (NOTIFY; its slow poll is 5 s): %.1fs" % elapsed)
+    r = engine("submit", WORK, "-p", "dsn=" + DSN, "-p", "pause=0", "-p", "target=w", "--state", URL,
+               "--fail-at", "two", "--on-failure", "pause", "--wait", "-q")
+    t.is_(r.returncode, 5, "submit --wait: a paused run's exit code (5)")
+    w.send_signal(signal.SIGTERM)
+    t.is_(w.wait(timeout=30), 0, "the notified worker stops on SIGTERM")
+    # ---- confirm answered from the state; Ctrl-C while it waits ----
+    CONFIRM = os.path.join(wftest.ROOT, "tests", "state", "confirm.lua")
+    marks = os.path.join(TMP, "marks")
+
+    def asked(before):
+        return psql("""SELECT run_id FROM wfengine.events WHERE event::json->>'type' = 'confirm_asked'
+            AND run_id NOT IN (%s) LIMIT 1""" % (",".join("'%s'" % x for x in before) or "''"))
+
+    def answer(run_id, yes):
+        psql("""INSERT INTO wfengine.answers (run_id, step, yes) VALUES ('%s', 'ask', %s);
+            SELECT pg_notify('wfengine_events', '%s')""" % (run_id, yes, run_id))
+
+    seen = []
+    for yes, code, what in ((True, 0, "yes: the step acts, exit 0"), (False, None, "no: the step is declined")):
+        p = subprocess.Popen([EXE, "run", CONFIRM, "-p", "marks=" + marks, "--state", URL, "-q",
+                              "--confirm-from-state"], cwd=TMP, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        procs.append(p)
+        rid = until(lambda: asked(seen), "confirm_asked")
+        seen.append(rid)
+        answer(rid, "true" if yes else "false")
+        out, err = p.communicate(timeout=30)
+        if code is not None:
+            t.is_(p.returncode, code, "--confirm-from-state answered " + what)
+        else:
+            t.ok(p.returncode not in (0, 4), "--confirm-from-state answered " + what + " (exit %d)" % p.returncode)
+    t.is_(open(marks).read().split(), ["acted"], "the action ran once: for the yes only")
+    t.like(psql("SELECT string_agg(event::json->>'type', ' ' ORDER BY seq) FROM wfengine.events "
+                "WHERE run_id = '%s'" % seen[0]), "confirm_asked confirm_answered step_started",
+           "the question and its answer are journaled before the step starts")
+    p = subprocess.Popen([EXE, "run", CONFIRM, "-p", "marks=" + marks, "--state", URL, "-q",
+                          "--confirm-from-state"], cwd=TMP, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    procs.append(p)
+    rid = until(lambda: asked(seen), "confirm_asked")
+    p.send_signal(signal.SIGINT)
+    p.communicate(timeout=30)
+    t.is_(p.returncode, 4, "Ctrl-C while waiting for the answer: interrupted (exit 4)")
+    t.like(psql("SELECT event FROM wfengine.events WHERE run_id = '%s' ORDER BY seq DESC LIMIT 1" % rid),
+           "run_interrupted", "run_interrupted is journaled in PostgreSQL")
+    t.is_(psql("SELECT coalesce(owner, 'none') FROM wfengine.runs WHERE run_id = '%s'" % rid), "none",
+          "and the run's lease is given back")
 finally:
     cleanup()
 t.done()
