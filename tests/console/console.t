@@ -31,7 +31,6 @@ WFENGINE = os.path.abspath(faultlab.WFENGINE)
 
 try:
     from selenium import webdriver
-    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 except ImportError:
@@ -64,15 +63,19 @@ def wait_for(driver, fn, seconds=60, what=""):
         return None
 
 
+def text(driver, css):
+    """The text of the first element matching css, read in one script: the page
+    re-renders while a run is live, so an element found first may be gone when read."""
+    return driver.execute_script("var e = document.querySelector(arguments[0]); return e ? e.innerText : null", css)
+
+
+def texts(driver, css):
+    return driver.execute_script("return Array.from(document.querySelectorAll(arguments[0]))"
+                                 ".map(function (e) { return e.innerText; })", css)
+
+
 def status_of(driver):
-    for _ in range(10):  # the page re-renders: an element found may be replaced before it is read
-        try:
-            return driver.find_element(By.ID, "run-status").text
-        except StaleElementReferenceException:
-            continue
-        except Exception:
-            return None
-    return None
+    return text(driver, "#run-status")
 
 
 def no_script_ran(driver, label):
@@ -108,7 +111,7 @@ try:
 
     drv.get(h.base + "/#token=" + TOKEN)
     wait_for(drv, lambda d: d.find_elements(By.LINK_TEXT, "hostile"), 20)
-    t.ok("<script>" in drv.find_element(By.ID, "main").text, "workflows page: the description's markup shows as text")
+    t.ok("<script>" in text(drv, "#main"), "workflows page: the description's markup shows as text")
     drv.get(h.base + "/#/wizard/hostile")
     wait_for(drv, lambda d: d.find_elements(By.ID, "param-note"), 20)
     note = drv.find_element(By.ID, "param-note")
@@ -119,12 +122,12 @@ try:
     drv.find_element(By.ID, "start").click()
     wait_for(drv, lambda d: status_of(d) == "succeeded", 30)
     t.ok(status_of(drv) == "succeeded", "hostile simulate run from the wizard succeeded", status_of(drv))
-    text = drv.find_element(By.ID, "main").text
-    t.ok('onerror="window.pwned=3"' in text and "<script>window.pwned = 1</script>" in text,
+    page_text = text(drv, "#main")
+    t.ok('onerror="window.pwned=3"' in page_text and "<script>window.pwned = 1</script>" in page_text,
          "hostile param, title, log and result values show as text")
     no_script_ran(drv, "hostile run page")
-    run_id = drv.find_element(By.ID, "run-id").text
-    titles = [e.text for e in drv.find_elements(By.CSS_SELECTOR, "#steps tr td:nth-child(2) div")]
+    run_id = text(drv, "#run-id")
+    titles = texts(drv, "#steps tr td:nth-child(2) div")
     t.ok(titles[:1] == ["Logs " + HOSTILE] and titles[1:] == ["Fails with markup in its error"],
          "the run page shows each step's title (as text)", titles)
     code, run = h.call("GET", "/api/runs/" + run_id)
@@ -136,7 +139,7 @@ try:
     drv.get(h.base + "/#/run/" + body["run_id"])
     wait_for(drv, lambda d: status_of(d) == "compensated", 30)
     t.ok(status_of(drv) == "compensated", "the failed hostile run shows compensated", status_of(drv))
-    t.ok("error <script>" in drv.find_element(By.ID, "main").text, "the error's markup shows as text")
+    t.ok("error <script>" in text(drv, "#main"), "the error's markup shows as text")
     no_script_ran(drv, "failed hostile run page")
     # show --html: one file, no network, same escaping
     page = subprocess.run([WFENGINE, "show", run_id, "--html", "--state", os.path.join(work, "hstate")],
@@ -148,7 +151,7 @@ try:
     drv.get("file://" + path)
     wait_for(drv, lambda d: status_of(d) == "succeeded", 10)
     t.ok(status_of(drv) == "succeeded", "show --html renders the run offline", status_of(drv))
-    t.ok("<script>window.pwned = 1</script>" in drv.find_element(By.ID, "main").text, "show --html: markup as text")
+    t.ok("<script>window.pwned = 1</script>" in text(drv, "#main"), "show --html: markup as text")
     no_script_ran(drv, "show --html")
     h.stop()
 
@@ -169,17 +172,17 @@ try:
         wait_for(drv, lambda d: d.find_elements(By.ID, "param-source"), 20)
         drv.find_element(By.ID, "param-source").send_keys(faultlab.SOURCE)
         drv.find_element(By.ID, "param-target").send_keys(faultlab.SOURCE)
-        wait_for(drv, lambda d: "same tenant" in d.find_element(By.ID, "validation").text, 10)
-        t.ok("same tenant" in drv.find_element(By.ID, "validation").text,
+        wait_for(drv, lambda d: "same tenant" in text(d, "#validation"), 10)
+        t.ok("same tenant" in text(drv, "#validation"),
              "live validation: target = source is refused by the workflow's check",
-             drv.find_element(By.ID, "validation").text)
+             text(drv, "#validation"))
         tgt = drv.find_element(By.ID, "param-target")
         tgt.clear()
         tgt.send_keys(faultlab.TARGET)
-        wait_for(drv, lambda d: d.find_element(By.ID, "validation").text == "valid", 10)
+        wait_for(drv, lambda d: text(d, "#validation") == "valid", 10)
         drv.find_element(By.ID, "show-plan").click()
         wait_for(drv, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#plan tr")) > 31, 10)
-        plan_text = drv.find_element(By.ID, "plan").text
+        plan_text = text(drv, "#plan")
         t.ok(len(drv.find_elements(By.CSS_SELECTOR, "#plan tr")) == 32 and "irreversible" in plan_text
              and "confirm" in plan_text, "the plan: 31 steps with undo, confirm and irreversible marks")
         if SHOTS:
@@ -212,7 +215,7 @@ try:
              status_of(drv))
         green = len(drv.find_elements(By.CSS_SELECTOR, "tr[data-status=succeeded]"))
         t.ok(green == 31, "31 green steps (%d)" % green)
-        t.ok("exit 0" in drv.find_element(By.ID, "outcome").text, "the outcome says exit 0 and what it means")
+        t.ok("exit 0" in text(drv, "#outcome"), "the outcome says exit 0 and what it means")
         lat = drv.execute_script("return window.wfLatencies || []")
         if lat:
             lat = sorted(lat)
@@ -247,10 +250,10 @@ try:
         t.ok(code == 200 and run["status"] == "compensated", "the --fail-at run ended compensated", run.get("status"))
         drv.get(c.base + "/#/run/" + rid)
         wait_for(drv, lambda d: status_of(d) == "compensated", 30)
-        undone = [e.text for e in drv.find_elements(By.CSS_SELECTOR, ".st-compensating")]
+        undone = texts(drv, ".st-compensating")
         t.ok(len(undone) >= 1 and all("done" in u for u in undone),
              "the page shows the compensation of each completed step (%d undone)" % len(undone), undone)
-        t.ok("exit 1" in drv.find_element(By.ID, "outcome").text, "the outcome says exit 1")
+        t.ok("exit 1" in text(drv, "#outcome"), "the outcome says exit 1")
 
         if faultlab.FULL:
             import threading
