@@ -318,7 +318,8 @@ end
 -- finds (a column the stream did not cover: added after the copy started, a
 -- type it does not walk, a whole-address value holding several addresses)
 -- is rewritten in place by the free-text rule, then scanned again, which
--- must find nothing.
+-- must find nothing. It counts what the sandbox got rewritten: step 8's
+-- stream (ctx.state.stream_rewrite) plus in place, per column.
 local function prove_sandbox(ctx, conn, db, domain)
   local workers = tonumber(sandbox_conf(ctx).rewrite_workers) or 2
   local leaks, scanned = rewriting.scan(function() return databases.connect(ctx, db) end,
@@ -342,12 +343,36 @@ local function prove_sandbox(ctx, conn, db, domain)
     end
   end
   local streamed = ctx.state.stream_rewrite or {}
-  ctx:log("scanned %d text-bearing columns: no address outside @%s; %d values were rewritten in "
-    .. "the copy stream (%d columns), %d rewritten in place (%d columns)", scanned,
-    addresses.normal_domain(domain), streamed.values or 0, streamed.columns or 0, fixed, #leaks)
+  local stream_values, total = streamed.values or 0, {}
+  for name, n in pairs(streamed.changed or {}) do total[name] = n end
+  for name, n in pairs(changed) do total[name] = (total[name] or 0) + n end
+  local columns = 0
+  for _ in pairs(total) do columns = columns + 1 end
+  ctx:log("scanned %d text-bearing columns: no address outside @%s", scanned, addresses.normal_domain(domain))
+  ctx:tally(stream_values + fixed, "values", "rewrite", "rewritten", string.format(
+    "in %d columns to @%s (%d in the copy stream of step 8, %d in place)", columns,
+    addresses.normal_domain(domain), stream_values, fixed))
   return { domain = addresses.normal_domain(domain), columns = scanned,
-    stream_values = streamed.values or 0, stream_columns = streamed.columns or 0,
-    values = fixed, changed = json.object(changed) }
+    stream_values = stream_values, stream_columns = streamed.columns or 0,
+    in_place_values = fixed, in_place_columns = #leaks,
+    values = stream_values + fixed, changed = json.object(total) }
+end
+
+-- Step 13 in a dry-run: what step 8's stream would rewrite in the would-be
+-- copy (read as the source, sql.read_as), counted per column by the
+-- stream's own plan and C rule (sql.rewrite_count: read-only). What the
+-- proof would then find to rewrite in place is only known after the copy:
+-- counted as none.
+local function count_would_rewrite(ctx, db, domain)
+  local counted = sql.rewrite_count { from = databases.dsn(ctx, db), rewrite = stream_rewrite(ctx),
+    jobs = tonumber(sandbox_conf(ctx).rewrite_workers) or 2 }
+  local columns = 0
+  for _ in pairs(counted.changed) do columns = columns + 1 end
+  ctx:tally(counted.values, "values", "rewrite", "rewritten", string.format(
+    "in %d columns to @%s (in the copy stream of step 8)", columns, addresses.normal_domain(domain)))
+  return { domain = addresses.normal_domain(domain), columns = #counted.columns,
+    stream_values = counted.values, stream_columns = #counted.columns, in_place_values = 0,
+    in_place_columns = 0, values = counted.values, changed = json.object(counted.changed) }
 end
 
 -- Retry policies.
@@ -650,9 +675,10 @@ return workflow {
           rewrite = stream_rewrite(ctx) }
         ctx:tally(1, "databases", "replace", "replaced", string.format("(%s with a copy of %s: %d tables)",
           db.name, source_db(ctx).name, stats.tables))
-        local rewritten = stats.rewrite or { columns = {}, values = 0 }
-        -- for step 13's report: what the stream covered
-        ctx.state.stream_rewrite = { columns = #rewritten.columns, values = rewritten.values }
+        local rewritten = stats.rewrite or { columns = {}, values = 0, changed = {} }
+        -- for step 13's report: what the stream covered and rewrote, per column
+        ctx.state.stream_rewrite = { columns = #rewritten.columns, values = rewritten.values,
+          changed = json.object(rewritten.changed or {}) }
         return { tables = stats.tables, rows = stats.rows, bytes = stats.bytes,
           seconds = stats.seconds, rewritten_columns = #rewritten.columns, rewritten_values = rewritten.values }
       end,
@@ -780,26 +806,8 @@ return workflow {
       run = function(ctx)
         local domain = ctx.params.mail_domain
         local db = target_db(ctx)
-        return with_target(ctx, function(conn)
-          local columns = addresses.text_columns(conn, {
-            ["document.sent_to"] = true, ["mailbox.address"] = true, ["mail_route.address"] = true })
-          local changed, total = {}, 0
-          if ctx.mode == "dry-run" then
-            -- what the rewrite would change, counted by reads (read-only)
-            local tables = addresses.tables(columns)
-            for i, tbl in ipairs(tables) do
-              for name, n in pairs(addresses.count_changes(conn, tbl, domain)) do
-                if n > 0 then changed[name], total = n, total + n end
-              end
-              ctx:progress(i, #tables, "tables")
-            end
-            ctx:tally(total, "values", "rewrite", "rewritten", string.format("in %d text columns to @%s",
-              #columns, addresses.normal_domain(domain)))
-            return { domain = addresses.normal_domain(domain), columns = #columns, values = total,
-              changed = json.object(changed) }
-          end
-          return prove_sandbox(ctx, conn, db, domain)
-        end)
+        if ctx.mode == "dry-run" then return count_would_rewrite(ctx, db, domain) end
+        return with_target(ctx, function(conn) return prove_sandbox(ctx, conn, db, domain) end)
       end,
       retry = SQL_RETRY_LONG,
       timeout = 3 * 3600,

@@ -965,6 +965,7 @@ local function add_table_tasks(pool, c, t, analyze_task)
       } }
     end
   end
+  t.copy_tasks = loaded -- their rewrite counts: rewriting.changed
   local constraints, indexes, attach = {}, {}, {}
   for i, post in ipairs(t.post) do
     if post.constraint then constraints[#constraints + 1] = post.sql
@@ -1010,7 +1011,9 @@ local function copy_data(c, workers)
     add_table_tasks(pool, c, t, analyze_task)
     add_foreign_keys(pool, c.foreign_keys, analyze_task)
   end
-  return in_phase("data", wait_pool, pool)
+  local stats = in_phase("data", wait_pool, pool)
+  if c.o.rewrite then stats.changed = rewriting.changed(pool, c.tables) end
+  return stats
 end
 
 -- sequences at the source's values (read now, never behind the data)
@@ -1064,7 +1067,7 @@ local function copy_post_data(c)
 end
 
 --- sql.copy_database{ from = dsn, to = dsn, jobs = 2, strategy = "stream", rewrite = {...} }
---- -> { tables, rows, bytes, seconds, phases = {...}, rewrite = {columns, values} }
+--- -> { tables, rows, bytes, seconds, phases = {...}, rewrite = {columns, values, changed} }
 function sql.copy_database(opts)
   local o = copy_options(opts)
   local mode = core.mode()
@@ -1123,11 +1126,33 @@ function sql.copy_database(opts)
   local stats = err
   local result = { tables = #c.tables, rows = stats.rows, bytes = math.floor(stats.bytes),
     seconds = core.now() - started, phases = phases, busy = stats.busy }
-  if rewritten then result.rewrite = { columns = rewritten, values = stats.rewritten } end
+  if rewritten then
+    result.rewrite = { columns = rewritten, values = stats.rewritten, changed = stats.changed }
+  end
   log("info", "copied %d tables, %d rows, %s in %.1fs%s", result.tables, result.rows,
     human_bytes(result.bytes), result.seconds,
     rewritten and string.format(", %d values rewritten in %d columns", stats.rewritten, #rewritten) or "")
   return result
+end
+
+--- sql.rewrite_count{ from = dsn, rewrite = {...}, jobs = 2 }
+--- -> { columns = {...}, values = n, changed = {["table.column"] = n} }:
+--- what copy_database{ from = dsn, rewrite = ... } would rewrite in its
+--- stream, counted without writing (a read-only session is enough).
+function sql.rewrite_count(opts)
+  local plan = rewriting.check(opts.rewrite)
+  if not plan or core.mode() == "simulate" then return { columns = {}, values = 0, changed = {} } end
+  local from = parse_target(opts.from)
+  local tables, columns
+  do
+    local conn <close> = sql.connect(from)
+    tables = conn:query(TABLES_SQL)
+    columns = rewriting.tables(plan, conn, nil, tables)
+  end
+  local changed = rewriting.count(function() return sql.connect(from) end, tables, opts.jobs or 2)
+  local values = 0
+  for _, n in pairs(changed) do values = values + n end
+  return { columns = columns, values = values, changed = changed }
 end
 
 sql._parse_toc = parse_toc

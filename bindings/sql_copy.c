@@ -7,7 +7,10 @@
  * (sql.h) and runs tasks on them, one task per pair at a time, in the order
  * they were added. A task is a list of actions: stream a binary COPY from the
  * source connection straight into the target connection (no file, no copy
- * of the data in Lua), or run SQL on the target. Progress is counted in C and
+ * of the data in Lua), run SQL on the target, or read a COPY from the source
+ * into nothing (a read: with a rewrite in check mode it only counts what the
+ * rewrite would change, so a pair without a target is enough, and the
+ * source may be read-only). Progress is counted in C and
  * handed to Lua at each wake of pool:wait(), which returns every half second
  * so the prelude can report it. On the first failure every borrowed
  * connection is cancelled and closed, never left half-open. */
@@ -34,13 +37,13 @@
 
 /* ---- the pool ------------------------------------------------------------ */
 
-enum action_kind { ACTION_COPY, ACTION_SQL };
+enum action_kind { ACTION_COPY, ACTION_SQL, ACTION_READ };
 
 typedef struct copy_action {
   enum action_kind kind;
-  char *source_sql; /* ACTION_COPY: COPY ... TO STDOUT on the source */
-  char *target_sql; /* COPY ... FROM STDIN, or the SQL of ACTION_SQL */
-  rw_spec *rewrite; /* ACTION_COPY: values rewritten in the stream (copy_rewrite.h) */
+  char *source_sql; /* ACTION_COPY, ACTION_READ: COPY ... TO STDOUT on the source */
+  char *target_sql; /* COPY ... FROM STDIN, or the SQL of ACTION_SQL; NULL for a read */
+  rw_spec *rewrite; /* ACTION_COPY, ACTION_READ: the stream's rewrite (copy_rewrite.h) */
   char *phase;
   int retries; /* ACTION_SQL: times to run again after a deadlock */
 } copy_action;
@@ -76,7 +79,7 @@ struct copy_pool;
 
 typedef struct copy_worker {
   struct copy_pool *pool;
-  sql_conn *source, *target; /* borrowed from their userdata */
+  sql_conn *source, *target; /* borrowed from their userdata; target NULL: reads only */
   copy_task *task;
   int action;
   enum worker_state state;
@@ -97,6 +100,7 @@ typedef struct copy_pool {
   copy_task *tasks;
   int task_count, task_capacity, first_waiting;
   int started, finished, waiting, cancelled;
+  int reads_only; /* some worker has no target: every action is a read */
   wf_wait wait;
   uv_timer_t *timer; /* heap: closed asynchronously */
   double bytes_done, bytes_total;
@@ -228,10 +232,9 @@ static void pool_account(copy_pool *pool, const copy_worker *worker) {
 /* Sends the current action's statements. Returns 0, or -1 after failing. */
 static int worker_begin_action(copy_worker *worker) {
   copy_action *action = &worker->task->actions[worker->action];
-  PGconn *target = worker->target->pg;
   worker->action_started = uv_hrtime();
   worker->source_ready = worker->target_ready = worker->end_sent = worker->source_done = 0;
-  if (action->kind == ACTION_COPY) {
+  if (action->kind != ACTION_SQL) {
     PGconn *source = worker->source->pg;
     rw_stream_free(&worker->stream);
     rw_stream_init(&worker->stream, action->rewrite);
@@ -243,6 +246,11 @@ static int worker_begin_action(copy_worker *worker) {
   } else {
     worker->state = W_SQL;
   }
+  if (action->kind == ACTION_READ) {
+    worker->target_ready = 1; /* nothing to start: the rows go nowhere */
+    return 0;
+  }
+  PGconn *target = worker->target->pg;
   if (!PQsendQuery(target, action->target_sql)) {
     worker_fail(worker, NULL, PQerrorMessage(target));
     return -1;
@@ -310,12 +318,30 @@ static int worker_end_stream(copy_worker *worker) {
   return 0;
 }
 
+/* The current action is over: the task's next action, else the next task.
+ * Returns 0 to go on pumping, -1 when the pool failed or finished. */
+static int worker_action_done(copy_worker *worker) {
+  copy_pool *pool = worker->pool;
+  pool_account(pool, worker);
+  worker->action++;
+  if (worker->action < worker->task->action_count) {
+    worker->retries_left = worker->task->actions[worker->action].retries;
+    return worker_begin_action(worker);
+  }
+  pool->tasks_done++;
+  worker->task->state = T_DONE;
+  worker->task = NULL;
+  worker->state = W_IDLE;
+  pool_dispatch(pool, worker);
+  return pool->finished ? -1 : 0;
+}
+
 /* Advances the worker as far as it can without waiting. Returns 0 when it
  * must wait for a socket, -1 when the pool failed (the worker is released). */
 static int worker_pump(copy_worker *worker) {
   copy_pool *pool = worker->pool;
   for (;;) {
-    PGconn *source = worker->source->pg, *target = worker->target->pg;
+    PGconn *source = worker->source->pg, *target = worker->target ? worker->target->pg : NULL;
     switch (worker->state) {
     case W_IDLE:
       return 0;
@@ -352,16 +378,16 @@ static int worker_pump(copy_worker *worker) {
     case W_COPY_STREAM: {
       /* backpressure: while the target has not taken what libpq queued,
        * the source is not read (its rows wait in its socket, not here) */
-      int flushed = PQflush(target);
+      int flushed = target ? PQflush(target) : 0;
       if (flushed < 0) goto target_failed;
       if (flushed == 1) return 0;
       if (worker->pending) {
-        if (worker->out.length > 0) {
+        if (worker->out.length > 0 && target) {
           int put = PQputCopyData(target, worker->out.data, (int)worker->out.length);
           if (put == 0) return 0;
           if (put < 0) goto target_failed;
-          worker->out.length = 0;
         }
+        worker->out.length = 0; /* sent, or a read's: dropped */
         worker->pending = 0;
         if (worker->source_done) {
           if (worker_end_stream(worker) < 0) return -1;
@@ -387,6 +413,10 @@ static int worker_pump(copy_worker *worker) {
         if (rc == 0) return 0;
         worker->task_rows += rows;
         pool->rows_done += rows;
+        if (!target) {
+          if (worker_action_done(worker) < 0) return -1;
+          continue;
+        }
         int end = PQputCopyEnd(target, NULL);
         if (end == 0) return 0; /* retried when writable */
         if (end < 0) goto target_failed;
@@ -418,19 +448,7 @@ static int worker_pump(copy_worker *worker) {
         worker_fail(worker, worker->error, NULL);
         return -1;
       }
-      pool_account(pool, worker);
-      worker->action++;
-      if (worker->action < worker->task->action_count) {
-        worker->retries_left = worker->task->actions[worker->action].retries;
-        if (worker_begin_action(worker) < 0) return -1;
-        continue;
-      }
-      pool->tasks_done++;
-      worker->task->state = T_DONE;
-      worker->task = NULL;
-      worker->state = W_IDLE;
-      pool_dispatch(pool, worker);
-      if (pool->finished) return -1;
+      if (worker_action_done(worker) < 0) return -1;
       continue;
     }
     }
@@ -445,14 +463,14 @@ target_failed:
 /* Watches what the worker's state waits for. */
 static int worker_watch(copy_worker *worker) {
   int source_events = 0, target_events = 0;
-  PGconn *source = worker->source->pg, *target = worker->target->pg;
+  PGconn *source = worker->source->pg, *target = worker->target ? worker->target->pg : NULL;
   switch (worker->state) {
   case W_IDLE:
     break;
   case W_COPY_START:
   case W_COPY_STREAM:
   case W_COPY_SOURCE_END: {
-    int target_backlog = PQflush(target) == 1;
+    int target_backlog = target && PQflush(target) == 1;
     /* the source is read only when the target has taken everything */
     if (!target_backlog && !worker->pending &&
         !(worker->state == W_COPY_SOURCE_END && worker->end_sent))
@@ -463,6 +481,7 @@ static int worker_watch(copy_worker *worker) {
     /* fall through */
   case W_COPY_TARGET_END:
   case W_SQL:
+    if (!target) break;
     target_events |= UV_READABLE;
     if (worker->pending || (worker->state == W_COPY_SOURCE_END && !worker->end_sent) ||
         PQflush(target) == 1)
@@ -470,7 +489,7 @@ static int worker_watch(copy_worker *worker) {
     break;
   }
   if (sql_conn_watch(worker->source, source_events) < 0 ||
-      sql_conn_watch(worker->target, target_events) < 0) {
+      (worker->target && sql_conn_watch(worker->target, target_events) < 0)) {
     worker_fail(worker, NULL, "cannot watch a connection's socket");
     return -1;
   }
@@ -625,7 +644,8 @@ static int pool_gc(lua_State *L) {
   return 0;
 }
 
-/* copy.pool({ {source = conn, target = conn}, ... }) -> pool */
+/* copy.pool({ {source = conn, target = conn}, ... }) -> pool; a pair
+ * without target only reads (actions with source and no target) */
 static int copy_pool_new(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   int count = (int)luaL_len(L, 1);
@@ -646,7 +666,8 @@ static int copy_pool_new(lua_State *L) {
     copy_worker *worker = &pool->workers[i];
     worker->pool = pool;
     worker->source = sql_conn_check_open(L, -2);
-    worker->target = sql_conn_check_open(L, -1);
+    worker->target = lua_isnil(L, -1) ? NULL : sql_conn_check_open(L, -1);
+    if (!worker->target) pool->reads_only = 1;
     lua_pop(L, 3);
   }
   return 1;
@@ -683,7 +704,8 @@ static int check_list(lua_State *L, const char *name, int below) {
 }
 
 /* pool:add{ label =, estimate =, after = {task ids}, locks = {names},
- * actions = { {source =, target =, phase =} | {sql =, phase =, retries =}, ... } }
+ * actions = { {source =, target =, phase =, rewrite =} | {sql =, phase =, retries =}
+ *             | {source =, phase =, rewrite =} (a read), ... } }
  * -> task id. A task starts when the tasks it comes after are done and no
  * running task holds one of its locks; among those, the first added. */
 static int pool_add(lua_State *L) {
@@ -701,7 +723,9 @@ static int pool_add(lua_State *L) {
     luaL_argcheck(L, lua_istable(L, -1), 2, "each action must be a table");
     int is_copy = lua_getfield(L, -1, "source") == LUA_TSTRING;
     int has_target = lua_getfield(L, -2, is_copy ? "target" : "sql") == LUA_TSTRING;
-    luaL_argcheck(L, has_target, 2, "an action needs source and target, or sql");
+    luaL_argcheck(L, is_copy || has_target, 2, "an action needs source (and target), or sql");
+    luaL_argcheck(L, !pool->reads_only || (is_copy && !has_target), 2,
+                  "a pool without target connections only reads (source, no target)");
     lua_pop(L, 3);
   }
   if (pool->task_count == pool->task_capacity) {
@@ -757,14 +781,16 @@ static int pool_add(lua_State *L) {
     lua_rawgeti(L, actions, a + 1);
     copy_action *action = &task->actions[a];
     action->source_sql = field_string(L, -1, "source");
-    action->kind = action->source_sql ? ACTION_COPY : ACTION_SQL;
     action->target_sql = field_string(L, -1, action->source_sql ? "target" : "sql");
+    action->kind = !action->source_sql  ? ACTION_SQL
+                   : action->target_sql ? ACTION_COPY
+                                        : ACTION_READ;
     action->phase = field_string(L, -1, "phase");
     lua_getfield(L, -1, "retries");
     action->retries = (int)lua_tointeger(L, -1);
     lua_pop(L, 1);
-    if (!action->target_sql) return luaL_error(L, "out of memory");
-    if (lua_getfield(L, -1, "rewrite") == LUA_TTABLE && action->kind == ACTION_COPY) {
+    if (!action->target_sql && action->kind != ACTION_READ) return luaL_error(L, "out of memory");
+    if (lua_getfield(L, -1, "rewrite") == LUA_TTABLE && action->kind != ACTION_SQL) {
       char msg[160];
       action->rewrite = rw_spec_from_lua(L, -1, msg);
       if (!action->rewrite)
@@ -788,11 +814,12 @@ static int pool_wait(lua_State *L) {
     pool->started = 1;
     for (int i = 0; i < pool->worker_count; i++) {
       copy_worker *worker = &pool->workers[i];
-      if (worker->source->state != SQL_IDLE || worker->target->state != SQL_IDLE ||
-          !worker->source->pg || !worker->target->pg) {
+      sql_conn *target = worker->target ? worker->target : worker->source;
+      if (worker->source->state != SQL_IDLE || target->state != SQL_IDLE || !worker->source->pg ||
+          !target->pg) {
         pool->finished = 1;
         /* Closed under us is a lost connection (a server restart): retryable. */
-        int lost = !worker->source->pg || !worker->target->pg;
+        int lost = !worker->source->pg || !target->pg;
         return wf_raise(L, "sql", lost ? "08003" : NULL, lost, "copy pool: a connection is %s",
                         lost ? "closed (it was lost)" : "busy");
       }
@@ -800,7 +827,7 @@ static int pool_wait(lua_State *L) {
     for (int i = 0; i < pool->worker_count; i++) {
       copy_worker *worker = &pool->workers[i];
       sql_conn *conns[2] = {worker->source, worker->target};
-      for (int c = 0; c < 2; c++) {
+      for (int c = 0; c < 2 && conns[c]; c++) {
         conns[c]->state = SQL_BORROWED;
         conns[c]->driver = worker_driver;
         conns[c]->driver_data = worker;

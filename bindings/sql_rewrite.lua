@@ -130,6 +130,16 @@ local function describer(source, target)
   return describe
 end
 
+-- column_name(schema, table, column) -> "table.column" ("schema.table.column"
+-- outside public): the key of the counts per column (stats.rewrite.changed,
+-- scan, step 13's report).
+function rewrite.column_name(schema, tbl, column)
+  local name = tbl .. "." .. column
+  return schema == "public" and name or schema .. "." .. name
+end
+
+local function quote(name) return '"' .. name:gsub('"', '""') .. '"' end
+
 local function column_op(plan, t, name, bearing)
   local short, long = t.name .. "." .. name, t.schema .. "." .. t.name .. "." .. name
   local chosen = plan.columns[long] or plan.columns[short]
@@ -140,9 +150,11 @@ local function column_op(plan, t, name, bearing)
 end
 
 -- tables(plan, source, target, tables) -> sets t.rewrite (the spec of its
--- COPY actions, or nil) on each of `tables` (copy_database's, by oid), and
--- returns the list of columns rewritten: {name =, op =, kind =}. target nil:
--- planning only (dry-run).
+-- COPY actions, or nil) on each of `tables` (copy_database's, by oid, with
+-- schema and name), with t.rewrite_columns (per spec column: {column =
+-- attname, name = column_name} when an operation was chosen, else false),
+-- and returns the list of columns rewritten: {name =, op =, kind =}. target
+-- nil: planning only (dry-run, counting).
 function rewrite.tables(plan, source, target, tables)
   local describe = describer(source, target)
   local by_oid, columns = {}, {}
@@ -155,17 +167,20 @@ function rewrite.tables(plan, source, target, tables)
       if not spec then
         spec = { domain = plan.domain, columns = {}, used = false }
         specs[t] = spec
+        t.rewrite_columns = {}
       end
       local T, bearing, remap = describe(tonumber(row.type_oid), tonumber(row.typmod), 0)
       local op, value = column_op(plan, t, row.name, bearing)
-      local entry = false
+      local entry, named = false, false
       if op then
         entry = { op = op, value = value, type = T }
+        named = { column = row.name, name = rewrite.column_name(t.schema, t.name, row.name) }
         columns[#columns + 1] = { name = t.qualified .. "." .. row.name, op = op, kind = T.kind }
       elseif remap then
         entry = { op = "keep", type = T }
       end
       spec.columns[#spec.columns + 1] = entry
+      t.rewrite_columns[#spec.columns] = named
       spec.used = spec.used or entry ~= false
     end
   end
@@ -179,16 +194,95 @@ function rewrite.tables(plan, source, target, tables)
   return columns
 end
 
--- scan(connect, domain, jobs) -> {{column = {schema, table, column, name,
--- type}, values = n}, ...}: the columns holding an address outside domain
--- (the free-text rule would change the value: some '@domain' other than
--- it, anywhere in the value, JSON keys and array elements included), and
--- how many values. Read-only: each table's text-bearing columns are read
--- by a binary COPY and checked by the stream rewrite in C (check mode: it
--- counts, the tuples go nowhere), `jobs` tables at once, each on a pair of
--- connections from connect() (the second only takes the empty COPY).
-function rewrite.scan(connect, domain, jobs)
+-- Per column, what a check-mode rewrite counts ({n, ...}) of each of
+-- reads ({label =, sql = "COPY ... TO STDOUT (FORMAT binary)", spec =}),
+-- `jobs` at a time, each on one connection from connect(): the copy pool
+-- with no target (a read: the tuples go nowhere), so nothing is written and
+-- a read-only transaction (a dry-run's) is enough.
+local function check_reads(connect, jobs, reads)
+  if #reads == 0 then return {} end
   local copy = require "wf.sql.copy"
+  local conns, workers = {}, {}
+  local ok, result = pcall(function()
+    for i = 1, math.max(1, math.min(jobs or 2, #reads)) do
+      conns[i] = connect()
+      workers[i] = { source = conns[i] }
+    end
+    local pool = copy.pool(workers)
+    local ids = {}
+    for i, r in ipairs(reads) do
+      r.spec.check = true
+      ids[i] = pool:add { label = r.label, actions = { { phase = "check", source = r.sql, rewrite = r.spec } } }
+    end
+    while not pool:wait() do end
+    local counts = {}
+    for i in ipairs(reads) do counts[i] = pool:changed(ids[i]) or {} end
+    return counts
+  end)
+  for _, c in ipairs(conns) do pcall(c.close, c) end
+  if not ok then error(result, 0) end
+  return result
+end
+
+local function copy_out(qualified, names)
+  return "COPY (SELECT " .. table.concat(names, ", ") .. " FROM ONLY " .. qualified
+      .. ") TO STDOUT (FORMAT binary)"
+end
+
+-- changed(pool, tables) -> {[column_name] = values the rewrite changed}
+-- after copy_database's pool ran: summed over each table's COPY tasks
+-- (t.copy_tasks: a big table's parts), columns that changed nothing left out.
+function rewrite.changed(pool, tables)
+  local changed = {}
+  for _, t in ipairs(tables) do
+    for _, id in ipairs(t.rewrite and t.copy_tasks or {}) do
+      for j, n in ipairs(pool:changed(id) or {}) do
+        local c = t.rewrite_columns[j]
+        if c and n > 0 then changed[c.name] = (changed[c.name] or 0) + n end
+      end
+    end
+  end
+  return changed
+end
+
+-- count(connect, tables, jobs) -> {[column_name] = values}: what the
+-- stream's rewrite would change in the tables rewrite.tables planned (read
+-- through connect(), the would-be copy's source), by the stream's own C
+-- rule and per-column operations, without writing anything: each table's
+-- chosen columns read by a binary COPY through the rewrite in check mode.
+function rewrite.count(connect, tables, jobs)
+  local reads, owners = {}, {}
+  for _, t in ipairs(tables) do
+    local names, spec, cols = {}, { domain = t.rewrite and t.rewrite.domain, columns = {} }, {}
+    for j, entry in ipairs(t.rewrite and t.rewrite.columns or {}) do
+      local c = t.rewrite_columns[j]
+      if c and entry.op ~= "keep" then
+        names[#names + 1] = quote(c.column)
+        spec.columns[#names], cols[#names] = entry, c.name
+      end
+    end
+    if #names > 0 then
+      reads[#reads + 1] = { label = t.qualified, sql = copy_out(t.qualified, names), spec = spec }
+      owners[#reads] = cols
+    end
+  end
+  local changed = {}
+  for i, list in ipairs(check_reads(connect, jobs, reads)) do
+    for j, n in ipairs(list) do
+      if n > 0 then changed[owners[i][j]] = (changed[owners[i][j]] or 0) + n end
+    end
+  end
+  return changed
+end
+
+-- scan(connect, domain, jobs) -> {{column = {schema, table, column, name,
+-- type}, values = n}, ...}, columns scanned: the columns holding an address
+-- outside domain (the free-text rule would change the value: some
+-- '@domain' other than it, anywhere in the value, JSON keys and array
+-- elements included), and how many values. Read-only: each table's
+-- text-bearing columns are read by a binary COPY and checked by the stream
+-- rewrite in C (check_reads), `jobs` tables at once.
+function rewrite.scan(connect, domain, jobs)
   local columns
   do
     local conn <close> = connect()
@@ -204,41 +298,23 @@ function rewrite.scan(connect, domain, jobs)
     local list = by[key].columns
     list[#list + 1] = c
   end
-  if #tables == 0 then return {}, 0 end
-  local conns, workers = {}, {}
-  local ok, result = pcall(function()
-    for i = 1, math.max(1, math.min(jobs or 2, #tables)) do
-      local s, t = connect(), connect()
-      conns[#conns + 1], conns[#conns + 1] = s, t
-      t:exec("CREATE TEMP TABLE wf_sink (x int)")
-      workers[i] = { source = s, target = t }
+  local reads = {}
+  for i, t in ipairs(tables) do
+    local names, spec = {}, { domain = domain, columns = {} }
+    for j, c in ipairs(t.columns) do
+      names[j] = quote(c.column)
+      spec.columns[j] = { op = "scan", type = c.T }
     end
-    local pool = copy.pool(workers)
-    local ids = {}
-    for i, t in ipairs(tables) do
-      local names, spec = {}, { domain = domain, check = true, columns = {} }
-      for j, c in ipairs(t.columns) do
-        names[j] = '"' .. c.column:gsub('"', '""') .. '"'
-        spec.columns[j] = { op = "scan", type = c.T }
-      end
-      local qualified = '"' .. t.schema:gsub('"', '""') .. '"."' .. t.table:gsub('"', '""') .. '"'
-      ids[i] = pool:add { label = qualified, actions = { { phase = "scan",
-        source = "COPY (SELECT " .. table.concat(names, ", ") .. " FROM ONLY " .. qualified
-            .. ") TO STDOUT (FORMAT binary)",
-        target = "COPY pg_temp.wf_sink FROM STDIN (FORMAT binary)", rewrite = spec } } }
+    reads[i] = { label = quote(t.schema) .. "." .. quote(t.table), spec = spec }
+    reads[i].sql = copy_out(reads[i].label, names)
+  end
+  local found = {}
+  for i, list in ipairs(check_reads(connect, jobs, reads)) do
+    for j, n in ipairs(list) do
+      if n > 0 then found[#found + 1] = { column = tables[i].columns[j], values = n } end
     end
-    while not pool:wait() do end
-    local found = {}
-    for i, t in ipairs(tables) do
-      for j, n in ipairs(pool:changed(ids[i]) or {}) do
-        if n > 0 then found[#found + 1] = { column = t.columns[j], values = n } end
-      end
-    end
-    return found
-  end)
-  for _, c in ipairs(conns) do pcall(c.close, c) end
-  if not ok then error(result, 0) end
-  return result, #columns
+  end
+  return found, #columns
 end
 
 -- text_bearing(conn) -> every text-bearing column of every table of the
@@ -256,7 +332,8 @@ function rewrite.text_bearing(conn, with_types)
     local T, bearing = describe(tonumber(row.type_oid), tonumber(row.typmod), 0)
     if bearing then
       list[#list + 1] = { schema = row.schema, table = row.tbl, column = row.col, kind = T.kind,
-        type = row.type, name = row.tbl .. "." .. row.col, T = with_types and T or nil }
+        type = row.type, name = rewrite.column_name(row.schema, row.tbl, row.col),
+        T = with_types and T or nil }
     end
   end
   return list

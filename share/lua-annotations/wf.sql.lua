@@ -58,6 +58,13 @@ function Connection:close() end
 ---@field bytes integer
 ---@field seconds number
 ---@field phases table<string, number> wall seconds by phase
+---@field rewrite? wf.sql.RewriteStats with the rewrite option
+
+---What copy_database's rewrite changed (or sql.rewrite_count would).
+---@class wf.sql.RewriteStats
+---@field columns { name: string, op: string, kind: string }[] the columns rewritten
+---@field values integer values changed
+---@field changed table<string, integer> values changed per column ("table.column"; "schema.table.column" outside public)
 
 ---@class wf.sql
 local sql = {}
@@ -131,5 +138,12 @@ function sql.read_as(target, source) end
 ---@param opts { from: wf.sql.Dsn, to: wf.sql.Dsn, jobs?: integer, [string]: any }
 ---@return wf.sql.CopyStats
 function sql.copy_database(opts) end
+
+---What copy_database{ from = from, rewrite = rewrite } would rewrite in its
+---stream, counted without writing (the same C rewrite in check mode, jobs
+---tables at once): a read-only session is enough. Nothing in simulate.
+---@param opts { from: wf.sql.Dsn, rewrite: table, jobs?: integer }
+---@return wf.sql.RewriteStats
+function sql.rewrite_count(opts) end
 
 return sql
