@@ -49,6 +49,14 @@ function Connection:tx(fn, ...) end
 function Connection:encrypt_password(password, user) end
 
 ---Closes; calling it again does nothing.
+---The next NOTIFY on a channel this connection LISTENs to (conn:exec("LISTEN ch")):
+---channel and payload, or nil after timeout seconds (nil: no limit; 0: only a look).
+---Waits on the loop; a lost connection raises a retryable 08006 error.
+---@param timeout? number
+---@return string? channel
+---@return string? payload
+function Connection:wait_notify(timeout) end
+
 function Connection:close() end
 
 ---What copy_database returns.
