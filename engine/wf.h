@@ -135,4 +135,12 @@ int wf_push_unbase64(lua_State *L, const char *text, size_t length);
 int wf_lua_base64(lua_State *L);
 int wf_lua_unbase64(lua_State *L);
 
+/* Sets into the table on top of the stack the functions every binding's
+ * Lua prelude needs (engine/wf.c): mode() -> "run" | "dry-run" |
+ * "simulate"; log(level, text); now() (wf_now); add_secret(value) -> true,
+ * or nil and why; redact(text); error(kind, code, retryable, message) ->
+ * the structured error table, not raised; current_step() -> run id, step
+ * id, attempt (nothing outside a step); base64(bytes). */
+void wf_add_helpers(lua_State *L);
+
 #endif
