@@ -51,14 +51,10 @@ static sql_conn *conn_of_wait(wf_wait *wait) {
 
 /* ---- the socket ---------------------------------------------------------- */
 
-static void poll_free(uv_handle_t *handle) {
-  free(handle);
-}
-
 static void poll_release(sql_conn *conn) {
   if (!conn->poll) return;
   conn->poll->data = NULL;
-  uv_close((uv_handle_t *)conn->poll, poll_free);
+  uv_close((uv_handle_t *)conn->poll, wf_close_free);
   conn->poll = NULL;
   conn->poll_events = 0;
   conn->poll_fd = -1;
@@ -701,14 +697,10 @@ void sql_push_result_error(lua_State *L, const PGresult *result, const char *pre
 /* LISTEN is an ordinary statement; libpq keeps the NOTIFY messages that
  * PQconsumeInput reads (during a query or here) until PQnotifies takes them. */
 
-static void notify_timer_free(uv_handle_t *handle) {
-  free(handle);
-}
-
 static void notify_timer_release(sql_conn *conn) {
   if (!conn->notify_timer) return;
   conn->notify_timer->data = NULL;
-  uv_close((uv_handle_t *)conn->notify_timer, notify_timer_free);
+  uv_close((uv_handle_t *)conn->notify_timer, wf_close_free);
   conn->notify_timer = NULL;
 }
 

@@ -95,14 +95,10 @@ typedef struct {
   uv_poll_t *poll;
 } readable_wait;
 
-static void readable_closed(uv_handle_t *handle) {
-  free(handle);
-}
-
 static void readable_stop(readable_wait *rw) {
   if (!rw->poll) return;
   uv_poll_stop(rw->poll);
-  uv_close((uv_handle_t *)rw->poll, readable_closed);
+  uv_close((uv_handle_t *)rw->poll, wf_close_free);
   rw->poll = NULL;
 }
 

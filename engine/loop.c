@@ -94,7 +94,7 @@ void engine_init(void) {
 
 const char engine_orphan = 0;
 
-static void free_orphan(uv_handle_t *handle) {
+void wf_close_free(uv_handle_t *handle) {
   free(handle);
 }
 
@@ -102,7 +102,8 @@ static void free_orphan(uv_handle_t *handle) {
  * of (data == &engine_orphan: a child left to end by itself) is freed. */
 static void close_handle(uv_handle_t *handle, void *arg) {
   (void)arg;
-  if (!uv_is_closing(handle)) uv_close(handle, handle->data == &engine_orphan ? free_orphan : NULL);
+  if (!uv_is_closing(handle))
+    uv_close(handle, handle->data == &engine_orphan ? wf_close_free : NULL);
 }
 
 void engine_shutdown(void) {

@@ -60,6 +60,9 @@ uv_loop_t *wf_loop(lua_State *L);
  * simulate (nothing outside the process is touched). */
 wf_mode wf_get_mode(lua_State *L);
 
+/* A uv_close callback for a handle that was malloc'd: frees it. */
+void wf_close_free(uv_handle_t *handle);
+
 /* Suspends the calling coroutine until wf_wake(wait); see above. */
 int wf_await(lua_State *L, wf_wait *wait, lua_KContext ctx, lua_KFunction k);
 
