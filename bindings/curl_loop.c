@@ -466,54 +466,7 @@ void curl_transfer_push_error(lua_State *L, const curl_transfer *t, const char *
 }
 
 /* --- helpers both preludes use (registered into wf.http.core and
- * wf.mail.core): the engine's mode, logging, secrets and step identity. --- */
-
-static int helper_mode(lua_State *L) {
-  static const char *const names[] = {"run", "dry-run", "simulate"};
-  wf_mode mode = wf_get_mode(L);
-  lua_pushstring(L, (unsigned)mode < 3 ? names[mode] : "run");
-  return 1;
-}
-
-static int helper_log(lua_State *L) {
-  const char *level = luaL_checkstring(L, 1);
-  const char *text = luaL_checkstring(L, 2);
-  wf_log(L, level, "%s", text);
-  return 0;
-}
-
-/* add_secret(value) -> true, or nil and why it was refused (too short). */
-static int helper_add_secret(lua_State *L) {
-  return wf_push_add_secret(L, luaL_optstring(L, 1, NULL));
-}
-
-static int helper_redact(lua_State *L) {
-  size_t length;
-  const char *text = luaL_checklstring(L, 1, &length);
-  wf_push_redacted(L, text, length);
-  return 1;
-}
-
-/* error(kind, code, retryable, message) -> the structured error table, not
- * raised, so the prelude can add fields (body, retry_after) first. */
-static int helper_error(lua_State *L) {
-  const char *kind = luaL_checkstring(L, 1);
-  const char *code = luaL_optstring(L, 2, NULL);
-  int retryable = lua_toboolean(L, 3);
-  const char *message = luaL_checkstring(L, 4);
-  wf_push_error(L, kind, code, retryable, message);
-  return 1;
-}
-
-static int helper_current_step(lua_State *L) {
-  const char *run_id = NULL, *step_id = NULL;
-  int attempt = 0;
-  if (!wf_current_step(L, &run_id, &step_id, &attempt)) return 0;
-  lua_pushstring(L, run_id);
-  lua_pushstring(L, step_id);
-  lua_pushinteger(L, attempt);
-  return 3;
-}
+ * wf.mail.core) besides wf_add_helpers': HTTP dates and the wall clock. --- */
 
 /* getdate(text) -> seconds since the epoch, or nil: curl's own parser of
  * HTTP dates (RFC 7231 and the obsolete forms). */
@@ -524,27 +477,15 @@ static int helper_getdate(lua_State *L) {
   return 1;
 }
 
-static int helper_now(lua_State *L) {
-  lua_pushnumber(L, wf_now(L));
-  return 1;
-}
-
 static int helper_time(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)time(NULL));
   return 1;
 }
 
-static const luaL_Reg helper_funcs[] = {{"mode", helper_mode},
-                                        {"log", helper_log},
-                                        {"add_secret", helper_add_secret},
-                                        {"redact", helper_redact},
-                                        {"error", helper_error},
-                                        {"current_step", helper_current_step},
-                                        {"getdate", helper_getdate},
-                                        {"now", helper_now},
-                                        {"time", helper_time},
-                                        {NULL, NULL}};
+static const luaL_Reg helper_funcs[] = {
+    {"getdate", helper_getdate}, {"time", helper_time}, {NULL, NULL}};
 
 void curl_loop_add_helpers(lua_State *L) {
+  wf_add_helpers(L);
   luaL_setfuncs(L, helper_funcs, 0);
 }

@@ -109,9 +109,7 @@ void curl_transfer_push_error(lua_State *L, const curl_transfer *t, const char *
                               const char *context);
 
 /* Sets into the table on top of the stack the helpers both preludes use:
- * mode(), log(level, text), add_secret(value), redact(text),
- * error(kind, code, retryable, message), current_step(), getdate(text),
- * now(), time(). */
+ * wf_add_helpers' (wf.h), getdate(text) and time() (whole seconds). */
 void curl_loop_add_helpers(lua_State *L);
 
 #endif

@@ -210,7 +210,7 @@ static int http_escape(lua_State *L) {
 }
 
 static const luaL_Reg http_funcs[] = {
-    {"perform", http_perform}, {"escape", http_escape}, {"base64", wf_lua_base64}, {NULL, NULL}};
+    {"perform", http_perform}, {"escape", http_escape}, {NULL, NULL}};
 
 int luaopen_wf_http_core(lua_State *L) {
   luaL_newlib(L, http_funcs);

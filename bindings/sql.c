@@ -51,14 +51,10 @@ static sql_conn *conn_of_wait(wf_wait *wait) {
 
 /* ---- the socket ---------------------------------------------------------- */
 
-static void poll_free(uv_handle_t *handle) {
-  free(handle);
-}
-
 static void poll_release(sql_conn *conn) {
   if (!conn->poll) return;
   conn->poll->data = NULL;
-  uv_close((uv_handle_t *)conn->poll, poll_free);
+  uv_close((uv_handle_t *)conn->poll, wf_close_free);
   conn->poll = NULL;
   conn->poll_events = 0;
   conn->poll_fd = -1;
@@ -701,14 +697,10 @@ void sql_push_result_error(lua_State *L, const PGresult *result, const char *pre
 /* LISTEN is an ordinary statement; libpq keeps the NOTIFY messages that
  * PQconsumeInput reads (during a query or here) until PQnotifies takes them. */
 
-static void notify_timer_free(uv_handle_t *handle) {
-  free(handle);
-}
-
 static void notify_timer_release(sql_conn *conn) {
   if (!conn->notify_timer) return;
   conn->notify_timer->data = NULL;
-  uv_close((uv_handle_t *)conn->notify_timer, notify_timer_free);
+  uv_close((uv_handle_t *)conn->notify_timer, wf_close_free);
   conn->notify_timer = NULL;
 }
 
@@ -1171,27 +1163,9 @@ static int core_conninfo(lua_State *L) {
   return 2;
 }
 
-static int core_mode(lua_State *L) {
-  static const char *const names[] = {"run", "dry-run", "simulate"};
-  wf_mode mode = wf_get_mode(L);
-  lua_pushstring(L, names[mode >= WF_MODE_RUN && mode <= WF_MODE_SIMULATE ? mode : 0]);
-  return 1;
-}
-
-static int core_log(lua_State *L) {
-  const char *level = luaL_checkstring(L, 1);
-  const char *text = luaL_checkstring(L, 2);
-  wf_log(L, level, "%s", text);
-  return 0;
-}
-
-static int core_now(lua_State *L) {
-  lua_pushnumber(L, wf_now(L));
-  return 1;
-}
-
-/* core.error(code, message, fields) raises a structured sql error */
-static int core_error(lua_State *L) {
+/* core.sql_error(code, message, fields [, retryable]) raises a structured
+ * sql error, retryable by its SQLSTATE unless told. */
+static int core_sql_error(lua_State *L) {
   const char *code = luaL_optstring(L, 1, NULL);
   const char *message = luaL_checkstring(L, 2);
   int retryable = lua_isnoneornil(L, 4) ? sql_sqlstate_retryable(code) : lua_toboolean(L, 4);
@@ -1223,9 +1197,10 @@ static const luaL_Reg conn_methods[] = {{"query", conn_query},
 static const luaL_Reg conn_meta[] = {
     {"__gc", conn_gc}, {"__close", conn_gc}, {"__tostring", conn_tostring}, {NULL, NULL}};
 
-static const luaL_Reg core_funcs[] = {
-    {"connect", core_connect}, {"conninfo", core_conninfo}, {"mode", core_mode}, {"log", core_log},
-    {"now", core_now},         {"error", core_error},       {NULL, NULL}};
+static const luaL_Reg core_funcs[] = {{"connect", core_connect},
+                                      {"conninfo", core_conninfo},
+                                      {"sql_error", core_sql_error},
+                                      {NULL, NULL}};
 
 int luaopen_wf_sql_core(lua_State *L) {
   if (luaL_newmetatable(L, SQL_CONN_META)) {
@@ -1235,6 +1210,7 @@ int luaopen_wf_sql_core(lua_State *L) {
   }
   lua_pop(L, 1);
   luaL_newlib(L, core_funcs);
+  wf_add_helpers(L);
   /* the metatable the prelude gives to sql.bytea values */
   luaL_newmetatable(L, SQL_BYTEA_META);
   lua_setfield(L, -2, "bytea_meta");

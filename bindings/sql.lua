@@ -12,7 +12,7 @@ local sql = {}
 local methods = core.conn_methods
 
 local function raise(code, message, fields, retryable)
-  core.error(code, message, fields, retryable)
+  core.sql_error(code, message, fields, retryable)
 end
 
 -- ---- connection strings ---------------------------------------------------

@@ -597,16 +597,12 @@ static copy_pool *pool_check(lua_State *L) {
   return luaL_checkudata(L, 1, POOL_META);
 }
 
-static void timer_free(uv_handle_t *handle) {
-  free(handle);
-}
-
 static int pool_gc(lua_State *L) {
   copy_pool *pool = pool_check(L);
   if (pool->started && !pool->finished) pool_abort(pool);
   if (pool->timer) {
     pool->timer->data = NULL;
-    uv_close((uv_handle_t *)pool->timer, timer_free);
+    uv_close((uv_handle_t *)pool->timer, wf_close_free);
     pool->timer = NULL;
   }
   for (int t = 0; t < pool->task_count; t++) {

@@ -131,13 +131,9 @@ typedef struct {
   int term_signal;
 } execute_wait;
 
-static void execute_closed(uv_handle_t *handle) {
-  free(handle);
-}
-
 static void execute_exited(uv_process_t *process, int64_t exit_status, int term_signal) {
   execute_wait *ew = process->data;
-  uv_close((uv_handle_t *)process, execute_closed);
+  uv_close((uv_handle_t *)process, wf_close_free);
   if (ew == (void *)&engine_orphan) return; /* the wait was cancelled or collected */
   ew->process = NULL;
   ew->exit_status = exit_status;
@@ -212,7 +208,7 @@ int child_execute(lua_State *L) {
   if (rc != 0) {
     /* a handle uv_spawn made is freed by its close; wf_spawn may fail before */
     if (process->type == UV_PROCESS)
-      uv_close((uv_handle_t *)process, execute_closed);
+      uv_close((uv_handle_t *)process, wf_close_free);
     else
       free(process);
     lua_pushnil(L);

@@ -101,16 +101,34 @@ void hash_hex(const void *data, size_t length, char out[17]);
 #define CHILD_EXEC_FLAG "--exec-tied-child"
 int child_exec(int argc, char **argv);
 
+/* The exit codes of wfengine (docs/operations.md); Lua has them as
+ * core.EXIT.SUCCEEDED and so on (core.c). */
+enum exit_code {
+  EXIT_SUCCEEDED = 0,
+  EXIT_COMPENSATED = 1,         /* failed, and compensated */
+  EXIT_USAGE = 2,               /* usage or validation error */
+  EXIT_COMPENSATION_FAILED = 3, /* also the engine's own failures */
+  EXIT_INTERRUPTED = 4,         /* resumable */
+  EXIT_PAUSED = 5               /* resume or rollback */
+};
+
 /* loop.c */
-int engine_open_core(lua_State *L); /* the "wfengine.core" module */
 void engine_init(void);
 void engine_shutdown(void);
 /* The data of a malloc'd handle whose owner let go of it (a child left to
  * end by itself): engine_shutdown frees it if it is still open then. */
 extern const char engine_orphan;
 int engine_interrupt_signal(void); /* the signal that interrupted the run, or 0 */
-/* fn runs in the signal handler when a second signal ends the process. */
+/* A second signal ends the process at once: fn runs first, in the signal
+ * handler; the exit status is code (by default 128 + the signal's number). */
 void engine_set_last_words(void (*fn)(void));
+void engine_set_second_signal_exit(int code);
+
+/* wf.c: frees the secrets registered (after lua_close). */
+void engine_forget_secrets(void);
+
+/* core.c */
+int engine_open_core(lua_State *L); /* the "wfengine.core" module */
 
 /* state_file.c */
 int engine_open_files(lua_State *L); /* the "wfengine.files" module */

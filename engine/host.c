@@ -59,9 +59,7 @@ static int open_assets(lua_State *L) {
   return 1;
 }
 
-lua_State *host_new(void) {
-  lua_State *L = luaL_newstate();
-  if (!L) return NULL;
+void host_open(lua_State *L) {
   luaL_openlibs(L);
   /* Every module of the engine is in package.preload: nothing is searched on
    * disk (not the current directory), no C module is loaded. Workflows get
@@ -89,5 +87,20 @@ lua_State *host_new(void) {
     lua_setfield(L, -2, e->module);
   }
   lua_pop(L, 1);
+}
+
+static int protected_open(lua_State *L) {
+  host_open(L);
+  return 0;
+}
+
+lua_State *host_new(void) {
+  lua_State *L = luaL_newstate();
+  if (!L) return NULL;
+  lua_pushcfunction(L, protected_open);
+  if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+    lua_close(L);
+    return NULL;
+  }
   return L;
 }

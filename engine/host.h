@@ -4,8 +4,12 @@
 
 #include <lua.h>
 
-/* A Lua state with the standard libraries, the engine's Lua modules and
- * every binding available to require; NULL when out of memory. */
+/* Opens in L the standard libraries and makes the engine's Lua modules and
+ * every binding available to require. Raises when out of memory: call it
+ * inside a protected call (as main.c's pmain does). */
+void host_open(lua_State *L);
+
+/* A new Lua state with host_open done; NULL when out of memory. */
 lua_State *host_new(void);
 
 /* lua_pcall with the engine's message handler: a table error comes back

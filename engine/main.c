@@ -139,28 +139,38 @@ static void push_args(lua_State *L, const struct args *args) {
   lua_setfield(L, -2, "version");
 }
 
-static int run_lua(const struct args *args) {
-  lua_State *L = host_new();
-  if (!L) {
-    fprintf(stderr, "wfengine: out of memory\n");
-    return 3;
-  }
-  int code = 3;
+/* As lua.c's pmain, everything that may raise runs in the one protected
+ * call: the libraries, the engine's modules, the arguments and
+ * engine/lua/main.lua, whose result is the exit code. */
+static int pmain(lua_State *L) {
+  const struct args *args = lua_touserdata(L, 1);
+  host_open(L);
   lua_getglobal(L, "require");
   lua_pushliteral(L, "wfengine.main");
-  if (host_pcall(L, 1, 1) == LUA_OK) {
-    push_args(L, args);
-    if (host_pcall(L, 1, 1) == LUA_OK) {
-      code = (int)luaL_optinteger(L, -1, 0);
-    } else {
-      /* The Lua side reports its own errors; reaching here is an engine bug. */
-      fprintf(stderr, "wfengine: internal error: %s\n", luaL_tolstring(L, -1, NULL));
-    }
-  } else {
-    fprintf(stderr, "wfengine: internal error: %s\n", lua_tostring(L, -1));
+  lua_call(L, 1, 1);
+  push_args(L, args);
+  lua_call(L, 1, 1);
+  lua_pushinteger(L, luaL_optinteger(L, -1, EXIT_SUCCEEDED));
+  return 1;
+}
+
+static int run_lua(const struct args *args) {
+  lua_State *L = luaL_newstate();
+  if (!L) {
+    fprintf(stderr, "wfengine: out of memory\n");
+    return EXIT_COMPENSATION_FAILED;
   }
+  int code = EXIT_COMPENSATION_FAILED;
+  engine_set_second_signal_exit(EXIT_INTERRUPTED);
+  lua_pushcfunction(L, pmain);
+  lua_pushlightuserdata(L, (void *)args);
+  if (host_pcall(L, 1, 1) == LUA_OK)
+    code = (int)lua_tointeger(L, -1);
+  else /* the Lua side reports its own errors: reaching here is an engine bug */
+    fprintf(stderr, "wfengine: internal error: %s\n", luaL_tolstring(L, -1, NULL));
   lua_close(L); /* runs __gc of every handle before the loop closes */
   engine_shutdown();
+  engine_forget_secrets();
   return code;
 }
 
@@ -171,20 +181,20 @@ int main(int argc, char **argv) {
   char err[512];
   if (args_parse(&args, argc, argv, err, sizeof err) < 0) {
     fprintf(stderr, "wfengine: %s\n", err);
-    return 2;
+    return EXIT_USAGE;
   }
   if (args.command == COMMAND_HELP) {
     fputs(usage, stdout);
-    return 0;
+    return EXIT_SUCCEEDED;
   }
   if (args.command == COMMAND_VERSION) {
     printf("wfengine %s (%s, libuv %s, %s)\n", WFENGINE_VERSION, LUA_RELEASE, uv_version_string(),
            curl_version());
-    return 0;
+    return EXIT_SUCCEEDED;
   }
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
     fprintf(stderr, "wfengine: cannot initialise libcurl\n");
-    return 3;
+    return EXIT_COMPENSATION_FAILED;
   }
   int code = run_lua(&args);
   curl_global_cleanup();

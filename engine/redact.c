@@ -1,6 +1,6 @@
 /* redact.c: replaces secret values in text by "***", and derives the other
  * forms in which the engine itself prints a secret (percent-encoded, JSON
- * escaped). Pure; the engine keeps the list of secrets (loop.c) and calls
+ * escaped). Pure; the engine keeps the list of secrets (wf.c) and calls
  * this for everything it prints or journals. */
 #include <stdio.h>
 #include <stdlib.h>

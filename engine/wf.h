@@ -60,6 +60,9 @@ uv_loop_t *wf_loop(lua_State *L);
  * simulate (nothing outside the process is touched). */
 wf_mode wf_get_mode(lua_State *L);
 
+/* A uv_close callback for a handle that was malloc'd: frees it. */
+void wf_close_free(uv_handle_t *handle);
+
 /* Suspends the calling coroutine until wf_wake(wait); see above. */
 int wf_await(lua_State *L, wf_wait *wait, lua_KContext ctx, lua_KFunction k);
 
@@ -134,5 +137,13 @@ void wf_push_base64(lua_State *L, const char *data, size_t length);
 int wf_push_unbase64(lua_State *L, const char *text, size_t length);
 int wf_lua_base64(lua_State *L);
 int wf_lua_unbase64(lua_State *L);
+
+/* Sets into the table on top of the stack the functions every binding's
+ * Lua prelude needs (engine/wf.c): mode() -> "run" | "dry-run" |
+ * "simulate"; log(level, text); now() (wf_now); add_secret(value) -> true,
+ * or nil and why; redact(text); error(kind, code, retryable, message) ->
+ * the structured error table, not raised; current_step() -> run id, step
+ * id, attempt (nothing outside a step); base64(bytes). */
+void wf_add_helpers(lua_State *L);
 
 #endif

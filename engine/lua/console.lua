@@ -412,7 +412,7 @@ function console.serve(args, fail)
   sched.run(main)
   sched.cancel_all()
   io.stdout:write("wfengine serve: stopped\n")
-  return 0
+  return core.EXIT.SUCCEEDED
 end
 
 return console

@@ -43,7 +43,7 @@ function page.show(store, run_id, fail)
   local events, err = store:events(run_id)
   if not events then return fail("%s", err) end
   io.stdout:write(page.render(run_id, events))
-  return 0
+  return require("wfengine.core").EXIT.SUCCEEDED
 end
 
 return page

@@ -277,6 +277,7 @@ local function read_file(path)
   file:close()
   return text
 end
+dsl.read_file = read_file
 
 -- Where print() in workflow code goes; the runner routes it to the step's
 -- log while a run goes.

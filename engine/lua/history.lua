@@ -1,4 +1,5 @@
 -- history.lua: `wfengine runs` and `wfengine show`, read from the journals.
+local EXIT = require("wfengine.core").EXIT
 local json = require "wf.json"
 local journal = require "wfengine.journal"
 local record = require "wfengine.record"
@@ -77,7 +78,7 @@ function history.runs(store, as_json, filter)
   local ids = store:list(filter)
   if #ids == 0 and not as_json then
     print("no runs " .. (store.kind == "file" and "under " .. store.dir .. "/runs" or "in " .. store.where))
-    return 0
+    return EXIT.SUCCEEDED
   end
   for _, id in ipairs(ids) do
     local rec, problem = history.load(store, id)
@@ -97,7 +98,7 @@ function history.runs(store, as_json, filter)
       print(string.format("%-26s (unreadable: %s)", id, tostring(problem)))
     end
   end
-  return 0
+  return EXIT.SUCCEEDED
 end
 
 local function summary(value)
@@ -112,7 +113,7 @@ function history.show(store, run_id, as_json)
   local rec, events = history.load(store, run_id)
   if not rec then
     io.stderr:write("wfengine: ", tostring(events), "\n")
-    return 2
+    return EXIT.USAGE
   end
   if rec.warning then io.stderr:write("warning: ", rec.warning, "\n") end
   local owed = rec.status == "succeeded" and {} or record.owed(rec)
@@ -133,7 +134,7 @@ function history.show(store, run_id, as_json)
       mode = rec.mode, status = rec.status, params = rec.params, started = rec.started,
       finished = rec.finished, failed_step = rec.failed_step, error = rec.error,
       steps = json.array(steps), owed = json.array(owed), state = rec.state }))
-    return 0
+    return EXIT.SUCCEEDED
   end
   print(string.format("run %s: %s (%s), %s", run_id, tostring(rec.workflow), tostring(rec.mode),
     rec.status))
@@ -165,7 +166,7 @@ function history.show(store, run_id, as_json)
   end
   local key = key_held(store, run_id, rec)
   if key then print("  holds lock " .. key .. " until then (or: wfengine unlock " .. key .. ")") end
-  return 0
+  return EXIT.SUCCEEDED
 end
 
 return history

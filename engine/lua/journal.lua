@@ -1,6 +1,6 @@
 -- journal.lua: runs on disk. Each run is <state>/runs/<RUN_ID>/events.jsonl,
 -- one JSON event per line, each fsync'd before the engine acts on it
--- (journal:append in loop.c). Reading ignores a torn last line with a
+-- (journal:append in state_file.c). Reading ignores a torn last line with a
 -- warning and refuses a garbled line in the middle, naming it; opening for
 -- append first cuts a torn last line off (keeping it in events.jsonl.torn),
 -- so the next event never lands on the fragment. The process running a run
@@ -218,7 +218,7 @@ local SYNCED = {
 
 -- The events that end a run: after one, a second Ctrl-C must not add
 -- another (the journal is armed for it between run_started or run_resumed
--- and the ending; see write_last_words in loop.c).
+-- and the ending; see write_last_words in state_file.c).
 local ENDINGS = {
   run_succeeded = true, run_failed = true, run_compensated = true, run_paused = true,
   run_interrupted = true,

@@ -144,14 +144,6 @@ local function check_ctx(file, text, params, findings)
   end
 end
 
-local function read(path)
-  local file = io.open(path, "rb")
-  if not file then return nil end
-  local text = file:read("a")
-  file:close()
-  return text
-end
-
 local function by_position(a, b)
   if a.file ~= b.file then return a.file < b.file end
   if a.line ~= b.line then return a.line < b.line end
@@ -163,7 +155,7 @@ end
 function lint.check(wf, out)
   local findings = {}
   for _, file in ipairs(wf.files) do
-    check_ctx(file, read(file) or "", wf.params, findings)
+    check_ctx(file, dsl.read_file(file) or "", wf.params, findings)
   end
   local program = find_luacheck()
   if not program then

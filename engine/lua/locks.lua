@@ -114,17 +114,26 @@ function locks.acquire(store, key, run_id)
   return true
 end
 
--- A run that ended done (0: succeeded, 1: compensated) gives its key back;
--- any other end keeps it, with a note saying why. The lock itself goes
--- with the process either way.
+-- What a run's exit code does to its lock key (both backends): nil when the
+-- run ended done (succeeded or compensated) and gives the key back, else the
+-- status the kept key shows.
+function locks.kept_status(code)
+  local EXIT = core.EXIT
+  if code == EXIT.SUCCEEDED or code == EXIT.COMPENSATED then return nil end
+  return code == EXIT.PAUSED and "paused" or code == EXIT.INTERRUPTED and "interrupted"
+    or "owes compensation"
+end
+
+-- A run that ended done gives its key back; any other end keeps it, with a
+-- note saying why. The lock itself goes with the process either way.
 function locks.release_if_done(_, key, run_id, code)
   local lock = key and held[key]
   if not lock then return end
-  if code == 0 or code == 1 then
+  local status = locks.kept_status(code)
+  if not status then
     os.remove(lock.base .. ".json")
   else
-    write_note(lock.base .. ".json", { run_id = run_id, key = key,
-      status = code == 5 and "paused" or code == 4 and "interrupted" or "owes compensation" })
+    write_note(lock.base .. ".json", { run_id = run_id, key = key, status = status })
   end
   files.unlock(lock.fd)
   held[key] = nil

@@ -11,14 +11,14 @@ local sched = require "wfengine.sched"
 local view = require "wfengine.view"
 local json = require "wf.json"
 
-local EXIT_USAGE = 2
+local EXIT = core.EXIT
 
 local last_failure
 
 local function fail(fmt, ...)
   last_failure = string.format(fmt, ...)
   io.stderr:write("wfengine: ", last_failure, "\n")
-  return EXIT_USAGE
+  return EXIT.USAGE
 end
 
 local function split_list(text)
@@ -153,7 +153,7 @@ function commands.check(args)
       args.workflow, wf.name, #wf.steps, groups, params.names(wf)))
     for _, line in ipairs(params.describe(wf)) do print(line) end
   end
-  return 0
+  return EXIT.SUCCEEDED
 end
 
 -- Each step's median and worst duration from the earlier real runs in the state.
@@ -171,11 +171,11 @@ function commands.plan(args)
     local lines = store and estimate_lines(wf, store)
     if not lines then return fail("%s", state_err) end
     print(table.concat(lines, "\n"))
-    return 0
+    return EXIT.SUCCEEDED
   end
   local plan = require "wfengine.plan"
   io.stdout:write(plan[args.format or "text"](wf))
-  return 0
+  return EXIT.SUCCEEDED
 end
 
 local function mode_of(args)
@@ -275,7 +275,7 @@ local function approved_run(args, prepared, options, store)
   local tolerance = tonumber(args.tolerance) or 0
   local code, events, dry_id = start_run(args, prepared, options, store, "dry-run")
   require("wf.sql")._forget_read_as()
-  if code ~= 0 then
+  if code ~= EXIT.SUCCEEDED then
     return fail("refusing to run: the dry-run %s that checks the approval did not succeed (exit %d)", dry_id, code)
   end
   local diffs = report.differences(approved, build_report(args, prepared, events, dry_id), tolerance)
@@ -283,7 +283,7 @@ local function approved_run(args, prepared, options, store)
     io.stderr:write(string.format("wfengine: refusing to run: dry-run %s no longer matches the approved "
       .. "report %s (%d difference%s):\n", dry_id, args.approved, #diffs, #diffs == 1 and "" or "s"))
     for _, line in ipairs(diffs) do io.stderr:write("  - ", core.redact(line), "\n") end
-    return EXIT_USAGE
+    return EXIT.USAGE
   end
   return (start_run(args, prepared, options, store, "run", { file = core.realpath(args.approved) or args.approved,
     report_run = approved.run_id, dry_run = dry_id, tolerance = tolerance }))
@@ -310,7 +310,7 @@ function commands.run(args)
   if not store then return fail("%s", state_err) end
   if args.approved then return approved_run(args, prepared, options, store) end
   local code, events, run_id = start_run(args, prepared, options, store, mode)
-  if mode == "simulate" and code == 0 and not args.quiet and not args.json then
+  if mode == "simulate" and code == EXIT.SUCCEEDED and not args.quiet and not args.json then
     local lines = estimate_lines(wf, store)
     -- only when the state has history: a first simulation says nothing more
     if lines and #lines > 1 then print(table.concat(lines, "\n")) end
@@ -499,7 +499,7 @@ function commands.unlock(args)
   end)
   if not released then return fail("%s", err) end
   print(released)
-  return 0
+  return EXIT.SUCCEEDED
 end
 
 -- `wfengine worker --run ID --epoch N`: one run a worker claimed, from its
@@ -537,7 +537,7 @@ function commands.work_one(args)
     common.dry_run, common.simulate = request.mode == "dry-run", request.mode == "simulate"
     code = commands.run(common)
   end
-  if code == EXIT_USAGE and store.epochs[args.run_id] then
+  if code == EXIT.USAGE and store.epochs[args.run_id] then
     store:set_aside(args.run_id, epoch, string.format("refused on worker %s: %s", store.owner,
       tostring(last_failure)))
   end
@@ -556,14 +556,14 @@ function commands.state(args)
     local line, init_err = state_pg.init(where)
     if not line then return fail("%s", init_err) end
     print(line)
-    return 0
+    return EXIT.SUCCEEDED
   end
   local store, open_err = state.open(where)
   if not store then return fail("%s", open_err) end
   local imported, import_err = require("wfengine.pool").import(store, args.path)
   if not imported then return fail("%s", import_err) end
   print(imported)
-  return 0
+  return EXIT.SUCCEEDED
 end
 
 function commands.submit(args)
@@ -580,7 +580,7 @@ function commands.new(args)
   local err, path = require("wfengine.starter").write(args.workflow)
   if err then return fail("%s", err) end
   if not args.quiet then print("wrote " .. path .. ": try `wfengine check " .. path .. "`") end
-  return 0
+  return EXIT.SUCCEEDED
 end
 
 return function(args)
@@ -593,7 +593,7 @@ return function(args)
   end, args)
   if not ok then
     io.stderr:write("wfengine: internal error: ", core.redact(tostring(code)), "\n")
-    return 3
+    return EXIT.COMPENSATION_FAILED
   end
   return code
 end

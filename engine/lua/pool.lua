@@ -5,6 +5,7 @@
 -- main.lua's work_one) that renews the lease and is fenced by the epoch;
 -- `state import` copies file journals.
 local core = require "wfengine.core"
+local EXIT = core.EXIT
 local files = require "wfengine.files"
 local json = require "wf.json"
 local sched = require "wfengine.sched"
@@ -86,12 +87,13 @@ function pool.submit(args, h)
       mode = mode, secrets = json.array(params.sorted(wf)) })
   print(run_id)
   io.stdout:flush()
-  if not args.wait then return 0 end
+  if not args.wait then return EXIT.SUCCEEDED end
   return pool.follow(store, run_id, args, #wf.steps, wf.by_id)
 end
 
 local POLL_FOLLOW = 2 -- seconds between looks at a followed run without NOTIFY
-local EXIT_OF = { run_succeeded = 0, run_compensated = 1, run_failed = 3, run_paused = 5 }
+local EXIT_OF = { run_succeeded = EXIT.SUCCEEDED, run_compensated = EXIT.COMPENSATED,
+  run_failed = EXIT.COMPENSATION_FAILED, run_paused = EXIT.PAUSED }
 
 -- --wait: the run's events as they are committed, in the human view (or
 -- --json), until it ends; its exit code.
@@ -103,7 +105,7 @@ function pool.follow(store, run_id, args, total, steps)
   local code
   sched.await(function()
     while not code do
-      if core.interrupted() then code = 4 break end
+      if core.interrupted() then code = EXIT.INTERRUPTED break end
       local events = store:events(run_id) or {}
       for i = seen + 1, #events do
         local event = events[i]
@@ -115,7 +117,7 @@ function pool.follow(store, run_id, args, total, steps)
         local row = store:pooled(run_id)
         if row and row.status == "paused" and row.note then
           io.stderr:write("wfengine: run ", run_id, " set aside: ", row.note, "\n")
-          code = 5
+          code = EXIT.PAUSED
         else
           store:wait_event(run_id, POLL_FOLLOW)
         end
@@ -231,7 +233,7 @@ function pool.worker(args, h)
     while store:held_by(name) > 0 and core.now() < deadline do sched.sleep(0.1) end
   end)
   io.stderr:write("wfengine worker ", name, ": stopped\n")
-  return 0
+  return EXIT.SUCCEEDED
 end
 
 -- `wfengine state import DIR`: the file journals under DIR, copied (runs

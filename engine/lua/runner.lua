@@ -4,6 +4,7 @@
 -- record. A fresh run starts from an empty record; resume and rollback
 -- start from the record replayed from the journal: the same code.
 local core = require "wfengine.core"
+local EXIT = core.EXIT
 local json = require "wf.json"
 local sched = require "wfengine.sched"
 local errors = require "wfengine.errors"
@@ -16,6 +17,7 @@ local runner = {}
 local Run = {}
 Run.__index = Run
 
+-- The retry defaults, here only: Run:policy passes core.backoff every field.
 local DEFAULT_RETRY = { attempts = 1, delay = 1, backoff = 2, max_delay = 60, jitter = true }
 
 -- opts: wf, mode, params, shown_params, config, options (command-line
@@ -52,7 +54,7 @@ function Run:fenced(why)
   io.stderr:write(string.format("wfengine: run %s: %s: this process drops the run\n", self.run_id,
     tostring(why)))
   io.stderr:flush()
-  os.exit(4, false)
+  os.exit(EXIT.INTERRUPTED, false)
 end
 
 function Run:policy(s)
@@ -516,12 +518,12 @@ function Run:unwind(failure)
       self:emit("run_failed", { step = failure and failure.step,
         error = failure and errors.record(failure.error), compensation_failed = step_id,
         compensation_error = errors.record(err), owed = record.owed(self.record, self.wf) })
-      return 3
+      return EXIT.COMPENSATION_FAILED
     end
   end
   self:emit("run_compensated", { step = failure and failure.step,
     error = failure and errors.record(failure.error) })
-  return 1
+  return EXIT.COMPENSATED
 end
 
 function Run:past_irreversible()
@@ -537,7 +539,7 @@ function Run:on_failure(failure)
   if policy == "pause" or irreversible then
     self:emit("run_paused", { step = failure.step, error = errors.record(failure.error),
       reason = irreversible and ("past irreversible step '" .. irreversible .. "'") or "policy pause" })
-    return 5
+    return EXIT.PAUSED
   end
   return self:unwind(failure)
 end
@@ -548,7 +550,7 @@ function Run:forward()
     if not ok then return self:on_failure(failure) end
   end
   self:emit("run_succeeded", { elapsed = core.now() - self.clock0 })
-  return 0
+  return EXIT.SUCCEEDED
 end
 
 -- Runs the main task to its end; returns the exit code.
@@ -559,12 +561,12 @@ function Run:drive(body)
   if outcome == "interrupted" then
     sched.cancel_all(errors.new { kind = "interrupted", retryable = true, message = "interrupted" })
     self:emit("run_interrupted", {})
-    return 4
+    return EXIT.INTERRUPTED
   end
   if not main.ok then
     local err = errors.normalize(main.results[1])
     self:emit("run_failed", { error = errors.record(err) })
-    return 3
+    return EXIT.COMPENSATION_FAILED
   end
   return main.results[1]
 end

@@ -274,7 +274,7 @@ function Store:keep_lease(run_id)
           io.stderr:write(string.format("wfengine: run %s: taken over by another process "
             .. "(epoch %s, ours %d): this process drops the run\n", run_id, tostring(row and row.epoch), epoch))
           io.stderr:flush()
-          os.exit(4, false)
+          os.exit(core.EXIT.INTERRUPTED, false)
         end
       end
     end
@@ -423,11 +423,12 @@ end
 
 function Store:release_key(key, run_id, code)
   if not key then return end
-  if code == 0 or code == 1 then
+  local status = require("wfengine.locks").kept_status(code)
+  if not status then
     pcall(self.query, self, "DELETE FROM wfengine.locks WHERE key = $1 AND run_id = $2", key, run_id)
   else
     pcall(self.query, self, "UPDATE wfengine.locks SET status = $3 WHERE key = $1 AND run_id = $2", key,
-      run_id, code == 5 and "paused" or code == 4 and "interrupted" or "owes compensation")
+      run_id, status)
   end
 end
 
