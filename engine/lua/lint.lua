@@ -8,13 +8,9 @@ local dsl = require "wfengine.dsl"
 
 local lint = {}
 
--- What ctx holds (docs/workflow-language.md, "ctx"; runner.lua's Run:ctx
--- and Ctx methods).
-local CTX_FIELDS = {
-  run_id = true, step = true, attempt = true, mode = true, params = true, config = true,
-  state = true, log = true, warn = true, progress = true, sleep = true, wait_until = true,
-  fail = true, parallel = true,
-}
+-- What ctx holds: runner.lua's Run:ctx fields and Ctx methods, read from
+-- there so that a method added to ctx is known here too.
+local CTX_FIELDS = require("wfengine.runner").ctx_fields()
 
 -- luacheck codes that are errors: syntax (E0xx) and globals (W1xx: an
 -- undefined variable, setting or mutating a global, an undefined field of

@@ -204,6 +204,19 @@ function Ctx:parallel(fns, opts)
   return results
 end
 
+-- The data fields of ctx (Run:ctx below); with the public methods of Ctx,
+-- everything a step may use: runner.ctx_fields() (what `check` accepts).
+local CTX_DATA = { "run_id", "step", "attempt", "mode", "params", "config", "state" }
+
+function runner.ctx_fields()
+  local fields = {}
+  for _, name in ipairs(CTX_DATA) do fields[name] = true end
+  for name in pairs(Ctx) do
+    if name:sub(1, 1) ~= "_" then fields[name] = true end
+  end
+  return fields
+end
+
 function Run:ctx(s, attempt, simulating)
   return setmetatable({
     run_id = self.run_id, step = s.id, attempt = attempt, mode = self.mode,

@@ -159,6 +159,19 @@ t.is_((r.rc, r.stderr.splitlines()[1:2]),
       (2, ["%s:1:67: error: ctx has no field 'stat' (did you mean 'state'?)" % wf]),
       "... and the ctx checks still run", result=r)
 
+# every method of ctx is known to check: ctx:tally was once missing from its
+# list (check of the clone failed on each tally), now read from the runner
+wf = write("proj/ctxall.lua", """return workflow { steps = { step "a" { run = function(ctx)
+  ctx:log("x") ctx:warn("x") ctx:tally(1, "things", "touch", "touched") ctx:progress(0, 1)
+  ctx:sleep(0) ctx:wait_until(function() return true end) ctx:parallel({})
+  if ctx.attempt > 9 then ctx:fail("no") end
+  return { ctx.run_id, ctx.step, ctx.mode, ctx.params, ctx.config, ctx.state }
+end } } }
+""")
+r = t.check(wf, env={"PATH": "/nonexistent"})
+t.is_((r.rc, [l for l in r.stderr.splitlines() if "error" in l]), (0, []),
+      "check knows every field and method of ctx (ctx:tally included)", result=r)
+
 # -- wfengine new -------------------------------------------------------------------
 os.makedirs(t.path("newdir"), exist_ok=True)
 r = t.run(None, "starter", command="new", state=False, cwd=t.path("newdir"))

@@ -1,5 +1,6 @@
--- addresses.lua: step 13's rewrite of every email address in a sandbox
--- database, set-based, giving exactly what wf.mail's
+-- addresses.lua: the clone's rewrite (copy_database,
+-- rewrite_email_addresses) of every email address in a sandbox database,
+-- set-based, giving exactly what wf.mail's
 -- mail.sandbox_address(address, domain) gives:
 --   trim spaces; split at the last '@'; a domain part equal to `domain`
 --   (ASCII case-insensitively) is left as it is; otherwise
