@@ -33,7 +33,7 @@ return workflow {
 
         conn:exec("SELECT pg_notify('wf_test', 'during a query')")
         t0 = now()
-        channel, payload = conn:wait_notify(5)
+        payload = select(2, conn:wait_notify(5))
         tap.is(payload, "during a query", "one that arrived during a query is returned")
         tap.ok(now() - t0 < 1, "at once")
 

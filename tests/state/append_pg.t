@@ -7,9 +7,12 @@
 # An event held with nothing after it (a log line in a long step) still
 # reaches the state alone: the step waits for it to be visible before it
 # ends. Texts with quotes, backslashes, braces and commas survive the
-# array the batch travels in.
+# array the batch travels in. A worker's child runs the queued runs one
+# after the other, claiming the next itself: 3 runs queued before a worker
+# with --concurrency 1 starts are run by one process (run_started's pid).
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -112,6 +115,25 @@ try:
     t.is_(p.returncode, 0, "the waiting run then succeeds", result=None)
     if p.returncode:
         t.diag(err[-800:])
+
+    ids = [engine("submit", WF3, "--state", URL).stdout.strip() for _ in range(3)]
+    env = dict(os.environ)
+    env.pop("WFENGINE_STATE", None)
+    worker = subprocess.Popen([EXE, "worker", "--state", URL, "--name", "w", "--concurrency", "1", "-q"],
+                              cwd=t.dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                              start_new_session=True)
+    done = ""
+    for _ in range(3000):  # bounded by the runs' own ends
+        done = psql("SELECT count(*) FROM wfengine.runs WHERE pooled AND status = 'succeeded'")
+        if done == "3" or worker.poll() is not None:
+            break
+        subprocess.run(["sleep", "0.02"])
+    t.is_(done, "3", "the worker ran the 3 queued runs")
+    pids = psql("SELECT count(DISTINCT event::json->>'pid') FROM wfengine.events WHERE run_id IN (%s) "
+                "AND event::json->>'type' = 'run_started'" % ",".join("'%s'" % i for i in ids))
+    t.is_(pids, "1", "one child process ran them, one after the other")
+    os.killpg(worker.pid, signal.SIGTERM)
+    worker.wait(timeout=60)
 finally:
     sh("pg_stop %s" % PG)
 t.done()
