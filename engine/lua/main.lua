@@ -544,17 +544,28 @@ end
 -- its workflow afresh, in its own environment: dsl.load).
 local RUNS_PER_CHILD = 50
 
+-- This process's parent's pid (/proc), or nil.
+local function parent_pid()
+  local f = io.open("/proc/self/stat")
+  if not f then return nil end
+  local stat = f:read("a")
+  f:close()
+  return stat:match("%) %S+ (%d+)")
+end
+
 -- `wfengine worker --run ID --epoch N`: the run a worker claimed; then, one
 -- at a time, further runs this process claims itself (as the worker, under
--- its name and lease), while there are some and it was not interrupted.
+-- its name and lease), while there are some, it was not interrupted and
+-- its worker lives (a worker stopped alone is not outlived by more runs).
 function commands.work_one(args)
   local store, err = state.open(args.state)
   if not store then return fail("%s", err) end
   store.owner = args.name or store.owner
   store.lease = tonumber(args.lease or "30")
+  local parent = parent_pid()
   local code = work_claimed(store, args, args.run_id, tonumber(args.epoch))
   for _ = 2, RUNS_PER_CHILD do
-    if core.interrupted() or code == 4 then break end
+    if core.interrupted() or code == 4 or parent_pid() ~= parent then break end
     local ok, got = pcall(store.claim, store, store.owner, store.lease)
     if not ok or not got then break end
     code = work_claimed(store, args, got.run_id, got.epoch)
