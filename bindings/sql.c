@@ -37,7 +37,9 @@
 /* What a query returns to Lua; kept in the continuation context. */
 enum sql_shape { SHAPE_ROWS, SHAPE_ONE, SHAPE_SCALAR, SHAPE_COUNT, SHAPE_STATUS };
 #define SHAPE_MASK 0x0f
-#define SHAPE_REPORT 0x10 /* exec: in dry-run, report instead of running */
+#define SHAPE_REPORT 0x10   /* exec: in dry-run, report instead of running */
+#define SHAPE_PREPARE 0x20  /* _prepare(name, text): PQsendPrepare */
+#define SHAPE_PREPARED 0x40 /* _execute(name, ...): PQsendQueryPrepared */
 
 struct sql_cancel_request {
   uv_work_t work;
@@ -971,17 +973,21 @@ static int conn_run(lua_State *L, int flags) {
     wf_push_error(L, "sql", NULL, 0, "connection is in use by another step");
     return lua_error(L);
   }
-  int count = top - 2;
+  int count = (flags & SHAPE_PREPARE) ? 0 : top - 2;
   /* scratch arrays in Lua memory, so a raise below leaks nothing */
   size_t size = (size_t)(count ? count : 1);
   const char **values = lua_newuserdatauv(L, size * sizeof *values, 0);
   int *lengths = lua_newuserdatauv(L, size * sizeof *lengths, 0);
   int *formats = lua_newuserdatauv(L, size * sizeof *formats, 0);
   Oid *types = lua_newuserdatauv(L, size * sizeof *types, 0);
-  convert_params(L, top, values, lengths, formats, types);
+  if (count) convert_params(L, top, values, lengths, formats, types);
   results_clear(conn);
   int sent;
-  if (count == 0)
+  if (flags & SHAPE_PREPARE)
+    sent = PQsendPrepare(conn->pg, query, luaL_checkstring(L, 3), 0, NULL);
+  else if (flags & SHAPE_PREPARED)
+    sent = PQsendQueryPrepared(conn->pg, query, count, values, lengths, formats, 0);
+  else if (count == 0)
     sent = PQsendQuery(conn->pg, query); /* may hold several statements */
   else
     sent = PQsendQueryParams(conn->pg, query, count, types, values, lengths, formats, 0);
@@ -1049,6 +1055,15 @@ static int conn_exec(lua_State *L) {
  * the command tag. */
 static int conn_raw(lua_State *L) {
   return conn_run(L, SHAPE_STATUS);
+}
+/* conn:_prepare(name, text): a named statement on this connection (the
+ * server infers parameter types); conn:_execute(name, ...): its rows. For
+ * the engine's hot statements (state_pg.lua): no parse nor plan each time. */
+static int conn_prepare(lua_State *L) {
+  return conn_run(L, SHAPE_STATUS | SHAPE_PREPARE);
+}
+static int conn_execute(lua_State *L) {
+  return conn_run(L, SHAPE_ROWS | SHAPE_PREPARED);
 }
 
 static int conn_close(lua_State *L) {
@@ -1187,6 +1202,8 @@ static const luaL_Reg conn_methods[] = {{"query", conn_query},
                                         {"scalar", conn_scalar},
                                         {"exec", conn_exec},
                                         {"_run", conn_raw},
+                                        {"_prepare", conn_prepare},
+                                        {"_execute", conn_execute},
                                         {"_status", conn_status},
                                         {"_info", conn_info},
                                         {"close", conn_close},

@@ -179,8 +179,29 @@ static int execute_k(lua_State *L, int status, lua_KContext ctx) {
   return 3;
 }
 
+/* The argv of core.execute: a table of strings runs that program itself
+ * (no shell: a worker's children); a string runs /bin/sh -c STRING. The
+ * array lives in Lua memory, on the stack until uv_spawn copied it. */
+static char **execute_argv(lua_State *L) {
+  if (!lua_istable(L, 1)) {
+    char **argv = lua_newuserdatauv(L, 4 * sizeof *argv, 0);
+    argv[0] = "/bin/sh", argv[1] = "-c", argv[2] = (char *)luaL_checkstring(L, 1), argv[3] = NULL;
+    return argv;
+  }
+  lua_Integer count = luaL_len(L, 1);
+  luaL_argcheck(L, count >= 1 && count < 4096, 1, "an argv of 1 to 4095 strings");
+  char **argv = lua_newuserdatauv(L, (size_t)(count + 1) * sizeof *argv, 0);
+  for (lua_Integer i = 1; i <= count; i++) {
+    if (lua_rawgeti(L, 1, i) != LUA_TSTRING) luaL_argerror(L, 1, "argv holds a non-string");
+    argv[i - 1] = (char *)lua_tostring(L, -1); /* anchored by the table */
+    lua_pop(L, 1);
+  }
+  argv[count] = NULL;
+  return argv;
+}
+
 int child_execute(lua_State *L) {
-  const char *command = luaL_checkstring(L, 1);
+  char **args = execute_argv(L);
   execute_wait *ew = lua_newuserdatauv(L, sizeof *ew, 0);
   memset(ew, 0, sizeof *ew);
   if (luaL_newmetatable(L, "wfengine.execute_wait")) {
@@ -190,7 +211,6 @@ int child_execute(lua_State *L) {
   lua_setmetatable(L, -2);
   uv_process_t *process = calloc(1, sizeof *process);
   if (!process) return luaL_error(L, "out of memory");
-  char *args[] = {"/bin/sh", "-c", (char *)command, NULL};
   uv_stdio_container_t stdio[3];
   for (int fd = 0; fd < 3; fd++) {
     stdio[fd].flags = UV_INHERIT_FD;
@@ -212,7 +232,7 @@ int child_execute(lua_State *L) {
     else
       free(process);
     lua_pushnil(L);
-    lua_pushfstring(L, "cannot run /bin/sh: %s", uv_strerror(rc));
+    lua_pushfstring(L, "cannot run %s: %s", args[0], uv_strerror(rc));
     lua_pushinteger(L, -rc);
     return 3;
   }

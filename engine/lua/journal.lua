@@ -216,6 +216,11 @@ local SYNCED = {
   run_interrupted = true,
 }
 
+-- Whether the engine acts after this event (it must be durable first).
+function journal.synced(kind)
+  return SYNCED[kind] == true
+end
+
 -- The events that end a run: after one, a second Ctrl-C must not add
 -- another (the journal is armed for it between run_started or run_resumed
 -- and the ending; see write_last_words in state_file.c).

@@ -502,28 +502,23 @@ function commands.unlock(args)
   return EXIT.SUCCEEDED
 end
 
--- `wfengine worker --run ID --epoch N`: one run a worker claimed, from its
--- snapshot: started as `run` would, or taken over as `resume` would. A run
--- that cannot go on here (a secret missing on this worker) is set aside
--- (paused, with why), never lost.
-function commands.work_one(args)
-  local store, err = state.open(args.state)
-  if not store then return fail("%s", err) end
-  local epoch = tonumber(args.epoch)
-  store.owner = args.name or store.owner
-  store.lease = tonumber(args.lease or "30")
-  local row = store:pooled(args.run_id)
-  if not row then return fail("no run %s in %s", args.run_id, store.where) end
+-- One run this process claimed (epoch), from its snapshot: started as
+-- `run` would, or taken over as `resume` would. A run that cannot go on
+-- here (a secret missing on this worker) is set aside (paused, with why),
+-- never lost.
+local function work_claimed(store, args, run_id, epoch)
+  local row = store:pooled(run_id)
+  if not row then return fail("no run %s in %s", run_id, store.where) end
   local pool = require "wfengine.pool"
-  local workflow, config = pool.materialize(row, args.run_id, epoch, args.config)
+  local workflow, config = pool.materialize(row, epoch, args.config)
   if not workflow then
-    store:set_aside(args.run_id, epoch, tostring(config))
+    store:set_aside(run_id, epoch, tostring(config))
     return fail("%s", config)
   end
-  store:adopt(args.run_id, epoch)
+  store:adopt(run_id, epoch)
   local request = json.decode(row.request or "{}")
-  local events = store:events(args.run_id) or {}
-  local common = { store = store, claimed = true, state = args.state, run_id = args.run_id,
+  local events = store:events(run_id) or {}
+  local common = { store = store, claimed = true, state = args.state, run_id = run_id,
     config = config, yes = request.yes, confirm_from_state = not request.yes, quiet = args.quiet,
     verbose = args.verbose, json = args.json }
   local code
@@ -537,9 +532,43 @@ function commands.work_one(args)
     common.dry_run, common.simulate = request.mode == "dry-run", request.mode == "simulate"
     code = commands.run(common)
   end
-  if code == EXIT.USAGE and store.epochs[args.run_id] then
-    store:set_aside(args.run_id, epoch, string.format("refused on worker %s: %s", store.owner,
+  if code == EXIT.USAGE and store.epochs[run_id] then
+    store:set_aside(run_id, epoch, string.format("refused on worker %s: %s", store.owner,
       tostring(last_failure)))
+  end
+  return code
+end
+
+-- How many runs one worker child runs, one after the other: the process,
+-- its start-up and its connection serve up to this many (each run loads
+-- its workflow afresh, in its own environment: dsl.load).
+local RUNS_PER_CHILD = 50
+
+-- This process's parent's pid (/proc), or nil.
+local function parent_pid()
+  local f = io.open("/proc/self/stat")
+  if not f then return nil end
+  local stat = f:read("a")
+  f:close()
+  return stat:match("%) %S+ (%d+)")
+end
+
+-- `wfengine worker --run ID --epoch N`: the run a worker claimed; then, one
+-- at a time, further runs this process claims itself (as the worker, under
+-- its name and lease), while there are some, it was not interrupted and
+-- its worker lives (a worker stopped alone is not outlived by more runs).
+function commands.work_one(args)
+  local store, err = state.open(args.state)
+  if not store then return fail("%s", err) end
+  store.owner = args.name or store.owner
+  store.lease = tonumber(args.lease or "30")
+  local parent = parent_pid()
+  local code = work_claimed(store, args, args.run_id, tonumber(args.epoch))
+  for _ = 2, RUNS_PER_CHILD do
+    if core.interrupted() or code == 4 or parent_pid() ~= parent then break end
+    local ok, got = pcall(store.claim, store, store.owner, store.lease)
+    if not ok or not got then break end
+    code = work_claimed(store, args, got.run_id, got.epoch)
   end
   return code
 end

@@ -2,8 +2,9 @@
 -- a run locally and queues it with a snapshot of its code and of its config
 -- without secrets; `worker` claims queued runs and runs whose owner's lease
 -- expired, each in a child process (`wfengine worker --run ID --epoch N`,
--- main.lua's work_one) that renews the lease and is fenced by the epoch;
--- `state import` copies file journals.
+-- started without a shell; main.lua's work_one: then up to 49 more runs it
+-- claims itself, one at a time) that renews the lease and is fenced by the
+-- epoch; `state import` copies file journals.
 local core = require "wfengine.core"
 local EXIT = core.EXIT
 local files = require "wfengine.files"
@@ -14,10 +15,6 @@ local journal = require "wfengine.journal"
 local params = require "wfengine.params"
 
 local pool = {}
-
-local function shell_quote(text)
-  return "'" .. tostring(text):gsub("'", "'\\''") .. "'"
-end
 
 local function pg_store(args, what)
   local store, err = state.open(args.state)
@@ -129,17 +126,22 @@ function pool.follow(store, run_id, args, total, steps)
 end
 
 -- The snapshot written out for this worker: the code, and the stored
--- config under this worker's own config (its secrets). Returns the
--- workflow's path and the config's path.
-function pool.materialize(row, run_id, epoch, worker_config)
+-- config under this worker's own config (its secrets). Written once per
+-- process for each snapshot (a child runs many runs of one workflow).
+-- Returns the workflow's path and the config's path.
+local written = {}
+
+function pool.materialize(row, epoch, worker_config)
+  local key = row.snapshot .. "\0" .. tostring(worker_config)
+  if written[key] then return written[key][1], written[key][2] end
   local snap = json.decode(row.snapshot)
-  local base = (os.getenv("TMPDIR") or "/tmp") .. "/wfengine-" .. core.getpid() .. "-" .. run_id .. "-" .. epoch
+  local base = (os.getenv("TMPDIR") or "/tmp") .. "/wfengine-" .. core.getpid() .. "-" .. row.run_id .. "-" .. epoch
   for rel, text in pairs(snap.files) do
     local dir = base .. "/" .. rel:match("^(.*)/[^/]*$")
     local ok, err = files.mkdir(dir, false)
     if not ok then return nil, err end
-    local written, write_err = files.write_file(base .. "/" .. rel, text)
-    if not written then return nil, write_err end
+    local saved, write_err = files.write_file(base .. "/" .. rel, text)
+    if not saved then return nil, write_err end
   end
   local config = type(snap.config) == "table" and snap.config or {}
   if worker_config then
@@ -156,6 +158,7 @@ function pool.materialize(row, run_id, epoch, worker_config)
   local config_path = base .. "/config.yaml"
   local ok, err = files.write_file(config_path, json.encode(config))
   if not ok then return nil, err end
+  written[key] = { base .. "/" .. snap.main, config_path }
   return base .. "/" .. snap.main, config_path
 end
 
@@ -178,8 +181,8 @@ function pool.worker(args, h)
       "--state", store.url }
     if args.config then parts[#parts + 1] = "-c"; parts[#parts + 1] = core.realpath(args.config) or args.config end
     parts[#parts + 1] = args.verbose and "-v" or "-q"
-    for i, part in ipairs(parts) do parts[i] = shell_quote(part) end
-    return table.concat(parts, " ")
+    for i, part in ipairs(parts) do parts[i] = tostring(part) end
+    return parts
   end
   io.stderr:write(string.format("wfengine worker %s: %d at a time, lease %ds, state %s\n", name,
     concurrency, lease, store.where))
@@ -190,7 +193,7 @@ function pool.worker(args, h)
   local function start(got)
     busy = busy + 1
     sched.spawn(function()
-      core.execute(child(got.run_id, got.epoch))
+      core.execute(child(got.run_id, got.epoch)) -- no shell: the argv itself
       busy = busy - 1
       fill()
     end)

@@ -13,7 +13,10 @@ local journal = require "wfengine.journal"
 
 -- 2: wfengine.runs.progress (a console's progress bar). A version 1 state
 -- still works (without the bar) until `state init` migrates it.
-local SCHEMA_VERSION = 2
+-- 3: no trigger on wfengine.events: the append statement notifies (once
+-- per statement, not per row). A version 2 state still works (its trigger
+-- notifies too; PostgreSQL folds the duplicates of one transaction).
+local SCHEMA_VERSION = 3
 
 local SCHEMA = [[
 CREATE SCHEMA IF NOT EXISTS wfengine;
@@ -55,14 +58,8 @@ CREATE TABLE IF NOT EXISTS wfengine.answers (
   yes boolean NOT NULL,
   answered timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (run_id, step));
-CREATE OR REPLACE FUNCTION wfengine.notify_event() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  PERFORM pg_notify('wfengine_events', NEW.run_id);
-  RETURN NULL;
-END $$;
 DROP TRIGGER IF EXISTS events_notify ON wfengine.events;
-CREATE TRIGGER events_notify AFTER INSERT ON wfengine.events
-  FOR EACH ROW EXECUTE FUNCTION wfengine.notify_event();
+DROP FUNCTION IF EXISTS wfengine.notify_event();
 ]]
 
 -- The status a run's row takes with each event (nil: unchanged).
@@ -73,11 +70,15 @@ local STATUS_OF = {
 }
 
 -- One statement: the run's row is updated only under the caller's epoch,
--- and the event is inserted only from the updated row (fencing).
+-- and the events ($2 seqs, $3 lines: the ones held since the last append
+-- and this one) are inserted only from the updated row (fencing); followers
+-- hear of it (wfengine_events, the run id). No row back: fenced.
 local APPEND = [[
 WITH r AS (UPDATE wfengine.runs SET status = coalesce($4::text, status), updated = now()
-           WHERE run_id = $1 AND epoch = $5 RETURNING run_id)
-INSERT INTO wfengine.events (run_id, seq, event) SELECT run_id, $2, $3 FROM r RETURNING seq]]
+           WHERE run_id = $1 AND epoch = $5 RETURNING run_id),
+  i AS (INSERT INTO wfengine.events (run_id, seq, event)
+        SELECT r.run_id, e.seq, e.event FROM r, unnest($2::int[], $3::text[]) AS e(seq, event) RETURNING seq)
+SELECT (SELECT count(*) FROM i) AS n, pg_notify('wfengine_events', run_id) FROM r]]
 
 -- Takes a run whose lease is free or expired, by id; one more epoch.
 local TAKE = [[
@@ -182,6 +183,24 @@ function Store:query(text, ...)
   return self:call(function(conn) return conn:query(text, table.unpack(args, 1, args.n)) end)
 end
 
+-- A hot statement (APPEND, RENEW), prepared once per connection: parsed
+-- and planned once, not at every step. A new connection prepares again.
+function Store:execute(name, text, ...)
+  local args = table.pack(...)
+  return self:call(function(conn)
+    local done = self.prepared[conn]
+    if not done then
+      done = {}
+      self.prepared[conn] = done
+    end
+    if not done[name] then
+      conn:_prepare(name, text)
+      done[name] = true
+    end
+    return conn:_execute(name, table.unpack(args, 1, args.n))
+  end)
+end
+
 function Store:one(text, ...)
   local args = table.pack(...)
   return self:call(function(conn) return conn:one(text, table.unpack(args, 1, args.n)) end)
@@ -198,7 +217,7 @@ end
 -- Opens the store and checks the schema (init: create or migrate it).
 function state_pg.open(url, init)
   local store = setmetatable({ kind = "pg", url = url, where = display(url), epochs = {},
-    owner = owner_name(), lease = 30, patience = 60 }, Store)
+    prepared = setmetatable({}, { __mode = "k" }), owner = owner_name(), lease = 30, patience = 60 }, Store)
   local ok, err = pcall(store.connect, store)
   if not ok then
     return nil, string.format("cannot reach the state at %s: %s", store.where,
@@ -267,7 +286,7 @@ function Store:keep_lease(run_id)
       sched.sleep(self.lease / 3)
       local epoch = self.epochs[run_id]
       if not epoch then return end
-      local ok, count = pcall(self.call, self, function(conn) return conn:query(RENEW, run_id, epoch) end)
+      local ok, count = pcall(self.execute, self, "wfengine_renew", RENEW, run_id, epoch)
       if ok and #count == 0 and self.epochs[run_id] == epoch then
         local row = self:one("SELECT epoch FROM wfengine.runs WHERE run_id = $1", run_id)
         if not row or row.epoch ~= epoch then
@@ -323,30 +342,85 @@ end
 local Writer = {}
 Writer.__index = Writer
 
--- Appends one event, committed (synchronous commit) before it returns.
--- Returns the line, or nil, "fenced: ..." when the run was taken over.
-function Writer:append(event)
+-- How long an event after which the engine does not act (a step's result,
+-- a log line) waits for the next one it acts on, to go in the same
+-- statement; then it goes alone (a follower sees it by then).
+local HOLD = 0.02
+
+-- A PostgreSQL array literal of texts.
+local function text_array(items)
+  local quoted = {}
+  for i, text in ipairs(items) do quoted[i] = '"' .. text:gsub('[\\"]', "\\%0") .. '"' end
+  return "{" .. table.concat(quoted, ",") .. "}"
+end
+
+-- Sends the events held so far in one committed statement (synchronous
+-- commit), with status for the run's row. Returns true, or nil and why
+-- (fenced); raises when the state stays unreachable.
+function Writer:flush(status)
+  local held = self.held
+  if #held == 0 then return true end
+  self.held = {}
   local store, run_id = self.store, self.run_id
-  local line = journal.encode(event)
   local epoch = store.epochs[run_id]
-  local ok, count = pcall(store.call, store, function(conn)
-    return #conn:query(APPEND, run_id, event.seq, line, STATUS_OF[event.type], epoch)
-  end)
+  local seqs, lines = {}, {}
+  for i, item in ipairs(held) do seqs[i], lines[i] = tostring(item.seq), item.line end
+  local ok, rows = pcall(store.execute, store, "wfengine_append", APPEND, run_id, "{" .. table.concat(seqs, ",")
+    .. "}", text_array(lines), status, epoch)
   if not ok then
     -- committed before a lost connection
-    if type(count) == "table" and tostring(count.code) == "23505" then return line end
-    error(count, 0)
+    if type(rows) == "table" and tostring(rows.code) == "23505" then return true end
+    error(rows, 0)
   end
-  if count == 0 then
+  if #rows == 0 then
     store.epochs[run_id] = nil
-    return nil, string.format("fenced: another process took the run over (our epoch %s is stale)",
+    self.fenced = string.format("fenced: another process took the run over (our epoch %s is stale)",
       tostring(epoch))
+    return nil, self.fenced
   end
+  return true
+end
+
+-- Holds an event the engine does not act on for the next append (one
+-- statement, one commit, for both), or HOLD seconds at most.
+function Writer:hold(item)
+  self.held[#self.held + 1] = item
+  if self.flushing then return end
+  self.flushing = true
+  sched.spawn_free(function()
+    sched.sleep(HOLD)
+    self.flushing = false
+    local ok, err = pcall(self.flush, self)
+    if not ok then self.failure = err end
+  end)
+end
+
+-- Appends one event. One the engine acts on (journal.synced) is committed
+-- (synchronous commit) before it returns, with every event held before
+-- it; the others are held (Writer:hold): as the file backend writes them
+-- unsynced, made durable by the next synced one. Returns the line, or
+-- nil, "fenced: ..." when the run was taken over.
+function Writer:append(event)
+  if self.fenced then return nil, self.fenced end
+  if self.failure then
+    local failure = self.failure
+    self.failure = nil
+    error(failure, 0)
+  end
+  local line = journal.encode(event)
+  local item = { seq = event.seq, line = line }
+  if not journal.synced(event.type) then
+    self:hold(item)
+    return line
+  end
+  self.held[#self.held + 1] = item
+  local ok, why = self:flush(STATUS_OF[event.type])
+  if not ok then return nil, why end
   return line
 end
 
 function Store:writer(run_id)
-  return setmetatable({ store = self, run_id = run_id }, Writer)
+  return setmetatable({ store = self, run_id = run_id, held = {} }, Writer)
 end
 
 function Store:events(run_id)

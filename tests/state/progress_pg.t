@@ -59,8 +59,10 @@ if r.returncode != 0:
 console = None
 try:
     r = engine("state", "init", "--state", URL)
-    t.like(r.stdout, "schema version 2", "state init: schema version 2")
-    t.is_(psql("SELECT schema_version FROM wfengine.meta"), "2", "wfengine.meta says 2")
+    t.like(r.stdout, "schema version 3", "state init: schema version 3")
+    t.is_(psql("SELECT schema_version FROM wfengine.meta"), "3", "wfengine.meta says 3")
+    t.is_(psql("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'wfengine.events'::regclass "
+               "AND NOT tgisinternal"), "0", "no trigger on wfengine.events (the append notifies)")
 
     r, rid = run_bar()
     t.is_(r.returncode, 0, "a run with --confirm-from-state succeeded")
@@ -82,7 +84,7 @@ try:
         t.diag(r.stderr[-800:])
     t.like(engine("show", rid, "--state", URL).stdout, "succeeded", "show reads it")
     r = engine("state", "init", "--state", URL)
-    t.like(r.stdout, "schema version 2", "state init migrates version 1 to 2")
+    t.like(r.stdout, "schema version 3", "state init migrates version 1 to 3")
     t.is_(psql("SELECT count(*) FROM information_schema.columns WHERE table_schema = 'wfengine' "
                "AND table_name = 'runs' AND column_name = 'progress'"), "1", "runs.progress is back")
     r, rid = run_bar()
