@@ -565,7 +565,7 @@ function commands.work_one(args)
   local parent = parent_pid()
   local code = work_claimed(store, args, args.run_id, tonumber(args.epoch))
   for _ = 2, RUNS_PER_CHILD do
-    if core.interrupted() or code == 4 or parent_pid() ~= parent then break end
+    if core.interrupted() or code == EXIT.INTERRUPTED or parent_pid() ~= parent then break end
     local ok, got = pcall(store.claim, store, store.owner, store.lease)
     if not ok or not got then break end
     code = work_claimed(store, args, got.run_id, got.epoch)

@@ -31,6 +31,8 @@ local function names_credential(key)
   return false
 end
 
+params.names_credential = names_credential
+
 local function percent_decoded(text)
   return (text:gsub("%%(%x%x)", function(hex) return string.char(tonumber(hex, 16)) end))
 end

@@ -23,38 +23,52 @@ local function pg_store(args, what)
   return store
 end
 
--- The workflow's code: its file and every .lua file of its directory and
--- of the project's library (what it may require). Returns {main, files}.
-local function snapshot_code(path)
+-- The workflow's code: the .lua files of its directory, every file it
+-- loaded (a module required from a subdirectory included), and the project's
+-- library (workflows/, with its subdirectories: lib/, clone_sandbox/, ...),
+-- so that a worker finds every module the workflow may require. Returns
+-- {main, files}, paths relative to "flow" and "workflows".
+local MAX_DEPTH = 8
+
+local function snapshot_code(wf, path)
   local dir = path:match("^(.*)/[^/]*$") or "."
   local real_dir = core.realpath(dir) or dir
   local code = { main = "flow/" .. path:match("[^/]*$"), files = {} }
-  local function take(from, as)
+  local function take_file(file, as)
+    local text = files.read_file(file)
+    if text then code.files[as] = text end
+  end
+  local function take(from, as, depth)
     for _, name in ipairs(core.listdir(from) or {}) do
+      local full = from .. "/" .. name
       if name:match("%.lua$") then
-        local text = files.read_file(from .. "/" .. name)
-        if text then code.files[as .. "/" .. name] = text end
+        take_file(full, as .. "/" .. name)
+      elseif depth > 0 and not name:match("^%.") and core.listdir(full) then
+        take(full, as .. "/" .. name, depth - 1)
       end
     end
   end
-  take(real_dir, "flow")
+  take(real_dir, "flow", 0)
   local library = require("wfengine.dsl").module_path(path):match("^[^;]*;[^;]*;([^;]*)/%?%.lua")
-  if library and library ~= real_dir then take(library, "workflows") end
+  if library and library ~= real_dir then take(library, "workflows", MAX_DEPTH) end
+  for _, file in ipairs(wf.files or {}) do
+    local real = core.realpath(file) or file
+    local rel = real:sub(1, #real_dir + 1) == real_dir .. "/" and real:sub(#real_dir + 2)
+    if rel then take_file(real, "flow/" .. rel) end
+  end
   return code
 end
 
--- The config without its secrets: keys naming credentials and the
--- workflow's secret parameters are left out.
-local SECRET_WORDS = { "password", "passwd", "secret", "token", "api_key", "apikey", "credential" }
-
+-- The config without its secrets: keys naming credentials (params'
+-- rule), the workflow's secret parameters, and any value holding a secret
+-- (a DSN or URL with its password) are left out; the worker's own config
+-- gives them back (pool.materialize).
 local function without_secrets(value, secret_params, depth)
   if type(value) ~= "table" or depth > 32 then return value end
   local copy = {}
   for k, v in pairs(value) do
-    local key, secret = type(k) == "string" and k:lower() or "", secret_params[k]
-    for _, word in ipairs(SECRET_WORDS) do
-      if key:find(word, 1, true) then secret = true end
-    end
+    local secret = secret_params[k] or params.names_credential(k)
+      or (type(v) == "string" and core.redact(v) ~= v)
     if not secret then copy[k] = without_secrets(v, secret_params, depth + 1) end
   end
   return copy
@@ -75,7 +89,7 @@ function pool.submit(args, h)
     if not secret[item:match("^([^=]*)")] then given[#given + 1] = item end
   end
   local config = without_secrets(prepared.config or {}, secret, 0)
-  local code = snapshot_code(args.workflow)
+  local code = snapshot_code(wf, args.workflow)
   local run_id = journal.new_run_id()
   local mode = h.mode_of(args)
   store:submit(run_id, wf.name, mode, json.encode { main = code.main, files = code.files, config = config },

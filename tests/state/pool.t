@@ -192,6 +192,33 @@ try:
     t.is_(r.returncode, 5, "submit --wait: a paused run's exit code (5)")
     w.send_signal(signal.SIGTERM)
     t.is_(w.wait(timeout=30), 0, "the notified worker stops on SIGTERM")
+    # ---- the snapshot: modules in subdirectories of workflows/, no secret ----
+    proj = os.path.join(TMP, "proj")
+    os.makedirs(os.path.join(proj, "workflows", "sub"))
+    with open(os.path.join(proj, "workflows", "sub", "mod.lua"), "w") as f:
+        f.write("return { answer = 42 }\n")
+    with open(os.path.join(proj, "flow.lua"), "w") as f:
+        f.write('local mod = require "sub.mod"\nreturn workflow { name = "nested", steps = {\n'
+                '  step "one" { run = function(ctx) return { answer = mod.answer, dsn = ctx.config.db.dsn ~= nil } end },\n'
+                "} }\n")
+    secret_config = os.path.join(proj, "team.yaml")
+    with open(secret_config, "w") as f:
+        f.write("db:\n  dsn: host=db.example password=Sup3rSecretPw\napi_token: TokTokTok1234\n")
+    r = engine("submit", os.path.join(proj, "flow.lua"), "-c", secret_config, "--state", URL)
+    nested = r.stdout.strip()
+    t.is_(r.returncode, 0, "submit of a workflow requiring workflows/sub/mod.lua", r.stderr)
+    snap = psql("SELECT snapshot FROM wfengine.runs WHERE run_id = '%s'" % nested)
+    t.ok("workflows/sub/mod.lua" in snap, "the snapshot holds the module from a subdirectory of workflows/")
+    t.ok("Sup3rSecretPw" not in snap and "TokTokTok1234" not in snap,
+         "the snapshot holds no secret: neither a DSN's password nor a credential-named key")
+    w = start_worker("nested", "-c", secret_config)
+    done = until(lambda: psql("SELECT status FROM wfengine.runs WHERE run_id = '%s'" % nested)
+                 in ("succeeded", "failed", "compensated", "paused"), "the nested run to end")
+    r = engine("show", nested, "--state", URL, "--json")
+    t.like(r.stdout, '"answer":42', "a worker runs it from the snapshot, the module found (%s)" % done)
+    t.like(r.stdout, '"dsn":true', "... with the secret config value back from the worker's own config")
+    w.send_signal(signal.SIGTERM)
+    w.wait(timeout=30)
     # ---- confirm answered from the state; Ctrl-C while it waits ----
     CONFIRM = os.path.join(wftest.ROOT, "tests", "state", "confirm.lua")
     marks = os.path.join(TMP, "marks")
