@@ -33,15 +33,7 @@ def console(port, state, **kw):
     return c
 
 
-def until(predicate, what, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    t.diag("timed out waiting for " + what)
-    return None
+until = t.until
 
 
 def run_of(c, rid):

@@ -182,6 +182,18 @@ class Tap:
         print("1..%d" % self.count, flush=True)
         sys.exit(1 if self.failed else 0)
 
+    def until(self, predicate, what, timeout=60, poll=0.05):
+        """predicate()'s first true value, polled until timeout seconds
+        (None then, with a diagnostic naming what was awaited)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(poll)
+        self.diag("timed out waiting for " + what)
+        return None
+
     # ---- files and runs ----
 
     def path(self, name):

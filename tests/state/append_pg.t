@@ -17,13 +17,12 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import pgstate  # noqa: E402
 import wftest  # noqa: E402
 
 t = wftest.Tap()
-PORT = 26825
-PG = t.path("pg")
-URL = "postgresql://postgres@127.0.0.1:%d/postgres" % PORT
-EXE = os.path.abspath(os.path.join(wftest.ROOT, "wfengine"))
+pg = pgstate.Cluster(t, 26825, t.path("pg"), cwd=t.dir)
+URL, psql, engine = pg.url, pg.psql, pg.engine
 GO = t.path("go")
 ODD = 'a"b\\c{x,y} \\"q\\", '
 WF3 = t.workflow("""
@@ -50,36 +49,12 @@ return workflow {
 """ % wftest.lua_string(GO), name="wait.lua")
 
 
-def sh(script):
-    return subprocess.run(["sh", "-c", ". tests/lib/pg.sh && " + script], cwd=wftest.ROOT,
-                          capture_output=True, text=True)
-
-
-def psql(query):
-    r = subprocess.run(["psql", "-XAtq", "-h", "127.0.0.1", "-p", str(PORT), "-U", "postgres",
-                        "-d", "postgres", "-c", query], capture_output=True, text=True)
-    return r.stdout.strip()
-
-
-def engine(*argv, wait=True):
-    env = dict(os.environ)
-    env.pop("WFENGINE_STATE", None)
-    argv = [EXE] + list(argv)
-    if not wait:
-        return subprocess.Popen(argv, cwd=t.dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
-    return subprocess.run(argv, cwd=t.dir, env=env, capture_output=True, text=True, timeout=120)
-
-
 def server_log():
-    with open(os.path.join(PG, "server.log"), encoding="utf-8", errors="replace") as f:
+    with open(os.path.join(pg.dir, "server.log"), encoding="utf-8", errors="replace") as f:
         return f.read()
 
 
-r = sh("pg_start %s %d -c fsync=on -c log_statement=all" % (PG, PORT))
-if r.returncode != 0:
-    print("1..0 # SKIP cannot start PostgreSQL: " + (r.stderr.strip().splitlines() or [""])[-1])
-    sys.exit(0)
+pg.start("-c", "fsync=on", "-c", "log_statement=all")
 try:
     engine("state", "init", "--state", URL)
     before = server_log().count("execute wfengine_append")
@@ -119,9 +94,7 @@ try:
     ids = [engine("submit", WF3, "--state", URL).stdout.strip() for _ in range(3)]
     env = dict(os.environ)
     env.pop("WFENGINE_STATE", None)
-    worker = subprocess.Popen([EXE, "worker", "--state", URL, "--name", "w", "--concurrency", "1", "-q"],
-                              cwd=t.dir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                              start_new_session=True)
+    worker = pg.worker("w", "--state", URL, "--concurrency", "1", "-q", env=env)
     done = ""
     for _ in range(3000):  # bounded by the runs' own ends
         done = psql("SELECT count(*) FROM wfengine.runs WHERE pooled AND status = 'succeeded'")
@@ -135,5 +108,5 @@ try:
     os.killpg(worker.pid, signal.SIGTERM)
     worker.wait(timeout=60)
 finally:
-    sh("pg_stop %s" % PG)
+    pg.stop()
 t.done()

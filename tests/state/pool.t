@@ -13,68 +13,22 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-import wftest
+import pgstate  # noqa: E402
+import wftest  # noqa: E402
 
 t = wftest.Tap()
-PORT = 26820
 TMP = tempfile.mkdtemp(prefix="wf-pool-")
-PG = os.path.join(TMP, "pg")
-URL = "postgresql://postgres@127.0.0.1:%d/postgres" % PORT
-DSN = "host=127.0.0.1 port=%d user=postgres dbname=postgres" % PORT
+pg = pgstate.Cluster(t, 26820, os.path.join(TMP, "pg"), cwd=TMP)
+URL, DSN, EXE, psql, engine, until = pg.url, pg.dsn, pgstate.EXE, pg.psql, pg.engine, t.until
 WORK = os.path.join(wftest.ROOT, "tests", "state", "work.lua")
-EXE = os.path.abspath(os.path.join(wftest.ROOT, "wfengine"))
-procs = []
-
-
-def sh(script):
-    return subprocess.run(["sh", "-c", ". tests/lib/pg.sh && " + script], cwd=wftest.ROOT,
-                          capture_output=True, text=True)
-
-
-def psql(query):
-    r = subprocess.run(["psql", "-XAtq", "-h", "127.0.0.1", "-p", str(PORT), "-U", "postgres",
-                        "-d", "postgres", "-c", query], capture_output=True, text=True)
-    return r.stdout.strip()
-
-
-def engine(*argv, cwd=None):
-    env = dict(os.environ)
-    env.pop("WFENGINE_STATE", None)
-    return subprocess.run([EXE] + list(argv), cwd=cwd or TMP, env=env, capture_output=True,
-                          text=True, timeout=120)
+procs = pg.procs
 
 
 def start_worker(name, *extra):
-    log = open(os.path.join(TMP, name + ".log"), "w")
-    p = subprocess.Popen([EXE, "worker", "--state", URL, "--name", name] + list(extra), cwd=TMP,
-                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    procs.append(p)
-    return p
+    return pg.worker(name, "--state", URL, *extra)
 
 
-def until(predicate, what, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    t.diag("timed out waiting for " + what)
-    return None
-
-
-def cleanup():
-    for p in procs:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
-    sh("pg_stop %s" % PG)
-
-
-r = sh("pg_start %s %d -c fsync=on" % (PG, PORT))
-if r.returncode != 0:
-    print("1..0 # SKIP cannot start PostgreSQL: " + r.stderr.strip().splitlines()[-1:][0] if r.stderr else "")
-    sys.exit(0)
+pg.start("-c", "fsync=on")
 try:
     r = engine("runs", "--state", URL)
     t.like(r.stderr, "state init", "before init: refused, naming `wfengine state init`")
@@ -262,5 +216,5 @@ try:
     t.is_(psql("SELECT coalesce(owner, 'none') FROM wfengine.runs WHERE run_id = '%s'" % rid), "none",
           "and the run's lease is given back")
 finally:
-    cleanup()
+    pg.stop()
 t.done()

@@ -7,18 +7,17 @@
 # (the column dropped, the version set back) still runs, without progress,
 # until `state init` migrates it.
 import os
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import pgstate  # noqa: E402
 import wfconsole  # noqa: E402
 import wftest  # noqa: E402
 
 t = wftest.Tap()
-PORT, CONSOLE = 26827, 26828
-PG = t.path("pg")
-URL = "postgresql://postgres@127.0.0.1:%d/postgres" % PORT
-EXE = os.path.abspath(os.path.join(wftest.ROOT, "wfengine"))
+CONSOLE = 26828
+pg = pgstate.Cluster(t, 26827, t.path("pg"), cwd=t.dir)
+URL, EXE, psql, engine = pg.url, pgstate.EXE, pg.psql, pg.engine
 WF = t.workflow("""
 return workflow {
   name = "bar",
@@ -29,33 +28,13 @@ return workflow {
 """)
 
 
-def sh(script):
-    return subprocess.run(["sh", "-c", ". tests/lib/pg.sh && " + script], cwd=wftest.ROOT,
-                          capture_output=True, text=True)
-
-
-def psql(query):
-    r = subprocess.run(["psql", "-XAtq", "-h", "127.0.0.1", "-p", str(PORT), "-U", "postgres",
-                        "-d", "postgres", "-c", query], capture_output=True, text=True)
-    return r.stdout.strip()
-
-
-def engine(*argv):
-    env = dict(os.environ)
-    env.pop("WFENGINE_STATE", None)
-    return subprocess.run([EXE] + list(argv), cwd=t.dir, env=env, capture_output=True, text=True, timeout=120)
-
-
 def run_bar():
     r = engine("run", WF, "--state", URL, "--confirm-from-state", "--json")
     first = r.stdout.split('"run_id":"')
     return r, first[1].split('"')[0] if len(first) > 1 else "none"
 
 
-r = sh("pg_start %s %d" % (PG, PORT))
-if r.returncode != 0:
-    print("1..0 # SKIP cannot start PostgreSQL: " + (r.stderr.strip().splitlines() or [""])[-1])
-    sys.exit(0)
+pg.start()
 console = None
 try:
     r = engine("state", "init", "--state", URL)
@@ -93,5 +72,5 @@ try:
 finally:
     if console:
         console.stop()
-    sh("pg_stop %s" % PG)
+    pg.stop()
 t.done()

@@ -16,37 +16,26 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
-import wftest
+import pgstate  # noqa: E402
+import wftest  # noqa: E402
 
 t = wftest.Tap()
-PORT = 26824
 FULL = bool(os.environ.get("WF_TEST_FULL"))
 RUNS = 60 if FULL else 12
 KILLS = 12 if FULL else 4
 SEED = int(os.environ.get("WF_WORKERS_SEED", "20261201"))
 rng = random.Random(SEED)
 TMP = tempfile.mkdtemp(prefix="wf-workers-")
-PG = os.path.join(TMP, "pg")
-URL = "postgresql://postgres@127.0.0.1:%d/postgres" % PORT
-DSN = "host=127.0.0.1 port=%d user=postgres dbname=postgres" % PORT
+pg = pgstate.Cluster(t, 26824, os.path.join(TMP, "pg"), cwd=TMP)
+URL, DSN, EXE, psql, kill_group = pg.url, pg.dsn, pgstate.EXE, pg.psql, pgstate.kill_group
 MANY = os.path.join(wftest.ROOT, "tests", "state", "many.lua")
-EXE = os.path.abspath(os.path.join(wftest.ROOT, "wfengine"))
-workers = []
 serial = [0]
 
 
-def sh(script):
-    return subprocess.run(["sh", "-c", ". tests/lib/pg.sh && " + script], cwd=wftest.ROOT,
-                          capture_output=True, text=True)
-
-
-def psql(query):
-    r = subprocess.run(["psql", "-XAtq", "-h", "127.0.0.1", "-p", str(PORT), "-U", "postgres",
-                        "-d", "postgres", "-c", query], capture_output=True, text=True)
-    return r.stdout.strip()
+def until(predicate, what, timeout=60):
+    return t.until(predicate, what, timeout, poll=0.02)
 
 
 def start_worker():
@@ -57,22 +46,8 @@ def start_worker():
     os.makedirs(os.path.join(home, "tmp"))
     env = {"PATH": os.environ["PATH"], "HOME": home, "TMPDIR": os.path.join(home, "tmp"),
            "WFENGINE_STATE": URL}
-    log = open(os.path.join(home, "log"), "w")
-    p = subprocess.Popen([EXE, "worker", "--name", name, "--concurrency", "2", "--lease", "2"],
-                         cwd=home, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    workers.append(p)
-    return p
-
-
-def until(predicate, what, timeout=60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    t.diag("timed out waiting for " + what)
-    return None
+    return pg.worker(name, "--concurrency", "2", "--lease", "2", cwd=home, env=env,
+                     log=os.path.join(home, "log"))
 
 
 FAILING = set()
@@ -137,18 +112,7 @@ def check(ids, what):
     t.is_(unreadable, [], "%s: every journal replays (show --json)" % what)
 
 
-def kill_group(p):
-    try:
-        os.killpg(p.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    p.wait()
-
-
-r = sh("pg_start %s %d -c fsync=on" % (PG, PORT))
-if r.returncode != 0:
-    print("1..0 # SKIP cannot start PostgreSQL: %s" % r.stderr.strip()[-200:])
-    sys.exit(0)
+pg.start("-c", "fsync=on")
 try:
     r = subprocess.run([EXE, "state", "init", "--state", URL], capture_output=True, text=True)
     t.is_(r.returncode, 0, "state init")
@@ -184,15 +148,12 @@ try:
     submit(6, restart_ids)
     until(lambda: psql("SELECT count(*) FROM attempts WHERE run_id IN (%s)" % in_list(restart_ids))
           not in ("", "0"), "an attempt of the restart runs")
-    r = sh("pg_as \"$(pg_bindir)/pg_ctl\" -D %s/data -m fast -w restart >/dev/null" % PG)
+    r = pg.sh("pg_as \"$(pg_bindir)/pg_ctl\" -D %s/data -m fast -w restart >/dev/null" % pg.dir)
     t.is_(r.returncode, 0, "PostgreSQL restarted (fast: every connection cut)")
     check(restart_ids, "after the restart")
     for p in live:
         p.send_signal(signal.SIGTERM)
     t.is_([p.wait(timeout=60) for p in live], [0] * len(live), "the workers stop on SIGTERM, exit 0")
 finally:
-    for p in workers:
-        if p.poll() is None:
-            kill_group(p)
-    sh("pg_stop %s" % PG)
+    pg.stop()
 t.done()
