@@ -749,19 +749,23 @@ static void notify_cancel(wf_wait *wait) {
   conn->state = SQL_IDLE;
 }
 
+/* Raises conn->failure as an sql error; a lost connection (no PGconn left)
+ * is class 08, worth retrying on a new connection. */
+static int raise_failure(lua_State *L, sql_conn *conn) {
+  int closed = conn->pg == NULL;
+  lua_pushstring(L, conn->failure);
+  wf_push_redacted(L, lua_tostring(L, -1), lua_rawlen(L, -1));
+  wf_push_error(L, "sql", closed ? "08006" : NULL, closed, lua_tostring(L, -1));
+  results_clear(conn);
+  return lua_error(L);
+}
+
 static int conn_wait_notify_k(lua_State *L, int status, lua_KContext ctx) {
   (void)status;
   (void)ctx;
   sql_conn *conn = luaL_checkudata(L, 1, SQL_CONN_META);
   conn->wait.cancel = NULL;
-  if (conn->failure) {
-    int closed = conn->pg == NULL;
-    lua_pushstring(L, conn->failure);
-    wf_push_redacted(L, lua_tostring(L, -1), lua_rawlen(L, -1));
-    wf_push_error(L, "sql", closed ? "08006" : NULL, closed, lua_tostring(L, -1));
-    results_clear(conn);
-    return lua_error(L);
-  }
+  if (conn->failure) return raise_failure(L, conn);
   PGnotify *notify = conn->notify;
   conn->notify = NULL;
   if (!notify) {
@@ -1025,15 +1029,7 @@ static int conn_query_k(lua_State *L, int status, lua_KContext ctx) {
     results_clear(conn);
     return lua_error(L);
   }
-  if (conn->failure) {
-    int closed = conn->pg == NULL;
-    lua_pushstring(L, conn->failure);
-    wf_push_redacted(L, lua_tostring(L, -1), lua_rawlen(L, -1));
-    /* a lost connection: class 08, worth retrying on a new connection */
-    wf_push_error(L, "sql", closed ? "08006" : NULL, closed, lua_tostring(L, -1));
-    results_clear(conn);
-    return lua_error(L);
-  }
+  if (conn->failure) return raise_failure(L, conn);
   /* conn->result stays owned by the connection until the next query or close,
    * so building the Lua value may raise without leaking it */
   return push_shape(L, conn->result, (int)ctx & SHAPE_MASK);
