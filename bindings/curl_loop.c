@@ -292,14 +292,8 @@ static curl_batch *batch_push(lua_State *L, size_t count, int specs) {
   if (count > (((size_t)-1) - sizeof(curl_batch)) / sizeof(curl_transfer))
     luaL_error(L, "too many transfers");
   size_t size = sizeof(curl_batch) + count * sizeof(curl_transfer);
-  curl_batch *batch = lua_newuserdatauv(L, size, 1);
-  memset(batch, 0, size);
+  curl_batch *batch = wf_push_collected(L, size, 1, BATCH_METATABLE, batch_gc);
   batch->count = count;
-  if (luaL_newmetatable(L, BATCH_METATABLE)) {
-    lua_pushcfunction(L, batch_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_setmetatable(L, -2);
   lua_pushvalue(L, specs);
   lua_setiuservalue(L, -2, 1);
   /* stack: batch. From here __gc frees whatever is acquired, so raising is safe. */

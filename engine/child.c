@@ -202,13 +202,7 @@ static char **execute_argv(lua_State *L) {
 
 int child_execute(lua_State *L) {
   char **args = execute_argv(L);
-  execute_wait *ew = lua_newuserdatauv(L, sizeof *ew, 0);
-  memset(ew, 0, sizeof *ew);
-  if (luaL_newmetatable(L, "wfengine.execute_wait")) {
-    lua_pushcfunction(L, execute_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_setmetatable(L, -2);
+  execute_wait *ew = wf_push_collected(L, sizeof *ew, 0, "wfengine.execute_wait", execute_gc);
   uv_process_t *process = calloc(1, sizeof *process);
   if (!process) return luaL_error(L, "out of memory");
   uv_stdio_container_t stdio[3];

@@ -131,13 +131,7 @@ static int readable_gc(lua_State *L) {
 
 static int core_wait_readable(lua_State *L) {
   int fd = (int)luaL_checkinteger(L, 1);
-  readable_wait *rw = lua_newuserdatauv(L, sizeof *rw, 0);
-  memset(rw, 0, sizeof *rw);
-  if (luaL_newmetatable(L, "wfengine.readable_wait")) {
-    lua_pushcfunction(L, readable_gc);
-    lua_setfield(L, -2, "__gc");
-  }
-  lua_setmetatable(L, -2);
+  readable_wait *rw = wf_push_collected(L, sizeof *rw, 0, "wfengine.readable_wait", readable_gc);
   rw->poll = malloc(sizeof *rw->poll);
   if (!rw->poll) return luaL_error(L, "out of memory");
   int rc = uv_poll_init(wf_loop(L), rw->poll, fd);

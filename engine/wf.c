@@ -222,6 +222,18 @@ void *wf_push_scratch(lua_State *L, size_t size, const char *name, lua_CFunction
   return box;
 }
 
+void *wf_push_collected(lua_State *L, size_t size, int nuvalue, const char *name,
+                        lua_CFunction gc) {
+  void *box = lua_newuserdatauv(L, size, nuvalue);
+  memset(box, 0, size);
+  if (luaL_newmetatable(L, name)) {
+    lua_pushcfunction(L, gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  return box;
+}
+
 static int error_tostring(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_getfield(L, 1, "kind");

@@ -129,6 +129,11 @@ void wf_push_error(lua_State *L, const char *kind, const char *code, int retryab
  * raises, so the caller may raise at any point without leaking. */
 void *wf_push_scratch(lua_State *L, size_t size, const char *name, lua_CFunction close);
 
+/* Pushes a new userdata of size bytes, zeroed, with nuvalue user values and
+ * the metatable name (created on first use) whose __gc is gc, which frees
+ * what the userdata holds when it is collected. */
+void *wf_push_collected(lua_State *L, size_t size, int nuvalue, const char *name, lua_CFunction gc);
+
 /* base64 (RFC 4648, padded; engine/base64.c). wf_push_unbase64 pushes the
  * bytes and returns 1, or pushes nothing and returns 0 when text is not
  * base64 as wf_push_base64 writes it. The lua_CFunctions take and give one
