@@ -199,16 +199,21 @@ class Tap:
     def path(self, name):
         return os.path.join(self.dir, name)
 
-    def workflow(self, text, name=None):
-        """Writes a workflow to a temporary .lua file and returns its path."""
-        if name is None:
-            self._n += 1
-            name = "wf%d.lua" % self._n
+    def write(self, name, text):
+        """Writes text to the file name (directories made) below the test's
+        directory and returns its path."""
         path = self.path(name)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w", encoding="utf-8") as f:
             f.write(text)
         return path
+
+    def workflow(self, text, name=None):
+        """Writes a workflow to a temporary .lua file and returns its path."""
+        if name is None:
+            self._n += 1
+            name = "wf%d.lua" % self._n
+        return self.write(name, text)
 
     def fresh_state(self):
         self._n += 1

@@ -12,15 +12,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import wftest
 
 t = wftest.Tap()
-
-
-def write(rel, text):
-    path = t.path(rel)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        f.write(text)
-    return path
-
+write = t.write
 
 # -- the DSL as a module -------------------------------------------------------
 STEPS = '''local wf = require "wf"

@@ -98,14 +98,7 @@ t.is_(s and s.get("result"), {"loaded": True, "shared": True},
       "package.loaded and package.preload of a workflow hold no engine module", result=r)
 
 # -- where modules are searched --------------------------------------------------
-def write(rel, text):
-    path = t.path(rel)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        f.write(text)
-    return path
-
-
+write = t.write
 USES = '''local m = require "%s"
 return workflow { name = "x", steps = { step "a" { run = function() return m.value end } } }'''
 write("cwd/helper.lua", "return { value = 'from the cwd' }")

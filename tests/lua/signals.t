@@ -25,6 +25,30 @@ return workflow {
 }''')
 
 
+def finish(proc, lines, timeout):
+    """Waits for proc to exit (past timeout seconds its group is killed and
+    rc is None); returns (rc, stdout: lines already read and the rest, stderr)."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+        rc = proc.returncode
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        rc = None
+    return rc, "".join(lines) + out.decode(), err.decode()
+
+
+def json_lines(text):
+    """The lines of text that are JSON values, decoded."""
+    events = []
+    for line in text.splitlines():
+        try:
+            events.append(json.loads(line))
+        except ValueError:
+            pass
+    return events
+
+
 def interrupt(signo, *extra):
     """Starts a run, waits until step 'slow' logs, sends signo; returns
     (rc, seconds from signal to exit, events, stderr, state)."""
@@ -43,22 +67,10 @@ def interrupt(signo, *extra):
             break
     sent = time.monotonic()
     proc.send_signal(signo)
-    try:
-        out, err = proc.communicate(timeout=10)
-        rc = proc.returncode
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        rc = None
+    rc, output, err = finish(proc, lines, 10)
     elapsed = time.monotonic() - sent
-    events = []
-    for line in lines + out.decode().splitlines():
-        try:
-            events.append(json.loads(line))
-        except ValueError:
-            pass
-    t.raw = "".join(lines) + out.decode()
-    return rc, elapsed, events, err.decode(), state
+    t.raw = output
+    return rc, elapsed, json_lines(output), err, state
 
 
 for name, signo in (("SIGINT", signal.SIGINT), ("SIGTERM", signal.SIGTERM)):
@@ -105,20 +117,8 @@ def interrupt_step(workflow, step, signals, ready=None):
         time.sleep(0.01)
     for signo in signals:
         proc.send_signal(signo)
-    try:
-        out, err = proc.communicate(timeout=30)
-        rc = proc.returncode
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        out, err = proc.communicate()
-        rc = None
-    events = []
-    for line in lines + out.decode().splitlines():
-        try:
-            events.append(json.loads(line))
-        except ValueError:
-            pass
-    return rc, events, err.decode(), state
+    rc, output, err = finish(proc, lines, 30)
+    return rc, json_lines(output), err, state
 
 
 def show_status(state):
