@@ -44,19 +44,15 @@ local function lua_scan(x, d)
   return table.concat(out)
 end
 
-local EDGES = {
-  "john.doe@company.com", "John.Doe@Company.COM", "ANNA@X.NO", "kari+crm@x.no",
-  "a@mail.x.no", "@gmail.com", "x@Hotmail.COM", "n/a", "", " ", "@", "a@", "@@", " @ ",
-  "a@b@c.no", "a@@b.no", "a@B@C.NO", "  spaced@x.no  ", "\tTab@X.no\n", "\v\f\rctl@x.no\r\f\v",
-  "in side@x.no", "inside@x .no", "no at sign", "  no at sign  ", "\tno at\n",
-  "john.doe_company.com@mailinator.com", "JOHN@MAILINATOR.COM", " a@MailInator.com ",
-  "x@mailinator.com.", "x@mailinator.com.evil.org", "x@sub.mailinator.com", "x@mailinator.co",
-  "x@sbx.example.org", "x@SBX.Example.ORG", "x@x", "x@X", "mailinator.com", "@mailinator.com",
-  "æøå@ÆØÅ.no", "ÅSE@ÅS.NO", "名前@例え.JP", "o'brien@x.ie", "a.b-c_d%e@x-y.z", "\"q@q\"@x.no",
-  string.rep("l", 300) .. "@" .. string.rep("D", 200) .. ".COM",
-  "Prefers mail to Ole.Hansen@Acme.NO; assistant: KARI@acme.no.", "tail dot a@b.no. next",
-  "x@MAILINATOR.COM y@mailinator.com.evil.org", "a@b.no@C.NO", "edge@end",
-}
+-- the edge cases of sandbox_address.lua, then addresses inside free text
+local EDGES = {}
+for _, list in ipairs {
+  require "address_edges",
+  { "Prefers mail to Ole.Hansen@Acme.NO; assistant: KARI@acme.no.", "tail dot a@b.no. next",
+    "x@MAILINATOR.COM y@mailinator.com.evil.org", "a@b.no@C.NO", "edge@end" },
+} do
+  table.move(list, 1, #list, #EDGES + 1, EDGES)
+end
 
 local function dsn(ctx, which, db)
   return string.format("host=127.0.0.1 port=%s user=postgres dbname=%s", ctx.params[which .. "_port"], db)

@@ -9,17 +9,7 @@ local tap = require "tap"
 
 local DOMAINS = { "mailinator.com", "MailInator.COM", " sbx.example.org\t", "x" }
 
-local VALUES = {
-  "john.doe@company.com", "John.Doe@Company.COM", "ANNA@X.NO", "kari+crm@x.no",
-  "a@mail.x.no", "@gmail.com", "x@Hotmail.COM", "n/a", "", " ", "@", "a@", "@@", " @ ",
-  "a@b@c.no", "a@@b.no", "a@B@C.NO", "  spaced@x.no  ", "\tTab@X.no\n", "\v\f\rctl@x.no\r\f\v",
-  "in side@x.no", "inside@x .no", "no at sign", "  no at sign  ", "\tno at\n",
-  "john.doe_company.com@mailinator.com", "JOHN@MAILINATOR.COM", " a@MailInator.com ",
-  "x@mailinator.com.", "x@mailinator.com.evil.org", "x@sub.mailinator.com", "x@mailinator.co",
-  "x@sbx.example.org", "x@SBX.Example.ORG", "x@x", "x@X", "mailinator.com", "@mailinator.com",
-  "æøå@ÆØÅ.no", "ÅSE@ÅS.NO", "名前@例え.JP", "o'brien@x.ie", "a.b-c_d%e@x-y.z", "\"q@q\"@x.no",
-  string.rep("l", 300) .. "@" .. string.rep("D", 200) .. ".COM",
-}
+local VALUES = require "address_edges"
 
 -- The documented function over a batch of values, in order; NULLs travel
 -- as JSON nulls.
