@@ -171,6 +171,7 @@ local OWN_FIELDS = {
   steps = true, config = true, options = true, rollback = true, changes = true,
   elapsed = true, delay = true, will_retry = true, irreversible = true, level = true,
   reason = true, compensation_failed = true, owed = true, secrets = true, forced = true,
+  epoch = true, worker = true,
 }
 
 -- Parameter names belong to the workflow like step ids; their values are redacted.

@@ -210,6 +210,11 @@ local function drive(spec, continuing)
     config = spec.config, options = spec.options, writer = writer, store = store, view = v,
     run_id = spec.run_id, events = spec.events, collect = spec.collect }
   v:start_ticker(spec.mode)
+  -- on a shared state: which claim of the run this process holds and, for a
+  -- worker, whose; so the journal of a run that moved between workers says
+  -- which events each wrote (docs/operations.md)
+  spec.started.epoch = store.epochs and store.epochs[spec.run_id] or nil
+  spec.started.worker = args.claimed and store.owner or nil
   local code
   if continuing then
     code = runner.resume(run, spec.started)

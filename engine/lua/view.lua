@@ -178,8 +178,9 @@ end
 
 function handlers.run_resumed(self, ev)
   if self.quiet then return end
-  self:say(self:paint("bold", ev.workflow or "") .. string.format(": %s run %s",
-    ev.rollback and "rolling back" or "resuming", ev.run_id))
+  self:say(self:paint("bold", ev.workflow or "") .. string.format(": %s run %s%s",
+    ev.rollback and "rolling back" or "resuming", ev.run_id,
+    ev.worker and string.format(" on worker %s (claim %s)", ev.worker, tostring(ev.epoch)) or ""))
   for _, line in ipairs(ev.changes or {}) do self:say("  changed: " .. line) end
 end
 
