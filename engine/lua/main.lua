@@ -416,6 +416,10 @@ continue_held = function(store, args, rollback)
   if not wf then return fail("%s", err) end
   local changes, refusal = workflow_changes(rec, wf)
   if not changes then return fail("cannot %s run %s: %s", verb, args.run_id, refusal) end
+  if args.workflow_option and not args.claimed and store.kind == "pg" then
+    local stored, snap_err = require("wfengine.pool").resnapshot(store, args.run_id, wf, args.workflow_option)
+    if not stored then return fail("cannot %s run %s: %s", verb, args.run_id, snap_err) end
+  end
   -- The config file of the run, read again (its secrets were never journaled).
   local config, config_err = params.load_config(args.config or rec.first.config)
   if not config then return fail("%s", config_err) end

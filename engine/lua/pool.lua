@@ -108,6 +108,19 @@ local EXIT_OF = { run_succeeded = EXIT.SUCCEEDED, run_compensated = EXIT.COMPENS
 
 -- --wait: the run's events as they are committed, in the human view (or
 -- --json), until it ends; its exit code.
+-- `resume RUN --workflow FILE` of a queued run (PostgreSQL): the edited code
+-- becomes the run's snapshot, so a worker that takes the run over later
+-- runs what the resume ran (the stored config is kept). True, or nil and why.
+function pool.resnapshot(store, run_id, wf, path)
+  local row = store:pooled(run_id)
+  if not row or not row.snapshot then return true end -- not a queued run: nothing stored
+  local ok, old = pcall(json.decode, row.snapshot)
+  if not ok or type(old) ~= "table" then return nil, "run " .. run_id .. ": its stored snapshot is unreadable" end
+  local code = snapshot_code(wf, path)
+  store:update_snapshot(run_id, json.encode { main = code.main, files = code.files, config = old.config })
+  return true
+end
+
 function pool.follow(store, run_id, args, total, steps)
   local view = require "wfengine.view"
   local v = view.new { json = args.json, quiet = args.quiet, verbose = args.verbose, total = total,

@@ -580,6 +580,10 @@ function Store:pooled(run_id)
     FROM wfengine.runs WHERE run_id = $1]], run_id)
 end
 
+function Store:update_snapshot(run_id, snapshot)
+  self:query("UPDATE wfengine.runs SET snapshot = $2 WHERE run_id = $1 AND pooled", run_id, snapshot)
+end
+
 -- A pooled run that cannot go on here (a secret missing on this worker):
 -- paused, with why, and its lease given back.
 function Store:set_aside(run_id, epoch, why)

@@ -173,6 +173,23 @@ try:
     t.like(r.stdout, '"dsn":true', "... with the secret config value back from the worker's own config")
     w.send_signal(signal.SIGTERM)
     w.wait(timeout=30)
+    # ---- resume RUN --workflow FILE stores the edited code as the snapshot ----
+    r = engine("submit", os.path.join(proj, "flow.lua"), "-c", secret_config, "--state", URL,
+               "--fail-at", "one", "--on-failure", "pause")
+    edited = r.stdout.strip()
+    w = start_worker("edited", "-c", secret_config)
+    until(lambda: psql("SELECT status FROM wfengine.runs WHERE run_id = '%s'" % edited) == "paused",
+          "the run to pause at its injected failure")
+    w.send_signal(signal.SIGTERM)
+    w.wait(timeout=30)
+    with open(os.path.join(proj, "flow2.lua"), "w") as f:
+        f.write("-- edited after the pause: marker 7f3a\n" + open(os.path.join(proj, "flow.lua")).read())
+    r = engine("resume", edited, "--workflow", os.path.join(proj, "flow2.lua"), "-c", secret_config,
+               "--state", URL, "-q")
+    t.is_(r.returncode, 0, "resume --workflow FILE of a queued run succeeds", r.stderr)
+    snap = psql("SELECT snapshot FROM wfengine.runs WHERE run_id = '%s'" % edited)
+    t.ok("marker 7f3a" in snap and "Sup3rSecretPw" not in snap,
+         "resume --workflow stored the edited file as the run's snapshot (config kept, no secret)")
     # ---- confirm answered from the state; Ctrl-C while it waits ----
     CONFIRM = os.path.join(wftest.ROOT, "tests", "state", "confirm.lua")
     marks = os.path.join(TMP, "marks")
