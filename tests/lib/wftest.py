@@ -121,6 +121,17 @@ class Result:
         return out
 
 
+def _detail(value):
+    """Lines to show under a failed test: a run's description, a list, or any value."""
+    if value is None:
+        return []
+    if hasattr(value, "describe"):
+        return list(value.describe())
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    return str(value).splitlines() or [repr(value)]
+
+
 class Tap:
     """TAP output plus a private temporary directory for the test."""
 
@@ -133,7 +144,10 @@ class Tap:
 
     # ---- TAP ----
 
-    def ok(self, cond, name, todo=None, diag=None):
+    # A TODO is only ever given by keyword: a third (fourth) positional
+    # argument is detail shown on failure. (It used to be `todo`, which made
+    # `t.ok(cond, name, detail)` a failure that could never fail.)
+    def ok(self, cond, name, diag=None, *, todo=None):
         self.count += 1
         cond = bool(cond)
         if not cond and not todo:
@@ -143,30 +157,24 @@ class Tap:
             line += " # TODO " + todo
         print(line, flush=True)
         if not cond:
-            for d in (diag() if callable(diag) else diag) or []:
+            for d in _detail(diag() if callable(diag) else diag):
                 self.diag(d)
         return cond
 
-    def is_(self, got, want, name, todo=None, result=None):
+    def is_(self, got, want, name, result=None, *, todo=None):
         same = got == want and type(got) == type(want)
-        diag = ["got:  %r" % (got,), "want: %r" % (want,)]
-        if result is not None:
-            diag += result.describe()
+        diag = ["got:  %r" % (got,), "want: %r" % (want,)] + _detail(result)
         return self.ok(same, name, todo=todo, diag=diag)
 
-    def like(self, got, needle, name, todo=None, result=None):
+    def like(self, got, needle, name, result=None, *, todo=None):
         """got (a string) contains needle."""
         good = isinstance(got, str) and needle in got
-        diag = ["got:  %r" % (got,), "want something containing %r" % (needle,)]
-        if result is not None:
-            diag += result.describe()
+        diag = ["got:  %r" % (got,), "want something containing %r" % (needle,)] + _detail(result)
         return self.ok(good, name, todo=todo, diag=diag)
 
-    def unlike(self, got, needle, name, todo=None, result=None):
+    def unlike(self, got, needle, name, result=None, *, todo=None):
         good = isinstance(got, str) and needle not in got
-        diag = ["%r should not contain %r" % (got[:500] if isinstance(got, str) else got, needle)]
-        if result is not None:
-            diag += result.describe()
+        diag = ["%r should not contain %r" % (got[:500] if isinstance(got, str) else got, needle)] + _detail(result)
         return self.ok(good, name, todo=todo, diag=diag)
 
     def skip(self, reason, count=1):
