@@ -17,6 +17,12 @@ function history.load(store, run_id, self_held)
   local events, problem = store:events(run_id)
   if not events then return nil, problem end
   if #events == 0 then
+    -- a submitted run no worker has started yet, or set aside before it started
+    local row = store.pooled and store:pooled(run_id)
+    if row then
+      return nil, string.format("run %s (%s) is %s and has not started yet%s", run_id,
+        tostring(row.workflow), tostring(row.status), row.note and (": " .. row.note) or ""), true
+    end
     return nil, string.format("run %s never started (it stopped before its first event)", run_id)
   end
   if events[1].type ~= "run_started" then
@@ -110,7 +116,11 @@ local function summary(value)
 end
 
 function history.show(store, run_id, as_json)
-  local rec, events = history.load(store, run_id)
+  local rec, events, queued = history.load(store, run_id)
+  if queued and not as_json then
+    print(events)
+    return EXIT.SUCCEEDED
+  end
   if not rec then
     io.stderr:write("wfengine: ", tostring(events), "\n")
     return EXIT.USAGE

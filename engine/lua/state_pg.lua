@@ -576,7 +576,7 @@ function Store:claim(owner, lease)
 end
 
 function Store:pooled(run_id)
-  return self:one([[SELECT run_id, workflow, mode, status, epoch, owner, snapshot, request
+  return self:one([[SELECT run_id, workflow, mode, status, epoch, owner, snapshot, request, note
     FROM wfengine.runs WHERE run_id = $1]], run_id)
 end
 

@@ -165,6 +165,9 @@ try:
     t.ok("workflows/sub/mod.lua" in snap, "the snapshot holds the module from a subdirectory of workflows/")
     t.ok("Sup3rSecretPw" not in snap and "TokTokTok1234" not in snap,
          "the snapshot holds no secret: neither a DSN's password nor a credential-named key")
+    r = engine("show", nested, "--state", URL)
+    t.ok(r.returncode == 0 and "is queued and has not started yet" in r.stdout,
+         "show of a submitted run no worker has started: queued, not 'never started'", r.stdout + r.stderr)
     w = start_worker("nested", "-c", secret_config)
     done = until(lambda: psql("SELECT status FROM wfengine.runs WHERE run_id = '%s'" % nested)
                  in ("succeeded", "failed", "compensated", "paused"), "the nested run to end")
