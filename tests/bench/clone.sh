@@ -35,6 +35,6 @@ s8, s13 = t.get("copy_database", 0), t.get("rewrite_email_addresses", 0)
 waits = t.get("wait_customer_task", 0) + t.get("wait_iis_operations", 0)
 print("  step 13 / step 8: %.2f (goal <= 0.20); step 8 rewrote %s values, step 13 %s in place"
       % (s13 / s8 if s8 else 0, r.get("copy_database", {}).get("rewritten_values"),
-         r.get("rewrite_email_addresses", {}).get("values")))
+         r.get("rewrite_email_addresses", {}).get("in_place_values")))
 print("  whole clone / (step 8 + timed waits %.1f s): %.2fx (goal <= 1.5x)" % (waits, total / (s8 + waits) if s8 + waits else 0))
 PY
