@@ -285,6 +285,7 @@ local function wait_started(dir)
     if line then
       local ok, ev = pcall(json.decode, line)
       if ok and type(ev) == "table" and ev.run_id then return ev.run_id end
+      if line:match("^[%w][%w._-]*$") then return line end -- submit prints the queued run's id
     end
     local err = files.read_file(dir .. "/err.txt") or ""
     local first = err:match("wfengine: ([^\n]*)")
@@ -297,8 +298,13 @@ end
 -- spec: file (workflow), params (name -> value, given), secrets (env name ->
 -- value), mode ("simulate", "dry-run", "run"), fail_at (list, for tests and
 -- drills). Returns the run id, or nil and the refusal.
+-- With a directory state the run starts here, detached; with PostgreSQL it
+-- is submitted to the workers (a worker answers its confirm questions from
+-- the state, and takes its secrets from its own config, never from here).
 function State:start(spec)
-  local args = { "run", spec.file, "--state", self.where, "--json", "--confirm-from-state" }
+  local pooled = self.store.kind == "pg"
+  local args = { pooled and "submit" or "run", spec.file, "--state", self.where }
+  if not pooled then args[#args + 1] = "--json"; args[#args + 1] = "--confirm-from-state" end
   if self.config then args[#args + 1] = "-c"; args[#args + 1] = self.config end
   if spec.mode == "simulate" then args[#args + 1] = "--simulate"
   elseif spec.mode == "dry-run" then args[#args + 1] = "--dry-run" end

@@ -5,7 +5,8 @@
 # (--confirm-from-state) stores its step's last progress there, and the
 # console's event stream hands it on (event: progress); a version 1 state
 # (the column dropped, the version set back) still runs, without progress,
-# until `state init` migrates it.
+# until `state init` migrates it; a run started from the console on a
+# PostgreSQL state is submitted to the workers.
 import os
 import sys
 
@@ -54,6 +55,20 @@ try:
     t.ok(progress and progress[-1].get("done") == 40 and progress[-1].get("step") == "copy",
          "the console's event stream gives the progress from PostgreSQL", diag=[stream])
     t.ok(stream and stream[-1][0] == "end", "the stream ends (the run is over)")
+    # a run started from the console on a PostgreSQL state goes to the workers
+    worker = pg.worker("w1", "--state", URL)
+    code, body = console.call("POST", "/api/runs", {"workflow": os.path.basename(WF)[:-4], "mode": "run",
+                                                    "params": {}})
+    t.is_(code, 201, "POST /api/runs on a PostgreSQL state: queued", body)
+    qid = body.get("run_id") if isinstance(body, dict) else None
+    t.is_(psql("SELECT pooled FROM wfengine.runs WHERE run_id = '%s'" % qid), "t",
+          "the run was submitted (a pooled run), not started by the console")
+    stream = console.stream(qid)
+    t.ok(stream and stream[-1][0] == "end", "its stream follows it to the end")
+    t.is_(psql("SELECT event::json->>'worker' FROM wfengine.events WHERE run_id = '%s' "
+               "AND event::json->>'type' = 'run_started'" % qid), "w1", "a worker ran it")
+    worker.terminate()
+    worker.wait(30)
 
     # ---- a version 1 state: works without progress; state init migrates it ----
     psql("ALTER TABLE wfengine.runs DROP COLUMN progress; UPDATE wfengine.meta SET schema_version = 1")
