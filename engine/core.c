@@ -3,6 +3,8 @@
  * the mode, the clocks, the hooks and secrets of the wf.h services
  * (engine/wf.c), retry delays, hashes, a terminal's input, directories,
  * os.execute (engine/child.c) and the exit codes. */
+#include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
@@ -155,6 +157,21 @@ static int core_getpid(lua_State *L) {
   return 1;
 }
 
+/* core.interrupt(pid) -> true | nil, message: SIGINT to a process of this
+ * machine (the console pausing a run it follows: it stops as after Ctrl-C). */
+static int core_interrupt(lua_State *L) {
+  lua_Integer pid = luaL_checkinteger(L, 1);
+  luaL_argcheck(L, pid > 1 && pid <= INT_MAX, 1, "not a process id");
+  int rc = uv_kill((int)pid, SIGINT);
+  if (rc != 0) {
+    lua_pushnil(L);
+    lua_pushfstring(L, "cannot interrupt process %d: %s", (int)pid, uv_strerror(rc));
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
 static int core_interrupted(lua_State *L) {
   lua_pushboolean(L, loop_interrupted());
   return 1;
@@ -225,6 +242,7 @@ static const luaL_Reg core_funcs[] = {
     {"isatty", core_isatty},
     {"wait_readable", core_wait_readable},
     {"getpid", core_getpid},
+    {"interrupt", core_interrupt},
     {"interrupted", core_interrupted},
     {"error_meta", core_error_meta},
     {"listdir", core_listdir},

@@ -359,6 +359,11 @@ function State:interrupt(id)
   local rec, events = history.load(self.store, id)
   if not rec then return nil, events end
   if not rec.live then return nil, "run " .. id .. " is not running" end
+  -- a process id means something on this machine only; a run on a
+  -- PostgreSQL state may be running on a worker anywhere
+  if self.store.kind ~= "file" then
+    return nil, "run " .. id .. " runs on a worker: stop it there (SIGINT to the worker interrupts its runs)"
+  end
   local pid
   for _, ev in ipairs(events) do
     if (ev.type == "run_started" or ev.type == "run_resumed") and math.type(ev.pid) == "integer" then
@@ -366,8 +371,7 @@ function State:interrupt(id)
     end
   end
   if not pid then return nil, "run " .. id .. " journaled no process id" end
-  core.execute("kill -INT " .. pid)
-  return true
+  return core.interrupt(pid)
 end
 
 -- Answers the confirm question step asks in run id: "yes" or "no".

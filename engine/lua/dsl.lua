@@ -314,6 +314,7 @@ local function project_library(dir)
   end
   return nil
 end
+dsl.project_library = project_library
 
 -- package.path of a workflow: its own directory, the project's library, then
 -- each directory of $WFENGINE_PATH; never the current directory.

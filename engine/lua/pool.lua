@@ -49,7 +49,7 @@ local function snapshot_code(wf, path)
     end
   end
   take(real_dir, "flow", 0)
-  local library = require("wfengine.dsl").module_path(path):match("^[^;]*;[^;]*;([^;]*)/%?%.lua")
+  local library = require("wfengine.dsl").project_library(dir)
   if library and library ~= real_dir then take(library, "workflows", MAX_DEPTH) end
   for _, file in ipairs(wf.files or {}) do
     local real = core.realpath(file) or file
