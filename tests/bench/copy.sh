@@ -11,7 +11,9 @@
 #   pgcopydb clone --table-jobs JOBS --index-jobs JOBS, then ANALYZE
 #     (Debian package pgcopydb, installed here when root; skipped without)
 #   CREATE DATABASE ... TEMPLATE ... STRATEGY WAL_LOG and FILE_COPY (same cluster)
-# and prints the medians with min/max, the ratios, copy_database's phase
+# Each method starts on flushed clusters (CHECKPOINT on both, then sync,
+# untimed), and the two copy_database variants take turns going first.
+# It prints the medians with min/max, the ratios, copy_database's phase
 # breakdown and wfengine's peak RSS. BASELINE=/path/to/an/older/wfengine
 # times that binary's copy_database too, in the same rounds (before/after).
 #   SIZE_MB=1024 ROUNDS=3 JOBS=2 sh tests/bench/copy.sh
@@ -36,6 +38,16 @@ chmod 777 "$TMP"
 psql_a() { "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT_A" -U postgres "$@"; }
 psql_b() { "$BIN/psql" -X -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$PORT_B" -U postgres "$@"; }
 now() { date +%s.%N; }
+# settle: before each timed method, the previous method's writes are
+# flushed (a CHECKPOINT on both clusters, then sync), untimed; otherwise
+# each method pays for its predecessor's dirty pages and WAL (pg_dump |
+# psql leaves about the database's size of both) and the first method of a
+# round is the one that pays most
+settle() {
+  psql_a -d postgres -c CHECKPOINT
+  psql_b -d postgres -c CHECKPOINT
+  sync
+}
 
 echo "generating a CRM database of about $SIZE_MB MB..."
 S=$(awk "BEGIN { print $SIZE_MB / 1024 }")
@@ -99,20 +111,27 @@ return workflow { name = "bench_copy", params = { from = { required = true }, to
 LUA
 
 reset_b() { psql_b -d postgres -c "DROP DATABASE IF EXISTS $1" -c "CREATE DATABASE $1"; }
-t_copy() { # t_copy [WFENGINE [PHASES [REWRITE_DOMAIN]]]: seconds; peak RSS (kB) appended to $TMP/rss
+t_copy() { # t_copy [WFENGINE [PHASES [REWRITE_DOMAIN]]]: seconds; peak RSS (kB) and CPU
+  # seconds appended to $TMP/rss and $TMP/cpu (_rewrite, _baseline)
   reset_b t_copy
+  settle
   start=$(now)
-  /usr/bin/time -f %M -o "$TMP/rss1" "${1:-$WFENGINE}" run -q "$TMP/copy.lua" --state "$TMP/state" -p jobs="$JOBS" \
+  /usr/bin/time -f "%M %U %S" -o "$TMP/rss1" "${1:-$WFENGINE}" run -q "$TMP/copy.lua" --state "$TMP/state" -p jobs="$JOBS" \
     -p rewrite="${3:-}" \
     -p from="host=127.0.0.1 port=$PORT_A user=postgres dbname=crm" \
     -p to="host=127.0.0.1 port=$PORT_B user=postgres dbname=t_copy" >>"${2:-$TMP/phases}"
   end=$(now)
-  tail -1 "$TMP/rss1" >>"$TMP/rss${1:+_baseline}"
+  kind=
+  [ -n "${1:-}" ] && kind=_baseline
+  [ -n "${3:-}" ] && kind=_rewrite
+  tail -1 "$TMP/rss1" | cut -d' ' -f1 >>"$TMP/rss$kind"
+  tail -1 "$TMP/rss1" | awk '{ print $2 + $3 }' >>"$TMP/cpu$kind"
   awk "BEGIN { print $end - $start }"
 }
 t_dir() {
   reset_b t_dir
   rm -rf "$TMP/dump"
+  settle
   start=$(now)
   "$BIN/pg_dump" -h 127.0.0.1 -p "$PORT_A" -U postgres -Fd -j "$JOBS" -Z0 -f "$TMP/dump" crm
   "$BIN/pg_restore" -h 127.0.0.1 -p "$PORT_B" -U postgres -j "$JOBS" -d t_dir "$TMP/dump"
@@ -122,6 +141,7 @@ t_dir() {
 t_pgcopydb() {
   reset_b t_pgcopydb
   rm -rf "$TMP/pgcopydb.work"
+  settle
   start=$(now)
   pgcopydb clone --dir "$TMP/pgcopydb.work" --table-jobs "$JOBS" --index-jobs "$JOBS" \
     --source "host=127.0.0.1 port=$PORT_A user=postgres dbname=crm" \
@@ -132,6 +152,7 @@ t_pgcopydb() {
 }
 t_pipe() {
   reset_b t_pipe
+  settle
   start=$(now)
   "$BIN/pg_dump" -h 127.0.0.1 -p "$PORT_A" -U postgres crm | psql_b -d t_pipe >/dev/null
   psql_b -d t_pipe -c ANALYZE
@@ -139,6 +160,7 @@ t_pipe() {
 }
 t_template() {
   psql_a -d postgres -c "DROP DATABASE IF EXISTS t_$1"
+  settle
   start=$(now)
   psql_a -d postgres -c "CREATE DATABASE t_$1 TEMPLATE crm STRATEGY $1"
   awk "BEGIN { print $(now) - $start }"
@@ -156,8 +178,14 @@ fi
 : >"$TMP/phases_baseline"
 for round in $(seq 1 "$ROUNDS"); do
   echo "round $round/$ROUNDS"
-  echo "$(t_copy)" >>"$TMP/copy"
-  echo "$(t_copy "$WFENGINE" "$TMP/phases_rewrite" mailinator.com)" >>"$TMP/rewrite"
+  # with and without the rewrite in turn first: the ratio of the two is a goal
+  if [ $((round % 2)) = 1 ]; then
+    echo "$(t_copy)" >>"$TMP/copy"
+    echo "$(t_copy "$WFENGINE" "$TMP/phases_rewrite" mailinator.com)" >>"$TMP/rewrite"
+  else
+    echo "$(t_copy "$WFENGINE" "$TMP/phases_rewrite" mailinator.com)" >>"$TMP/rewrite"
+    echo "$(t_copy)" >>"$TMP/copy"
+  fi
   [ -n "$PGCOPYDB" ] && echo "$(t_pgcopydb)" >>"$TMP/pgcopydb"
   [ -n "$BASELINE" ] && echo "$(t_copy "$BASELINE" "$TMP/phases_baseline")" >>"$TMP/baseline"
   echo "$(t_dir)" >>"$TMP/dir"
@@ -203,7 +231,10 @@ if [ -n "$PGCOPYDB" ]; then
     "$(median "$TMP/ratios_pgcopydb")" "$(range "$TMP/ratios_pgcopydb")"
 fi
 printf '  copy_database / FILE_COPY template: %.2fx\n' "$(awk "BEGIN { print $copy / $file }")"
-printf '  wfengine peak RSS: %s kB (max of %d rounds)\n' "$(sort -n "$TMP/rss" | tail -1)" "$ROUNDS"
+printf '  wfengine peak RSS: %s kB without the rewrite, %s kB with (max of %d rounds)\n' \
+  "$(sort -n "$TMP/rss" | tail -1)" "$(sort -n "$TMP/rss_rewrite" | tail -1)" "$ROUNDS"
+printf '  wfengine CPU (user + system): %.2f s without the rewrite (%s), %.2f s with (%s)\n' \
+  "$(median "$TMP/cpu")" "$(range "$TMP/cpu")" "$(median "$TMP/cpu_rewrite")" "$(range "$TMP/cpu_rewrite")"
 echo "copy_database phases (wall seconds; busy = worker-seconds inside the overlapped data phase), per round:"
 sed 's/^PHASES /  /' "$TMP/phases"
 echo "copy_database + rewrite phases, per round:"
