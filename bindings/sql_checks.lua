@@ -13,9 +13,11 @@ local checks = {}
 -- $1, $2, $3: schema, table and column of each rewritten column on the
 -- target. One row per (constraint, table, column) it sees: a table's CHECK
 -- whose columns include a rewritten one, on its table or on an ancestor
--- (defined there, coninhcount = 0: dropped and added there, ALTER TABLE
+-- (where it is defined, conislocal: dropped and added there, ALTER TABLE
 -- recurses), and a domain's CHECK on a rewritten column's type or a domain
--- under it.
+-- under it. Those not inherited first: dropping them first leaves a child's
+-- merged copy (legacy INHERITS, defined in both) its own, which is then
+-- dropped; added back in the reverse order, the parent's merges with it.
 checks.SQL = [[
 WITH RECURSIVE rw AS (
   SELECT c.oid AS relid, a.attname, a.atttypid, format('%I.%I', n.nspname, c.relname) AS tbl, r.fixable
@@ -31,19 +33,18 @@ doms(relid, attname, tbl, fixable, typ) AS (
   SELECT relid, attname, tbl, fixable, atttypid FROM rw
   UNION SELECT d.relid, d.attname, d.tbl, d.fixable, t.typbasetype FROM doms d JOIN pg_type t ON t.oid = d.typ
   WHERE t.typtype = 'd')
-SELECT k.oid::bigint AS oid, k.conname AS name, 'table' AS kind, pg_get_constraintdef(k.oid) AS def,
+SELECT k.oid::bigint AS oid, k.coninhcount AS inherited, k.conname AS name, 'table' AS kind, pg_get_constraintdef(k.oid) AS def,
   format('%I.%I', n.nspname, o.relname) AS owner, NULL AS base, up.tbl, up.relid::bigint AS relid,
   up.attname AS col, up.fixable
 FROM up JOIN pg_constraint k ON k.conrelid = up.ancestor AND k.contype = 'c' AND k.conislocal
-    AND k.coninhcount = 0
   JOIN pg_attribute ka ON ka.attrelid = k.conrelid AND ka.attnum = ANY (k.conkey) AND ka.attname = up.attname
   JOIN pg_class o ON o.oid = k.conrelid JOIN pg_namespace n ON n.oid = o.relnamespace
 UNION ALL
-SELECT k.oid, k.conname, 'domain', pg_get_constraintdef(k.oid), format('%I.%I', n.nspname, t.typname),
+SELECT k.oid, 0, k.conname, 'domain', pg_get_constraintdef(k.oid), format('%I.%I', n.nspname, t.typname),
   format_type(t.typbasetype, t.typtypmod), d.tbl, d.relid, d.attname, d.fixable
 FROM doms d JOIN pg_constraint k ON k.contypid = d.typ AND k.contype = 'c'
   JOIN pg_type t ON t.oid = k.contypid JOIN pg_namespace n ON n.oid = t.typnamespace
-ORDER BY 1, 7, 9]]
+ORDER BY 2, 1, 8, 10]]
 
 local function quote(name) return '"' .. name:gsub('"', '""') .. '"' end
 
@@ -289,7 +290,8 @@ end
 function checks.restore(target, list, domain, log)
   local report = { fallback = 0, unchecked = {} }
   domain = domain:match("^%s*(.-)%s*$"):lower()
-  for _, k in ipairs(list) do
+  for i = #list, 1, -1 do
+    local k = list[i]
     if not try_add(target, k) then
       if k.kind == "domain" then domain_probe(target, k) end
       for _, scope in ipairs(scopes(k)) do

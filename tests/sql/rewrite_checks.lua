@@ -33,8 +33,8 @@ return workflow {
         local stats = sql.copy_database { from = dsn(ctx, "source", "src"), to = dsn(ctx, "target", "dst"),
           jobs = 2, rewrite = { domain = D, exclude = { "users.name" } } }
         ctx.state.ran = true
-        tap.is(stats.rewrite.checks, 7, "7 CHECK constraints see a rewritten column (the others are left alone)")
-        tap.is(stats.rewrite.fallback, 8, "8 rewritten values got the fallback")
+        tap.is(stats.rewrite.checks, 9, "9 CHECK constraints see a rewritten column (the others are left alone)")
+        tap.is(stats.rewrite.fallback, 10, "10 rewritten values got the fallback")
         local u = stats.rewrite.unchecked
         tap.ok(#u == 1 and u[1].constraint == "customer_domain" and u[1].table == "app.customer"
           and u[1].rows == 2, "result.rewrite.unchecked names the constraint no sandbox address satisfies")
@@ -85,6 +85,14 @@ return workflow {
           and ev[151] == "a_b.no@mailinator.com", "a check on a partitioned parent: both partitions' rows fixed")
         tap.ok(k["events_len@app.events"].validated and k["events_len@app.events_1"].validated
           and k["events_len@app.events_2"].validated, "the parent's check and its partitions' validated")
+        local base = conn:query("SELECT email FROM app.base ORDER BY id")
+        tap.ok(base[1].email == hash("Per.Olsen_kunde.no@mailinator.com"):sub(1, 15) .. "@" .. D
+          and base[2].email == hash("Kari.Nordmann_kunde.no@mailinator.com"):sub(1, 15) .. "@" .. D,
+          "a check defined in a parent and merged in its INHERITS child: the rows of both fixed")
+        local merged = conn:one([[SELECT convalidated, conislocal, coninhcount FROM pg_constraint
+          WHERE conname = 'base_len' AND conrelid = 'app.derived'::regclass]])
+        tap.ok(k["base_len@app.base"].validated and merged.convalidated and merged.conislocal
+          and merged.coninhcount == 1, "both added back validated, the child's merged again (local and inherited)")
         local leaks = 0
         for _, c in ipairs(conn:query([[SELECT format('%I.%I', table_schema, table_name) AS t, quote_ident(column_name) AS c
             FROM information_schema.columns WHERE table_schema = 'app' AND data_type IN ('text', 'USER-DEFINED')]])) do

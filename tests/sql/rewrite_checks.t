@@ -4,7 +4,7 @@
 # length check and a domain's fixed by the fallback, on a partitioned
 # parent too; a pattern the rewrite passes left as it is; one no sandbox
 # address satisfies added NOT VALID, warned about and reported; checks on
-# other columns untouched.
+# other columns untouched; merged INHERITS checks.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/sql/cluster.sh
 sql_setup 26174 26175
