@@ -1106,7 +1106,16 @@ function sql.copy_database(opts)
   if o.rewrite then
     rewritten = in_phase("schema", rewriting.tables, o.rewrite, source, target, c.tables)
     log_rewrite_plan(rewritten, "info")
+  end
+
+  c.sequences = source:query(SEQUENCES_SQL)
+  c.late_analyze = source:query(LATE_ANALYZE_SQL)
+  c.session = target_session(c, opts)
+  target:_run(c.session)
+  if o.rewrite then
     -- CHECKs a rewritten value may fail: dropped until the data is loaded
+    -- (their text read in the session they are added back in: search_path
+    -- empty, every name qualified)
     c.checks = in_phase("schema", checks.find, target, c.tables)
     in_phase("schema", checks.drop, target, c.checks)
     if #c.checks > 0 then
@@ -1114,11 +1123,6 @@ function sql.copy_database(opts)
     end
   end
   phase_done("schema")
-
-  c.sequences = source:query(SEQUENCES_SQL)
-  c.late_analyze = source:query(LATE_ANALYZE_SQL)
-  c.session = target_session(c, opts)
-  target:_run(c.session)
   local ok, err = pcall(function()
     local workers = open_workers(c)
     local stats = copy_data(c, workers)

@@ -42,3 +42,8 @@ CREATE TABLE app.base (id int, email text, CONSTRAINT base_len CHECK (length(ema
 CREATE TABLE app.derived (CONSTRAINT base_len CHECK (length(email) <= 30)) INHERITS (app.base);
 INSERT INTO app.base VALUES (1, 'Per.Olsen@Kunde.NO');
 INSERT INTO app.derived VALUES (2, 'Kari.Nordmann@Kunde.NO');
+-- a check calling a function of public (its text must be read qualified)
+CREATE FUNCTION public.short_enough(t text) RETURNS boolean LANGUAGE sql IMMUTABLE
+  AS $$ SELECT length(t) <= 30 $$;
+CREATE TABLE app.fn_check (id int PRIMARY KEY, email text CONSTRAINT fn_check_len CHECK (short_enough(email)));
+INSERT INTO app.fn_check VALUES (1, 'Per.Olsen@Kunde.NO');
