@@ -33,7 +33,8 @@ doms(relid, attname, tbl, fixable, typ) AS (
   SELECT relid, attname, tbl, fixable, atttypid FROM rw
   UNION SELECT d.relid, d.attname, d.tbl, d.fixable, t.typbasetype FROM doms d JOIN pg_type t ON t.oid = d.typ
   WHERE t.typtype = 'd')
-SELECT k.oid::bigint AS oid, k.coninhcount AS inherited, k.conname AS name, 'table' AS kind, pg_get_constraintdef(k.oid) AS def,
+SELECT k.oid::bigint AS oid, k.coninhcount AS inherited, k.conname AS name, 'table' AS kind,
+  pg_get_constraintdef(k.oid) AS def,
   format('%I.%I', n.nspname, o.relname) AS owner, NULL AS base, up.tbl, up.relid::bigint AS relid,
   up.attname AS col, up.fixable
 FROM up JOIN pg_constraint k ON k.conrelid = up.ancestor AND k.contype = 'c' AND k.conislocal
