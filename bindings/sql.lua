@@ -7,6 +7,7 @@
 local core = require "wf.sql.core"
 local copy = require "wf.sql.copy"
 local rewriting = require "wf.sql_rewrite"
+local checks = require "wf.sql_checks"
 
 local sql = {}
 local methods = core.conn_methods
@@ -839,6 +840,10 @@ local function copy_dry_run(c, started)
     columns = rewriting.tables(c.o.rewrite, c.source, nil, c.tables)
     log_rewrite_plan(columns, "would")
     for _, col in ipairs(columns) do log("would", "rewrite %s (%s, %s)", col.name, col.kind, col.op) end
+    local seen = checks.find(c.source, c.tables)
+    if #seen > 0 then
+      log("would", "check %d CHECK constraints on rewritten columns after the load", #seen)
+    end
   end
   c.source:_run("ROLLBACK")
   return { tables = #c.tables, rows = c.estimated_rows, bytes = c.total_bytes,
@@ -1102,16 +1107,30 @@ function sql.copy_database(opts)
     rewritten = in_phase("schema", rewriting.tables, o.rewrite, source, target, c.tables)
     log_rewrite_plan(rewritten, "info")
   end
-  phase_done("schema")
 
   c.sequences = source:query(SEQUENCES_SQL)
   c.late_analyze = source:query(LATE_ANALYZE_SQL)
   c.session = target_session(c, opts)
   target:_run(c.session)
+  if o.rewrite then
+    -- CHECKs a rewritten value may fail: dropped until the data is loaded
+    -- (their text read in the session they are added back in: search_path
+    -- empty, every name qualified)
+    c.checks = in_phase("schema", checks.find, target, c.tables)
+    in_phase("schema", checks.drop, target, c.checks)
+    if #c.checks > 0 then
+      log("info", "%d CHECK constraints on rewritten columns are added back after the load", #c.checks)
+    end
+  end
+  phase_done("schema")
   local ok, err = pcall(function()
     local workers = open_workers(c)
     local stats = copy_data(c, workers)
     phase_done("data")
+    if c.checks and #c.checks > 0 then
+      stats.checks = in_phase("constraints", checks.restore, target, c.checks, o.rewrite.domain, log)
+      phase_done("constraints")
+    end
     copy_sequences(c)
     phase_done("sequences")
     copy_constraints(c, workers)
@@ -1127,7 +1146,9 @@ function sql.copy_database(opts)
   local result = { tables = #c.tables, rows = stats.rows, bytes = math.floor(stats.bytes),
     seconds = core.now() - started, phases = phases, busy = stats.busy }
   if rewritten then
-    result.rewrite = { columns = rewritten, values = stats.rewritten, changed = stats.changed }
+    local checked = stats.checks or { fallback = 0, unchecked = {} }
+    result.rewrite = { columns = rewritten, values = stats.rewritten, changed = stats.changed,
+      checks = #c.checks, fallback = checked.fallback, unchecked = checked.unchecked }
   end
   log("info", "copied %d tables, %d rows, %s in %.1fs%s", result.tables, result.rows,
     human_bytes(result.bytes), result.seconds,
