@@ -5,6 +5,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -295,6 +297,22 @@ static int files_write_file(lua_State *L) {
   return 1;
 }
 
+/* files.private_dir(prefix) -> path | nil, message: a new directory
+ * "$TMPDIR/PREFIX-XXXXXX" (else under /tmp) that only this user can enter:
+ * mkdtemp, so a name another local user guessed or planted (a directory, a
+ * symbolic link) is never used. */
+static int files_private_dir(lua_State *L) {
+  const char *prefix = luaL_checkstring(L, 1);
+  const char *tmp = getenv("TMPDIR");
+  if (!tmp || !*tmp) tmp = "/tmp";
+  char path[4096];
+  int n = snprintf(path, sizeof path, "%s/%s-XXXXXX", tmp, prefix);
+  if (n < 0 || (size_t)n >= sizeof path) return luaL_argerror(L, 1, "path too long");
+  if (!mkdtemp(path)) return push_errno(L, tmp);
+  lua_pushstring(L, path);
+  return 1;
+}
+
 /* files.truncate(path, length) -> true | nil, message: cuts a journal back
  * to length bytes, durably. */
 static int files_truncate(lua_State *L) {
@@ -320,6 +338,7 @@ static const luaL_Reg files_funcs[] = {
     {"read_file", files_read_file},
     {"write_file", files_write_file},
     {"truncate", files_truncate},
+    {"private_dir", files_private_dir},
     {NULL, NULL},
 };
 

@@ -579,6 +579,7 @@ function commands.work_one(args)
     if not ok or not got then break end
     code = work_claimed(store, args, got.run_id, got.epoch)
   end
+  require("wfengine.pool").cleanup()
   return code
 end
 

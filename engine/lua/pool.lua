@@ -154,39 +154,89 @@ end
 
 -- The snapshot written out for this worker: the code, and the stored
 -- config under this worker's own config (its secrets). Written once per
--- process for each snapshot (a child runs many runs of one workflow).
--- Returns the workflow's path and the config's path.
-local written = {}
+-- process for each snapshot (a child runs many runs of one workflow), in a
+-- private directory of its own (files.private_dir: mode 0700, a name no
+-- other user can have planted); pool.cleanup removes them all when the
+-- process is done. Returns the workflow's path and the config's path.
+local written, made = {}, {}
+
+-- A snapshot's file name: relative, without ".." (it is written under
+-- the directory, never beside it).
+local function inside(rel)
+  if type(rel) ~= "string" or rel:sub(1, 1) == "/" then return false end
+  for part in rel:gmatch("[^/]+") do
+    if part == ".." then return false end
+  end
+  return rel:find("/", 1, true) ~= nil
+end
+
+local function merged_config(snap, worker_config)
+  local config = type(snap.config) == "table" and snap.config or {}
+  if not worker_config then return config end
+  local own, err = params.load_config(worker_config)
+  if not own then return nil, err end
+  local function merge(into, from, depth)
+    for k, v in pairs(from) do
+      if type(v) == "table" and type(into[k]) == "table" and depth < 32 then merge(into[k], v, depth + 1)
+      elseif into[k] == nil then into[k] = v end
+    end
+  end
+  merge(config, own, 0)
+  return config
+end
+
+-- put(base, rel, text, list): writes base/rel, making its directories;
+-- records each path made in `list` (pool.cleanup removes them in reverse).
+local function put(base, rel, text, list)
+  local path = base
+  for part in rel:match("^(.*)/[^/]*$"):gmatch("[^/]+") do
+    path = path .. "/" .. part
+    if not list[path] then
+      local ok, err = files.mkdir(path, false)
+      if not ok then return nil, err end
+      list[path] = true
+      list[#list + 1] = path
+    end
+  end
+  local saved, err = files.write_file(base .. "/" .. rel, text)
+  if not saved then return nil, err end
+  list[#list + 1] = base .. "/" .. rel
+  return true
+end
 
 function pool.materialize(row, epoch, worker_config)
   local key = row.snapshot .. "\0" .. tostring(worker_config)
   if written[key] then return written[key][1], written[key][2] end
   local snap = json.decode(row.snapshot)
-  local base = (os.getenv("TMPDIR") or "/tmp") .. "/wfengine-" .. core.getpid() .. "-" .. row.run_id .. "-" .. epoch
+  local config, config_err = merged_config(snap, worker_config)
+  if not config then return nil, config_err end
+  local base, base_err = files.private_dir("wfengine-run")
+  if not base then return nil, base_err end
+  local list = { base }
+  made[#made + 1] = list
   for rel, text in pairs(snap.files) do
-    local dir = base .. "/" .. rel:match("^(.*)/[^/]*$")
-    local ok, err = files.mkdir(dir, false)
-    if not ok then return nil, err end
-    local saved, write_err = files.write_file(base .. "/" .. rel, text)
-    if not saved then return nil, write_err end
-  end
-  local config = type(snap.config) == "table" and snap.config or {}
-  if worker_config then
-    local own, err = params.load_config(worker_config)
-    if not own then return nil, err end
-    local function merge(into, from, depth)
-      for k, v in pairs(from) do
-        if type(v) == "table" and type(into[k]) == "table" and depth < 32 then merge(into[k], v, depth + 1)
-        elseif into[k] == nil then into[k] = v end
-      end
+    if not inside(rel) or not inside(snap.main) then
+      return nil, string.format("run %s (epoch %s): the snapshot names a file outside its directory: %s",
+        row.run_id, epoch, tostring(inside(rel) and snap.main or rel))
     end
-    merge(config, own, 0)
+    local ok, err = put(base, rel, text, list)
+    if not ok then return nil, err end
   end
   local config_path = base .. "/config.yaml"
   local ok, err = files.write_file(config_path, json.encode(config))
   if not ok then return nil, err end
+  list[#list + 1] = config_path
   written[key] = { base .. "/" .. snap.main, config_path }
   return base .. "/" .. snap.main, config_path
+end
+
+-- Removes what pool.materialize wrote (the code, and the config with the
+-- worker's secrets): called when a worker's child is done with its runs.
+function pool.cleanup()
+  for _, list in ipairs(made) do
+    for i = #list, 1, -1 do os.remove(list[i]) end
+  end
+  made, written = {}, {}
 end
 
 local POLL = 5 -- seconds between looks when no NOTIFY comes

@@ -168,7 +168,9 @@ try:
     r = engine("show", nested, "--state", URL)
     t.ok(r.returncode == 0 and "is queued and has not started yet" in r.stdout,
          "show of a submitted run no worker has started: queued, not 'never started'", r.stdout + r.stderr)
-    w = start_worker("nested", "-c", secret_config)
+    worker_tmp = os.path.join(TMP, "worker-tmp")
+    os.makedirs(worker_tmp)
+    w = pg.worker("nested", "--state", URL, "-c", secret_config, env=dict(os.environ, TMPDIR=worker_tmp))
     done = until(lambda: psql("SELECT status FROM wfengine.runs WHERE run_id = '%s'" % nested)
                  in ("succeeded", "failed", "compensated", "paused"), "the nested run to end")
     r = engine("show", nested, "--state", URL, "--json")
@@ -176,6 +178,10 @@ try:
     t.like(r.stdout, '"dsn":true', "... with the secret config value back from the worker's own config")
     w.send_signal(signal.SIGTERM)
     w.wait(timeout=30)
+    left = [os.path.join(d, f) for d, _, fs in os.walk(worker_tmp) for f in fs]
+    t.ok(left == [] and os.listdir(worker_tmp) == [],
+         "the worker removed the snapshot it wrote ($TMPDIR empty: no code, no config with its secrets)",
+         repr(left or os.listdir(worker_tmp)))
     # ---- resume RUN --workflow FILE stores the edited code as the snapshot ----
     r = engine("submit", os.path.join(proj, "flow.lua"), "-c", secret_config, "--state", URL,
                "--fail-at", "one", "--on-failure", "pause")
