@@ -206,6 +206,26 @@ static int fit(rw_stream *s, int32_t limit, const char *original, size_t origina
   return rw_buf_put(out, spec->domain, d);
 }
 
+/* ADDRESS: mail_sandbox_address, appended to out. It rewrites only the last
+ * address of a leaf holding several ("a@x.no, b@y.no"), so a leaf with more
+ * than one '@' then goes through the free-text scan, which rewrites the
+ * others (the last one, at the domain now, stays): what step 13's in-place
+ * pass made of it before, in one pass. One '@' or none: mail_sandbox_address
+ * alone, byte for byte (for a domain of [A-Za-z0-9-] labels the scan would
+ * leave it as it is anyway); the check costs a memchr over the leaf. */
+static int address_leaf(rw_stream *s, const char *text, size_t length, rw_buf *out) {
+  const rw_spec *spec = s->spec;
+  const char *at = memchr(text, '@', length);
+  int several = at && memchr(at + 1, '@', length - (size_t)(at - text) - 1) != NULL;
+  rw_buf *to = several ? &s->several : out;
+  if (several) s->several.length = 0;
+  if (rw_buf_reserve(to, length + spec->domain_length + 2) < 0) return -1;
+  to->length +=
+      mail_sandbox_address(text, length, spec->domain, spec->domain_length, to->data + to->length);
+  if (!several) return 0;
+  return rw_scan_text(s->several.data, s->several.length, spec->domain, spec->domain_length, out);
+}
+
 int rw_text(rw_stream *s, enum rw_op op, const rw_column *column, int32_t limit, const char *text,
             size_t length, rw_buf *out, int *changed) {
   size_t start = out->length;
@@ -213,10 +233,7 @@ int rw_text(rw_stream *s, enum rw_op op, const rw_column *column, int32_t limit,
   int rc = 0;
   switch (op) {
   case RW_ADDRESS:
-    rc = rw_buf_reserve(out, length + spec->domain_length + 2);
-    if (rc == 0)
-      out->length += mail_sandbox_address(text, length, spec->domain, spec->domain_length,
-                                          out->data + out->length);
+    rc = address_leaf(s, text, length, out);
     break;
   case RW_SCAN:
     rc = rw_scan_text(text, length, spec->domain, spec->domain_length, out);
@@ -656,6 +673,7 @@ void rw_stream_free(rw_stream *s) {
   rw_buf_free(&s->scratch);
   rw_buf_free(&s->leaf);
   rw_buf_free(&s->fit);
+  rw_buf_free(&s->several);
 }
 
 void rw_spec_free(rw_spec *spec) {

@@ -21,7 +21,9 @@
 enum rw_kind { RW_OPAQUE, RW_TEXT, RW_JSON, RW_JSONB, RW_ARRAY, RW_RECORD };
 
 /* KEEP walks the value only to write the target's OIDs; ADDRESS is
- * mail_sandbox_address on every text leaf (mail.h); SCAN rewrites every
+ * mail_sandbox_address on every text leaf (mail.h), then SCAN over its
+ * result when the leaf holds more than one '@' (several addresses:
+ * mail_sandbox_address rewrites only the last); SCAN rewrites every
  * "@domain" inside the text (the free-text rule of workflows/lib/
  * addresses.lua); NULL makes the whole value NULL; CONSTANT and HASH replace
  * every text leaf (in JSON: string values, not object keys) by the constant
@@ -69,6 +71,7 @@ typedef struct rw_stream {
   rw_buf scratch; /* decoded JSON strings */
   rw_buf leaf;    /* a JSON string's transform */
   rw_buf fit;     /* a transformed leaf too long for its column */
+  rw_buf several; /* ADDRESS: mail_sandbox_address of a leaf with several '@' */
   rw_buf discard; /* check: where tuples go */
   long long values_changed;
   long long *column_changed; /* per column (calloc'd at the first tuple) */

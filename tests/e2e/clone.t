@@ -222,20 +222,22 @@ try:
     ok(rc == 0, "step 13's SQL gives exactly mail.sandbox_address on tricky values and free text", out + err)
 
     # issue [10]: production addresses in every text-bearing type, one
-    # overflowing its varchar(30) once rewritten
+    # overflowing its varchar(30) once rewritten; whole-address columns (by
+    # their names) holding several addresses, as text and in a text[]
     psql(SRC, "cust1001", """CREATE EXTENSION IF NOT EXISTS citext;
       CREATE DOMAIN mail_address AS varchar(60) CHECK (VALUE LIKE '%@%');
       CREATE TYPE contact_card AS (name text, mail varchar(60), cc text[]);
       ALTER TABLE person ADD COLUMN extra jsonb, ADD COLUMN cc text[], ADD COLUMN settings json,
         ADD COLUMN grid varchar(80)[][], ADD COLUMN ci citext, ADD COLUMN dom mail_address,
         ADD COLUMN card contact_card, ADD COLUMN cards contact_card[], ADD COLUMN code char(40),
-        ADD COLUMN short_mail varchar(30);
+        ADD COLUMN short_mail varchar(30), ADD COLUMN cc_email text, ADD COLUMN cc_emails text[];
       UPDATE person SET
         extra = '{"contact": {"mail": "Per.Olsen@Kunde.NO"}, "notes": "ring kari@firma.no", "x@keys.no": 1}',
         cc = '{ola@nordmann.no,x@y.com}', settings = '{"to": ["j@json.no", "k\\u0040esc.no"]}',
         grid = '{{a@b.no,c@d.no},{e@f.no,NULL}}', ci = 'CI.User@Example.COM', dom = 'dom@kunde.no',
         card = ROW('Ann', 'Ann@Comp.NO', '{t@tags.no}'), cards = ARRAY[ROW('Bo', 'bo@x.no', NULL)::contact_card],
-        code = 'kari@firma.no', short_mail = 'a.very.long.name@company.no'
+        code = 'kari@firma.no', short_mail = 'a.very.long.name@company.no',
+        cc_email = ' Per@Kunde.NO, kari@firma.no; ole@x.no ', cc_emails = '{"a@b.no c@D.no",e@mailinator.com}'
       WHERE id IN (SELECT id FROM person ORDER BY id LIMIT 3)""")
 
     # let the seeded customer task finish, so /_state is stable
@@ -321,6 +323,15 @@ try:
        "jsonb (keys too), text[], a composite and an overflowing varchar(30) rewritten in the copy stream", r)
     ev13 = [e for e in ev if e.get("type") == "step_succeeded" and e.get("step") == "rewrite_email_addresses"]
     res13 = ev13[0].get("result", {}) if ev13 else {}
+    r = rows(SBX, "sbx2001", "SELECT cc_email, cc_emails::text FROM person ORDER BY id LIMIT 1")
+    ok(r == [["Per_kunde.no@mailinator.com, kari_firma.no@mailinator.com; ole_x.no@mailinator.com",
+              '{"a_b.no@mailinator.com c_d.no@mailinator.com",e@mailinator.com}']]
+       and res13.get("changed", {}).get("person.cc_email") == 3 and res13.get("changed", {}).get("person.cc_emails") == 3
+       and res13.get("in_place_values") == 0 and res13.get("in_place_columns") == 0,
+       "whole-address columns holding several addresses (text, text[]): all rewritten in step 8's stream, "
+       "step 13 rewrites 0 in place (changed %s, in place %s)" % (
+           {c: res13.get("changed", {}).get(c) for c in ("person.cc_email", "person.cc_emails")},
+           res13.get("in_place_values")), r)
     ok(res13.get("stream_values", 0) > 1000 and res13.get("in_place_values") == 0
        and res13.get("values") == res13.get("stream_values")
        and sum(res13.get("changed", {}).values()) == res13.get("values")

@@ -38,4 +38,7 @@ INSERT INTO crm.person VALUES
  (2, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL),
  (3, 'already_x.no@mailinator.com', 'nothing here', 'a@b.no', 'c@d.no', '', '', 'x@mailinator.com', '{}',
   '{}', '[]', '{}', ROW(NULL, NULL, NULL, NULL, NULL), '{}', '{}', '', '', '', '');
-CREATE TABLE crm.vals (id int PRIMARY KEY, email text, v text, orig_email text, orig_v text);
+-- email_a and email_j: the value of email as an array element and a jsonb
+-- string (whole-value addresses too: their names hold "email")
+CREATE TABLE crm.vals (id int PRIMARY KEY, email text, v text, orig_email text, orig_v text,
+  email_a text[], email_j jsonb);

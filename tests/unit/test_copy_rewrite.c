@@ -1,6 +1,7 @@
 /* test_copy_rewrite.c: the COPY stream rewrite (bindings/copy_rewrite.c):
- * the free-text scan, the fit rule, JSON strings, a stream fed one byte at a
- * time (the carry of incomplete tuples), and malformed streams refused. */
+ * the free-text scan, the fit rule, whole-value addresses holding several,
+ * JSON strings, a stream fed one byte at a time (the carry of incomplete
+ * tuples), and malformed streams refused. */
 #include <stdint.h>
 #include <string.h>
 
@@ -55,6 +56,68 @@ static const char *leaf(enum rw_op op, int32_t limit, const char *text) {
   return out.data;
 }
 
+/* A one-column stream of the given values (NULL-terminated) through op on
+ * type t, at once; returns the values changed (-1: refused), out filled. */
+static long long one_column(int t, enum rw_op op, int check, const char *const *values,
+                            rw_buf *out) {
+  rw_column c = {op, t, NULL, 0};
+  rw_spec one = spec;
+  one.columns = &c;
+  one.column_count = 1;
+  one.check = check;
+  rw_buf b = {0};
+  rw_buf_put(&b, "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0", 19);
+  for (int i = 0; values[i]; i++) {
+    unsigned char count[2] = {0, 1};
+    rw_buf_put(&b, count, 2);
+    field(&b, values[i], strlen(values[i]));
+  }
+  rw_buf_put(&b, "\377\377", 2);
+  rw_stream s;
+  rw_stream_init(&s, &one);
+  out->length = 0;
+  int rc = rw_feed(&s, b.data, b.length, out) == 0 && rw_finish(&s) == 0;
+  long long changed = rc ? s.values_changed : -1;
+  rw_stream_free(&s);
+  rw_buf_free(&b);
+  return changed;
+}
+
+/* Whole-value addresses holding several: the stream leaves no production
+ * address (mail_sandbox_address, then the scan), counted as changed. */
+static void several_addresses(void) {
+  is_str(leaf(RW_ADDRESS, 0, "a@x.no, b@Y.no"), "a_x.no@mailinator.com, b_y.no@mailinator.com",
+         "address, several: every one rewritten, not only the last");
+  is_str(leaf(RW_ADDRESS, 0, " A@X.NO;b@mailinator.com\t"),
+         "A_x.no@mailinator.com;b@mailinator.com",
+         "address, several: trimmed, the last one at the domain kept");
+  is_str(leaf(RW_ADDRESS, 0, "a@x.no b_y.no@MAILINATOR.COM"),
+         "a_x.no@mailinator.com b_y.no@MAILINATOR.COM", "address, several: space separated");
+  is_str(leaf(RW_ADDRESS, 0, "a@b@c.no"), "a_b@mailinator.com_c.no@mailinator.com",
+         "address, two '@' in one address: the scan's cut at every '@'");
+  is_str(leaf(RW_ADDRESS, 0, "x@mailinator.com, y@mailinator.com"),
+         "x@mailinator.com, y@mailinator.com", "address, several already at the domain: unchanged");
+  is_str(leaf(RW_ADDRESS, 0, "Kari <Kari@Firma.NO>"), "Kari <Kari_firma.no>@mailinator.com",
+         "address, one '@': mail_sandbox_address alone (its domain part is all after the '@')");
+  char want[64] = "a_x_no_m.";
+  rw_hash_hex("a@x.no, b@y.no", 14, want + 9);
+  strcpy(want + 25, "@mailinator.com");
+  is_str(leaf(RW_ADDRESS, 40, "a@x.no, b@y.no"), want,
+         "address, several, too long: the fit rule over the final value");
+
+  rw_buf out = {0};
+  const char *texts[] = {"a@x.no, b@mailinator.com", "x@mailinator.com y@mailinator.com",
+                         "single@mailinator.com", NULL};
+  is_int(one_column(0, RW_ADDRESS, 1, texts, &out), 1,
+         "check mode counts a value only the scan changes (its last address at the domain)");
+  const char *json[] = {"\001{\"to\": \"a@x.no; b@y.no\"}", NULL};
+  one_column(2, RW_ADDRESS, 0, json, &out);
+  const char *j = "{\"to\": \"a_x.no@mailinator.com; b_y.no@mailinator.com\"}";
+  ok(memmem(out.data, out.length, j, strlen(j)) != NULL,
+     "jsonb string leaf with several addresses");
+  rw_buf_free(&out);
+}
+
 /* A stream of one tuple: the given values for the four columns. */
 static rw_buf stream(const char *const values[4], const size_t lengths[4]) {
   rw_buf b = {0};
@@ -86,6 +149,7 @@ int main(void) {
   is_str(leaf(RW_SCAN, 30, "kari@firma.no                 "), "kari_firma.no@mailinator.com  ",
          "fit: spaces past the limit dropped");
   is_str(leaf(RW_HASH, 0, "x"), "af63f54c86021707", "hash: FNV-1a 64");
+  several_addresses();
 
   const char *values[4] = {"mail k@X.no", "averyverylongname@company.example.com",
                            "\001{\"a\\u0040b.no\": [\"c@d.no\", \"\\ud800\"]}", NULL};

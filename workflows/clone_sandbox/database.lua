@@ -55,8 +55,10 @@ end
 -- arrays, json, composites included), rewrite_workers tables at once
 -- (default 2), for any address outside the sandbox domain; what it
 -- finds (a column the stream did not cover: added after the copy started, a
--- type it does not walk, a whole-address value holding several addresses)
--- is rewritten in place by the free-text rule, then scanned again, which
+-- type it does not walk, a column `exclude`d from the stream; a whole-address
+-- value holding several addresses no longer: the stream's address rule
+-- rewrites them all) is rewritten in place by the free-text rule, then
+-- scanned again, which
 -- must find nothing. It counts what the sandbox got rewritten: copy_database's
 -- stream (state(ctx).stream_rewrite) plus in place, per column.
 local function prove_sandbox(ctx, conn, db, domain)
