@@ -529,21 +529,26 @@ end
 
 -- The archive: its entries (r.entries), the preamble every pg_restore run
 -- writes (r.preamble) and what `restore_groups` needs.
-local function open_archive(pg_restore, dir, archive)
+local function open_archive(pg_restore, dir, archive, help)
   local r = { program = pg_restore, dir = dir, archive = archive, flags = {} }
-  local help = copy.spawn({ { argv = { pg_restore, "--help" } } }, true):wait()
-  restore_failure("pg_restore --help", help)
+  local helped = help:wait()
+  restore_failure("pg_restore --help", helped)
   -- one key for every run (psql's \restrict, which pg_restore writes in the
   -- preamble and trailer): otherwise each run's frame would differ
-  if help.stdout:find("--restrict-key", 1, true) then
+  if helped.stdout:find("--restrict-key", 1, true) then
     r.flags[1] = "--restrict-key=" .. restrict_key()
   end
-  local listed = copy.spawn({ { argv = { pg_restore, "-l", archive } } }, true):wait()
+  -- the list and the run over no entry (the frame) at once: each is a
+  -- process start, on the schema phase's critical path
+  local list <close> = copy.spawn({ { argv = { pg_restore, "-l", archive } } }, true)
+  local frame = restore_start(r, {})
+  local frame_handle <close> = frame.handle
+  local listed = list:wait()
   restore_failure("pg_restore -l", listed)
   local entries, err = parse_toc(listed.stdout)
   if not entries then schema_error(err) end
   r.entries = entries
-  r.preamble, r.trailer = restore_frame(restore_finish(r, restore_start(r, {})))
+  r.preamble, r.trailer = restore_frame(restore_finish(r, { handle = frame_handle, list = frame.list }))
   if not r.preamble then schema_error("pg_restore wrote no trailer") end
   return r
 end
@@ -877,11 +882,14 @@ local function copy_schema(c, opts)
       target_dsn }, env = target_env },
   }
   local schema_load <close> = copy.spawn(schema_commands)
+  local pg_restore = program("pg_restore", opts)
+  -- its flags, learnt while the dumps run
+  local help <close> = copy.spawn({ { argv = { pg_restore, "--help" } } }, true)
   local post = post_dump:wait()
   if post[1].status ~= 0 or post[1].error then
     schema_error("pg_dump --section=post-data failed: " .. (post[1].error or post[1].stderr))
   end
-  local restorer = open_archive(program("pg_restore", opts), dir, archive)
+  local restorer = open_archive(pg_restore, dir, archive, help)
 
   -- which post-data entries belong to which table
   local by_oid = {}
