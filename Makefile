@@ -27,13 +27,22 @@ PROVE    := prove --exec tests/lib/timeout-exec
 
 .PHONY: all deps test test-full asan lint format bench demo lab-up lab-down install clean check-deps
 
-all: wfengine
+all: wfengine wfengine-tie
 
 wfengine: $(BUILD)/wfengine
 	cp $< $@.tmp && mv -f $@.tmp $@
 
-$(BUILD)/wfengine: $(OBJ)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/wfengine: $(OBJ) $(BUILD)/wfengine-tie
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJ) $(LDLIBS)
+
+# the exec of the engine's children (engine/tie.c), libc only: found beside
+# the binary, or in ../libexec/wfengine/ once installed
+wfengine-tie: $(BUILD)/wfengine-tie
+	cp $< $@.tmp && mv -f $@.tmp $@
+
+$(BUILD)/wfengine-tie: engine/tie.c engine/tie.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -DTIE_MAIN $(LDFLAGS) -o $@ engine/tie.c
 
 $(BUILD)/%.o: %.c $(wildcard engine/*.h bindings/*.h)
 	@mkdir -p $(dir $@)
@@ -110,6 +119,8 @@ install: all
 	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
 	  $(DESTDIR)$(PREFIX)/share/wfengine/lua-annotations
 	install -m 755 wfengine $(DESTDIR)$(PREFIX)/bin/wfengine
+	install -d $(DESTDIR)$(PREFIX)/libexec/wfengine
+	install -m 755 wfengine-tie $(DESTDIR)$(PREFIX)/libexec/wfengine/wfengine-tie
 	install -m 644 man/wfengine.1 $(DESTDIR)$(MANDIR)/man1/wfengine.1
 	install -m 644 man/wfengine-workflow.5 $(DESTDIR)$(MANDIR)/man5/wfengine-workflow.5
 	install -m 644 completion/wfengine.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/wfengine

@@ -13,11 +13,14 @@
  *
  * which child_exec() handles before anything else in main(): prctl, then a
  * check that the parent is still PARENT_PID (had the engine died before the
- * prctl, the kernel would never send the signal), then execvp. The pid does
- * not change across exec, so uv_process_kill and the exit callback reach the
- * real program. Chosen over util-linux's `setpriv --pdeathsig KILL`: no
- * dependency on an outside program and its version, and setpriv does not
- * close that race.
+ * prctl, the kernel would never send the signal), then execvp (tie.c). When
+ * the small program wfengine-tie (the same code, linking only libc) stands
+ * beside the binary, or in ../libexec/wfengine/ from it, wf_spawn runs that
+ * instead: `wfengine-tie PARENT_PID FILE ARG0 ...` starts without loading
+ * wfengine's libraries. The pid does not change across exec, so
+ * uv_process_kill and the exit callback reach the real program. Chosen over
+ * util-linux's `setpriv --pdeathsig KILL`: no dependency on an outside
+ * program and its version, and setpriv does not close that race.
  *
  * The kernel sends the signal when the thread that forked the child ends:
  * wf_spawn must be called on the loop's thread (bindings always are).
@@ -28,45 +31,22 @@
  * which blocks the whole engine and ignores SIGINT while the command runs,
  * so Ctrl-C was lost. Here the command is a tied child the step awaits;
  * an interrupt or a timeout cancels the wait and passes the signal on. */
-#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#ifdef __linux__
-#include <sys/prctl.h>
-#endif
 
 #include <lauxlib.h>
 #include "engine.h"
+#include "tie.h"
 #include "wf.h"
 
 #define SELF_EXE "/proc/self/exe"
 
 int child_exec(int argc, char **argv) {
   /* argv: wfengine CHILD_EXEC_FLAG PARENT_PID FILE ARG0 [ARG...] */
-  if (argc < 5) {
-    fprintf(stderr, "wfengine: %s is for the engine's own use\n", CHILD_EXEC_FLAG);
-    return 2;
-  }
-  char *end;
-  long parent = strtol(argv[2], &end, 10);
-  if (*end != '\0' || parent <= 1) {
-    fprintf(stderr, "wfengine: %s: bad parent pid %s\n", CHILD_EXEC_FLAG, argv[2]);
-    return 2;
-  }
-#ifdef __linux__
-  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) {
-    fprintf(stderr, "wfengine: cannot tie %s to the engine: %s\n", argv[3], strerror(errno));
-    _exit(127);
-  }
-#endif
-  /* The engine died before the prctl: nobody will kill us, so do not start. */
-  if (getppid() != (pid_t)parent) _exit(127);
-  execvp(argv[3], argv + 4);
-  fprintf(stderr, "wfengine: cannot run %s: %s\n", argv[3], strerror(errno));
-  _exit(127);
+  return tie_exec("wfengine", argc - 1, argv + 1);
 }
 
 /* The file to re-exec: the path /proc/self/exe links to, when it is still
@@ -81,6 +61,20 @@ static const char *self_exe(void) {
     if (access(path, X_OK) == 0) return path;
   }
   return access(SELF_EXE, X_OK) == 0 ? SELF_EXE : NULL;
+}
+
+/* wfengine-tie beside the binary self (the build tree) or in
+ * ../libexec/wfengine/ from it (`make install`), else NULL. */
+static const char *tie_program(const char *self) {
+  static const char *const places[] = {"/" TIE_PROGRAM, "/../libexec/wfengine/" TIE_PROGRAM};
+  static char path[4096];
+  const char *slash = strrchr(self, '/');
+  if (!slash || slash == self) return NULL;
+  for (size_t i = 0; i < sizeof places / sizeof *places; i++) {
+    int n = snprintf(path, sizeof path, "%.*s%s", (int)(slash - self), self, places[i]);
+    if (n > 0 && (size_t)n < sizeof path && access(path, X_OK) == 0) return path;
+  }
+  return NULL;
 }
 
 int wf_spawn(lua_State *L, uv_process_t *process, const uv_process_options_t *options) {
@@ -106,13 +100,15 @@ int wf_spawn(lua_State *L, uv_process_t *process, const uv_process_options_t *op
     if (!args) return UV_ENOMEM;
     char parent[24];
     snprintf(parent, sizeof parent, "%ld", (long)getpid());
-    args[0] = "wfengine";
-    args[1] = CHILD_EXEC_FLAG;
-    args[2] = parent;
-    args[3] = (char *)options->file;
-    memcpy(args + 4, options->args, sizeof(char *) * (size_t)(count + 1));
+    const char *tie = tie_program(self);
+    int at = 0;
+    args[at++] = tie ? TIE_PROGRAM : "wfengine";
+    if (!tie) args[at++] = CHILD_EXEC_FLAG;
+    args[at++] = parent;
+    args[at++] = (char *)options->file;
+    memcpy(args + at, options->args, sizeof(char *) * (size_t)(count + 1));
     uv_process_options_t tied = *options;
-    tied.file = self;
+    tied.file = tie ? tie : self;
     tied.args = args;
     int rc = uv_spawn(wf_loop(L), process, &tied);
     free(args);

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-# install.t: `make install DESTDIR=... PREFIX=/usr` lays out the binary, the
-# man pages, bash completion and the LuaLS annotations; the completion
+# install.t: `make install DESTDIR=... PREFIX=/usr` lays out the binary (and
+# wfengine-tie, which it runs its children through), the man pages, bash
+# completion and the LuaLS annotations; the completion
 # (completion/wfengine.bash) offers commands, options, run ids from the
 # state directory and step ids from `wfengine plan --format json`.
 import os
@@ -20,7 +21,8 @@ r = subprocess.run(["make", "-s", "-o", "all", "install", "DESTDIR=" + dest, "PR
 t.is_((r.returncode, r.stderr), (0, ""), "make install DESTDIR=... PREFIX=/usr")
 installed = sorted(os.path.relpath(os.path.join(d, f), dest)
                    for d, _, files in os.walk(dest) for f in files)
-want = ["usr/bin/wfengine", "usr/share/bash-completion/completions/wfengine",
+want = ["usr/bin/wfengine", "usr/libexec/wfengine/wfengine-tie",
+        "usr/share/bash-completion/completions/wfengine",
         "usr/share/man/man1/wfengine.1", "usr/share/man/man5/wfengine-workflow.5"]
 want += ["usr/share/wfengine/lua-annotations/" + f
          for f in sorted(os.listdir(os.path.join(ROOT, "share", "lua-annotations")))]

@@ -4,11 +4,13 @@
 # statement and sleeps, so the copy hangs in its schema phase with a pg_dump
 # and a real psql inside a transaction on the target. Then:
 #   1. kill -9 of the engine: every child is gone within seconds (the kernel
-#      kills them: PR_SET_PDEATHSIG, engine/child.c), and psql's transaction
-#      is rolled back (the target holds nothing of the half-run copy);
+#      kills them: PR_SET_PDEATHSIG, engine/child.c and tie.c), and psql's
+#      transaction is rolled back (the target holds nothing of the half-run
+#      copy); again with the binary alone, without wfengine-tie beside it;
 #   2. a step timeout cancels the copy: the children are stopped at once,
 #      while the engine still runs (SIGTERM from the binding's cancel hook).
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -133,12 +135,12 @@ return workflow {
 }
 """
 
-    def start_copy(db, timeout=None):
+    def start_copy(db, timeout=None, exe=WFENGINE):
         """Starts the engine; returns it and its children once the copy hangs."""
         psql("postgres", "CREATE DATABASE " + db)
         open(pids_file, "w").close()
         wf = t.workflow(workflow.replace("TIMEOUT", str(timeout or "nil")))
-        argv = [WFENGINE, "run", wf, "-q", "--state", t.fresh_state(), "-p", "port=%d" % PORT,
+        argv = [exe, "run", wf, "-q", "--state", t.fresh_state(), "-p", "port=%d" % PORT,
                 "-p", "bin=" + bin_dir, "-p", "db=" + db]
         engine = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL,
                                   stderr=subprocess.PIPE, start_new_session=True)
@@ -177,6 +179,22 @@ return workflow {
     t.ok(ok and ended, "psql's session on the target has ended")
     t.is_(psql("dst_killed", "SELECT count(*) FROM pg_class WHERE relname = 'half_copied'"), "0",
           "psql's transaction was rolled back: the target holds nothing of the copy")
+
+    # 1b. the same without wfengine-tie beside the binary: the children are
+    # tied by the binary itself (wfengine --exec-tied-child)
+    alone = t.path("alone")
+    os.makedirs(alone)
+    shutil.copy(WFENGINE, os.path.join(alone, "wfengine"))
+    t.ok(os.access(os.path.join(os.path.dirname(WFENGINE), "wfengine-tie"), os.X_OK),
+         "the build puts wfengine-tie beside the binary (the case above)")
+    engine, dumps, children = start_copy("dst_alone", exe=os.path.join(alone, "wfengine"))
+    t.is_(sorted(children.values()), ["psql", "sleep", "sleep"],
+          "a binary without wfengine-tie beside it starts the same children")
+    engine.kill()
+    engine.wait()
+    gone = wait_for(lambda: not any(alive(pid) for pid in children), 5)
+    t.ok(dumps and gone, "kill -9 of that engine: its children are gone within 5 s too",
+         diag=lambda: ["still alive: %s" % {p: c for p, c in children.items() if alive(p)}])
 
     # 2. a step timeout cancels the copy: SIGTERM, the engine alive
     engine, dumps, children = start_copy("dst_cancelled", timeout=3)
