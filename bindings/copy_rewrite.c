@@ -15,6 +15,11 @@
 #define HEADER_EXTENSION_MAX (1 << 20)
 #define ARRAY_DIMS_MAX 6
 #define TYPE_DEPTH_MAX 16
+/* text, varchar and char: OIDs fixed in PostgreSQL's catalogs, the same in
+ * every database (pg_type.dat) */
+#define TEXTOID 25
+#define BPCHAROID 1042
+#define VARCHAROID 1043
 
 static const char SIGNATURE[11] = {'P', 'G', 'C', 'O', 'P', 'Y', '\n', '\377', '\r', '\n', '\0'};
 
@@ -629,16 +634,43 @@ static int parse(rw_stream *s, const unsigned char *p, size_t n, size_t *used, r
     }
     int rc = tuple_end(s, q, rest, &end);
     if (rc <= 0) return rc;
-    if (tuple(s, q, out) < 0) return -1;
+    if (s->at_free_copied && !memchr(q, '@', end)) {
+      if (!s->spec->check && rw_buf_put(out, q, end) < 0) return oom(s);
+    } else if (tuple(s, q, out) < 0) {
+      return -1;
+    }
     *used += end;
   }
   return 0;
+}
+
+/* Whether a tuple holding no '@' byte anywhere passes as it is: every
+ * chosen column is an ADDRESS or SCAN (both change a value only at an '@')
+ * of text, or of an array of a built-in text type (text, varchar, char: its
+ * element OID is the same in both databases, while arrays of citext or of
+ * domains are walked to write the target's). JSON is walked (an escape can spell '@': \u0040), and
+ * so are records and every other operation. Most tuples of a CRM-like table hold no address: they
+ * are copied whole instead of field by field. */
+static int at_free_copied(const rw_spec *spec) {
+  for (int i = 0; i < spec->column_count; i++) {
+    const rw_column *column = &spec->columns[i];
+    if (column->type < 0) continue;
+    if (column->op != RW_ADDRESS && column->op != RW_SCAN) return 0;
+    const rw_type *t = &spec->types[column->type];
+    if (t->kind == RW_ARRAY) {
+      t = &spec->types[t->elem];
+      if (t->oid != TEXTOID && t->oid != VARCHAROID && t->oid != BPCHAROID) return 0;
+    }
+    if (t->kind != RW_TEXT) return 0;
+  }
+  return 1;
 }
 
 void rw_stream_init(rw_stream *s, const rw_spec *spec) {
   memset(s, 0, sizeof *s);
   s->spec = spec;
   s->state = RW_HEADER;
+  s->at_free_copied = spec && at_free_copied(spec); /* NULL: a stream not yet used */
 }
 
 int rw_feed(rw_stream *s, const char *data, size_t length, rw_buf *out) {

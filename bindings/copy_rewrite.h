@@ -67,14 +67,15 @@ enum rw_state { RW_HEADER, RW_TUPLES, RW_DONE };
 typedef struct rw_stream {
   const rw_spec *spec;
   enum rw_state state;
-  rw_buf carry;   /* the start of a tuple still incomplete */
-  rw_buf scratch; /* decoded JSON strings */
-  rw_buf leaf;    /* a JSON string's transform */
-  rw_buf fit;     /* a transformed leaf too long for its column */
-  rw_buf several; /* ADDRESS: mail_sandbox_address of a leaf with several '@' */
-  rw_buf discard; /* check: where tuples go */
+  rw_buf carry;       /* the start of a tuple still incomplete */
+  rw_buf scratch;     /* decoded JSON strings */
+  rw_buf leaf;        /* a JSON string's transform */
+  rw_buf fit;         /* a transformed leaf too long for its column */
+  rw_buf several;     /* ADDRESS: mail_sandbox_address of a leaf with several '@' */
+  rw_buf discard;     /* check: where tuples go */
+  int at_free_copied; /* a tuple without an '@' byte cannot change (rw_stream_init) */
   long long values_changed;
-  long long *column_changed; /* per column (calloc'd at the first tuple) */
+  long long *column_changed; /* per column (calloc'd at the first tuple walked) */
   char error[160];
 } rw_stream;
 

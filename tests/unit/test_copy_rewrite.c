@@ -1,7 +1,7 @@
 /* test_copy_rewrite.c: the COPY stream rewrite (bindings/copy_rewrite.c):
  * the free-text scan, the fit rule, whole-value addresses holding several,
- * JSON strings, a stream fed one byte at a time (the carry of incomplete
- * tuples), and malformed streams refused. */
+ * JSON strings, tuples without '@' passed whole, a stream fed one byte at a
+ * time (the carry of incomplete tuples), and malformed streams refused. */
 #include <stdint.h>
 #include <string.h>
 
@@ -118,6 +118,98 @@ static void several_addresses(void) {
   rw_buf_free(&out);
 }
 
+/* A stream of tuples of three fields: int4 (passed untouched), text (scan),
+ * an array (address, of elem_oid) of one element; texts[i][0] is the text,
+ * texts[i][1] the element, ints[i] the int4. */
+static rw_buf three_fields(int n, const char *const texts[][2], const int32_t *ints,
+                           int32_t elem_oid) {
+  rw_buf b = {0};
+  rw_buf_put(&b, "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0", 19);
+  for (int i = 0; i < n; i++) {
+    unsigned char count[2] = {0, 3};
+    rw_buf_put(&b, count, 2);
+    put32(&b, 4);
+    put32(&b, ints[i]);
+    field(&b, texts[i][0], strlen(texts[i][0]));
+    rw_buf arr = {0};
+    put32(&arr, 1);
+    put32(&arr, 0);
+    put32(&arr, elem_oid);
+    put32(&arr, 1);
+    put32(&arr, 1);
+    field(&arr, texts[i][1], strlen(texts[i][1]));
+    field(&b, arr.data, arr.length);
+    rw_buf_free(&arr);
+  }
+  rw_buf_put(&b, "\377\377", 2);
+  return b;
+}
+
+/* Tuples with no '@' byte pass whole when every chosen column is an
+ * address or scan of text or of an array of a built-in text type; an '@'
+ * in a binary field only sends the tuple the long way; arrays of other
+ * element types (citext, a domain: OIDs that differ between databases)
+ * and JSON are always walked. */
+static void at_free_tuples(void) {
+  rw_type t[] = {{RW_TEXT, 25, 0, -1, 0, 0},
+                 {RW_ARRAY, 1009, 0, 0, 0, 0},
+                 {RW_TEXT, 90001, 0, -1, 0, 0},
+                 {RW_ARRAY, 90002, 0, 2, 0, 0}};
+  rw_column c[] = {{RW_KEEP, -1, NULL, 0}, {RW_SCAN, 0, NULL, 0}, {RW_ADDRESS, 1, NULL, 0}};
+  rw_spec three = spec;
+  three.types = t;
+  three.type_count = 4;
+  three.columns = c;
+  three.column_count = 3;
+  const char *texts[][2] = {
+      {"no address here", "nor here"}, {"plain", "text"}, {"mail k@X.no", "x@Y.no"}};
+  const int32_t ints[] = {7, 0x40404040, 9};
+  rw_buf in = three_fields(2, texts, ints, 25), out = {0};
+  rw_stream s;
+  rw_stream_init(&s, &three);
+  ok(s.at_free_copied, "address and scan of text and text[]: tuples without '@' pass whole");
+  ok(rw_feed(&s, in.data, in.length, &out) == 0 && rw_finish(&s) == 0 && s.values_changed == 0 &&
+         out.length == in.length && memcmp(out.data, in.data, in.length) == 0,
+     "tuples without an address come out as they went in (an '@' byte in an int4 too)");
+  rw_stream_free(&s);
+  rw_buf_free(&in);
+  in = three_fields(3, texts, ints, 25);
+  rw_stream_init(&s, &three);
+  out.length = 0;
+  ok(rw_feed(&s, in.data, in.length, &out) == 0 && rw_finish(&s) == 0, "the stream rewritten");
+  is_int(s.values_changed, 2, "only the third tuple's two values changed");
+  ok(memmem(out.data, out.length, "k_x.no@mailinator.com", 21) != NULL &&
+         memmem(out.data, out.length, "x_y.no@mailinator.com", 21) != NULL,
+     "the tuple with addresses is rewritten");
+  rw_stream_free(&s);
+  rw_buf_free(&in);
+
+  c[2].type = 3; /* an array of citext: its element OID is the target's */
+  in = three_fields(1, texts, ints, 12345);
+  rw_stream_init(&s, &three);
+  ok(!s.at_free_copied, "an array of a type that is not built in is always walked");
+  out.length = 0;
+  ok(rw_feed(&s, in.data, in.length, &out) == 0 && rw_finish(&s) == 0,
+     "a tuple without '@' through an array of citext");
+  unsigned char target_oid[4] = {0, 1, 0x5f, 0x91}; /* 90001 */
+  ok(memmem(out.data, out.length, target_oid, 4) != NULL && s.values_changed == 0,
+     "its element OID written as the target's though nothing changed");
+  rw_stream_free(&s);
+  rw_buf_free(&in);
+
+  rw_stream_init(&s, NULL); /* the pool's idle stream: no spec yet */
+  ok(!s.at_free_copied, "a stream without a spec (the pool's, between copies)");
+  rw_stream_free(&s);
+  rw_column json[] = {{RW_SCAN, 2, NULL, 0}};
+  rw_spec with_json = spec;
+  with_json.columns = json;
+  with_json.column_count = 1;
+  rw_stream_init(&s, &with_json);
+  ok(!s.at_free_copied, "jsonb is always walked (\\u0040 spells an '@')");
+  rw_stream_free(&s);
+  rw_buf_free(&out);
+}
+
 /* A stream of one tuple: the given values for the four columns. */
 static rw_buf stream(const char *const values[4], const size_t lengths[4]) {
   rw_buf b = {0};
@@ -150,6 +242,7 @@ int main(void) {
          "fit: spaces past the limit dropped");
   is_str(leaf(RW_HASH, 0, "x"), "af63f54c86021707", "hash: FNV-1a 64");
   several_addresses();
+  at_free_tuples();
 
   const char *values[4] = {"mail k@X.no", "averyverylongname@company.example.com",
                            "\001{\"a\\u0040b.no\": [\"c@d.no\", \"\\ud800\"]}", NULL};
