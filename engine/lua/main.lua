@@ -571,6 +571,10 @@ function commands.work_one(args)
   if not store then return fail("%s", err) end
   store.owner = args.name or store.owner
   store.lease = tonumber(args.lease or "30")
+  -- the snapshots written for these runs (code, config with secrets) go
+  -- when this process is done with them, also when it fails
+  local pool = require "wfengine.pool"
+  local _ <close> = setmetatable({}, { __close = pool.cleanup })
   local parent = parent_pid()
   local code = work_claimed(store, args, args.run_id, tonumber(args.epoch))
   for _ = 2, RUNS_PER_CHILD do
@@ -579,7 +583,6 @@ function commands.work_one(args)
     if not ok or not got then break end
     code = work_claimed(store, args, got.run_id, got.epoch)
   end
-  require("wfengine.pool").cleanup()
   return code
 end
 
