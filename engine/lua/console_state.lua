@@ -142,11 +142,13 @@ local function pulse()
   return sched.spawn_free(sched.halt)
 end
 
--- Whether the run is over: nobody holds it. Asked at each quiet look once
--- the last event ends the run, else every CRASH_CHECK looks (a crash).
+-- Whether the run is over: nobody holds it, and no worker is to take it
+-- (a run queued on a PostgreSQL state, not claimed yet, is not over).
+-- Asked at each quiet look once the last event ends the run, else every
+-- CRASH_CHECK looks (a crash).
 local function over(self, id, f, looks)
   if not LAST[f.last_type] and looks % CRASH_CHECK ~= 0 then return false end
-  return not self.store:live(id)
+  return not self.store:live(id) and not self.store:waiting(id)
 end
 
 local function take(f, events)

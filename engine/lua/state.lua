@@ -5,6 +5,8 @@
 -- rollback and unlock use (docs/architecture.md#the-state-interface):
 --   store:run_lock(run_id, create, durable)  one process per run (file: run.lock; PG: the lease)
 --   store:live(run_id)                       a process holds it now
+--   store:waiting(run_id)                    nobody does, but a worker will take it (PG: a
+--                                            pooled run queued, or claimable again)
 --   store:writer(run_id, durable)            -> writer; writer:append(event) -> line | nil, "fenced"
 --   store:events(run_id)                     -> events, warning | nil, message
 --   store:list{status=, workflow=, since=}   -> run ids, newest first (a hint: history re-checks)

@@ -27,6 +27,11 @@ function Store:live(run_id)
   return journal.run_live(self.dir, run_id)
 end
 
+-- No workers here: a run nobody holds goes on only when someone resumes it.
+function Store:waiting()
+  return false
+end
+
 local Writer = {}
 Writer.__index = Writer
 

@@ -339,6 +339,15 @@ function Store:live(run_id)
   return row ~= nil and row.live == true
 end
 
+-- A pooled run no process holds that a worker will take: queued, or
+-- claimable again (interrupted, or its worker's lease ran out).
+function Store:waiting(run_id)
+  local row = self:one([[SELECT pooled AND status IN ('queued', 'running', 'interrupted')
+      AND (owner IS NULL OR lease_until <= now()) AS waiting
+    FROM wfengine.runs WHERE run_id = $1]], run_id)
+  return row ~= nil and row.waiting == true
+end
+
 local Writer = {}
 Writer.__index = Writer
 

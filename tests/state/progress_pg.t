@@ -6,9 +6,13 @@
 # console's event stream hands it on (event: progress); a version 1 state
 # (the column dropped, the version set back) still runs, without progress,
 # until `state init` migrates it; a run started from the console on a
-# PostgreSQL state is submitted to the workers.
+# PostgreSQL state is submitted to the workers, and its event stream stays
+# open while the run waits for one.
 import os
+import queue
 import sys
+import threading
+import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import pgstate  # noqa: E402
@@ -55,16 +59,44 @@ try:
     t.ok(progress and progress[-1].get("done") == 40 and progress[-1].get("step") == "copy",
          "the console's event stream gives the progress from PostgreSQL", diag=[stream])
     t.ok(stream and stream[-1][0] == "end", "the stream ends (the run is over)")
-    # a run started from the console on a PostgreSQL state goes to the workers
-    worker = pg.worker("w1", "--state", URL)
+    # a run started from the console on a PostgreSQL state goes to the
+    # workers; its stream waits while no worker has taken it (the worker
+    # starts once the stream has sent a keepalive: 15 s open, queued)
     code, body = console.call("POST", "/api/runs", {"workflow": os.path.basename(WF)[:-4], "mode": "run",
                                                     "params": {}})
     t.is_(code, 201, "POST /api/runs on a PostgreSQL state: queued", body)
     qid = body.get("run_id") if isinstance(body, dict) else None
     t.is_(psql("SELECT pooled FROM wfengine.runs WHERE run_id = '%s'" % qid), "t",
           "the run was submitted (a pooled run), not started by the console")
-    stream = console.stream(qid)
-    t.ok(stream and stream[-1][0] == "end", "its stream follows it to the end")
+    lines = queue.Queue()
+
+    def read_stream():
+        try:
+            with urllib.request.urlopen(console.request("GET", "/api/runs/%s/events" % qid),
+                                        timeout=120) as r:
+                for raw in r:
+                    lines.put(raw.decode().rstrip("\n"))
+        except OSError as e:
+            lines.put("error: %s" % e)
+        lines.put(None)
+
+    reader = threading.Thread(target=read_stream, daemon=True)
+    reader.start()
+    before = []
+    while True:
+        line = lines.get(timeout=120)
+        if line is None or line == ": keepalive" or line == "event: end":
+            break
+        before.append(line)
+    t.ok(line == ": keepalive", "while no worker has taken the queued run, its stream stays open",
+         diag=before + ["ended with: %r" % (line,)])
+    worker = pg.worker("w1", "--state", URL)
+    after = []
+    while line is not None:
+        line = lines.get(timeout=120)
+        after.append(line)
+    t.ok("event: end" in after and any(a and '"run_succeeded"' in a for a in after),
+         "its stream follows it to the end once a worker runs it", diag=after[-6:])
     t.is_(psql("SELECT event::json->>'worker' FROM wfengine.events WHERE run_id = '%s' "
                "AND event::json->>'type' = 'run_started'" % qid), "w1", "a worker ran it")
     worker.terminate()
