@@ -892,11 +892,23 @@ fail:
   return NULL;
 }
 
+/* The fit rule alone: text taken as both the original and the rewritten
+ * value, cut to limit characters the way the stream cuts a value too long
+ * for its column. */
+static int fit_text(rw_stream *s, int32_t limit, const char *text, size_t length, rw_buf *out) {
+  if (rw_buf_put(out, text, length) < 0) return -1;
+  if (limit <= 0 || utf8_chars(text, length) <= (size_t)limit) return 0;
+  return fit(s, limit, text, length, out, 0);
+}
+
 /* copy.rewrite_text(op, text, domain[, limit[, constant]]) -> text: one
- * text leaf through the transform, as the stream applies it. */
+ * text leaf through the transform, as the stream applies it; op "fit": the
+ * fit rule alone (sql_checks' fallback for a value a CHECK refuses). */
 static int lua_rewrite_text(lua_State *L) {
-  int op = name_index(OP_NAMES, luaL_checkstring(L, 1));
-  luaL_argcheck(L, op >= 0 && op != RW_NULL, 1, "keep, address, scan, constant or hash");
+  const char *name = luaL_checkstring(L, 1);
+  int fit_only = strcmp(name, "fit") == 0;
+  int op = fit_only ? RW_KEEP : name_index(OP_NAMES, name);
+  luaL_argcheck(L, op >= 0 && op != RW_NULL, 1, "keep, address, scan, constant, hash or fit");
   if (lua_isnoneornil(L, 2)) return lua_pushnil(L), 1;
   size_t length, cl = 0;
   const char *text = luaL_checklstring(L, 2, &length);
@@ -917,7 +929,9 @@ static int lua_rewrite_text(lua_State *L) {
   rw_stream_init(&s, spec);
   rw_buf out = {0};
   int changed = 0;
-  int rc = rw_text(&s, (enum rw_op)op, &column, (int32_t)limit, text, length, &out, &changed);
+  int rc = fit_only
+               ? fit_text(&s, (int32_t)limit, text, length, &out)
+               : rw_text(&s, (enum rw_op)op, &column, (int32_t)limit, text, length, &out, &changed);
   if (rc == 0) lua_pushlstring(L, out.data ? out.data : "", out.length);
   rw_buf_free(&out);
   rw_stream_free(&s);

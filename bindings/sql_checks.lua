@@ -97,26 +97,16 @@ function checks.drop(target, list)
   if #statements > 0 then target:_run(table.concat(statements, "\n")) end
 end
 
--- The fallback of rewritten value r in at most `limit` characters: the fit
--- rule's forms with H = FNV-1a 64 of r (the production value is no longer
--- at hand): P.H@d, P the first characters of r (each not in
--- [A-Za-z0-9_+-] as '_'); H@d with H cut to fit; nil below length(d) + 2.
-local function fallback(r, domain, limit)
-  local H, dl = copy.rewrite_text("hash", r, domain), #domain
-  if limit >= 18 + dl + 1 then
-    local p = {}
-    for _, code in utf8.codes(r, true) do
-      if #p == limit - 18 - dl then break end
-      local ch = utf8.char(code)
-      p[#p + 1] = ch:find("^[%w_+%-]$") and ch or "_"
-    end
-    return table.concat(p) .. "." .. H .. "@" .. domain
-  elseif limit >= dl + 2 then
-    return H:sub(1, math.min(16, limit - dl - 1)) .. "@" .. domain
-  end
-end
-
 local function chars(s) return utf8.len(s) or #s end
+
+-- The fallback of rewritten value r in at most `limit` characters: the fit
+-- rule's forms (P.H@d, or H@d with H cut to fit) from the stream's own C
+-- rule, with r as the original (the production value is no longer at
+-- hand); a limit r already keeps (the last probe, 17 + length(d)): H@d.
+local function fallback(r, domain, limit)
+  if chars(r) <= limit then return copy.rewrite_text("hash", r, domain) .. "@" .. domain end
+  return copy.rewrite_text("fit", r, domain, limit)
+end
 
 -- The violating rows seen through one of k's rewritten columns (by
 -- tableoid and ctid): "rel id" -> {rel, id, values = {col = value}}.

@@ -371,13 +371,9 @@ static int pipeline_gc(lua_State *L) {
 /* copy.private_dir() -> path of a new directory under $TMPDIR (else /tmp)
  * that only this user can enter (mkdtemp: mode 0700) */
 static int copy_private_dir(lua_State *L) {
-  const char *tmp = getenv("TMPDIR");
-  if (!tmp || !*tmp) tmp = "/tmp";
   char path[PATH_MAX];
-  int n = snprintf(path, sizeof path, "%s/wf-copy-XXXXXX", tmp);
-  if (n < 0 || (size_t)n >= sizeof path) return luaL_error(L, "TMPDIR is too long: %s", tmp);
-  if (!mkdtemp(path))
-    return luaL_error(L, "cannot create a directory in %s: %s", tmp, strerror(errno));
+  if (wf_private_dir("wf-copy", path, sizeof path) < 0)
+    return luaL_error(L, "cannot create a directory under $TMPDIR: %s", strerror(errno));
   lua_pushstring(L, path);
   return 1;
 }

@@ -14,6 +14,7 @@
 
 #include <lauxlib.h>
 #include "engine.h"
+#include "wf.h"
 
 /* The journal a second signal may append its run_interrupted to: armed by
  * the runner once the run's first event is written, disarmed before its
@@ -297,18 +298,22 @@ static int files_write_file(lua_State *L) {
   return 1;
 }
 
-/* files.private_dir(prefix) -> path | nil, message: a new directory
- * "$TMPDIR/PREFIX-XXXXXX" (else under /tmp) that only this user can enter:
- * mkdtemp, so a name another local user guessed or planted (a directory, a
- * symbolic link) is never used. */
-static int files_private_dir(lua_State *L) {
-  const char *prefix = luaL_checkstring(L, 1);
+int wf_private_dir(const char *prefix, char *path, size_t size) {
   const char *tmp = getenv("TMPDIR");
   if (!tmp || !*tmp) tmp = "/tmp";
+  int n = snprintf(path, size, "%s/%s-XXXXXX", tmp, prefix);
+  if (n < 0 || (size_t)n >= size) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  return mkdtemp(path) ? 0 : -1;
+}
+
+/* files.private_dir(prefix) -> path | nil, message: wf_private_dir. */
+static int files_private_dir(lua_State *L) {
   char path[4096];
-  int n = snprintf(path, sizeof path, "%s/%s-XXXXXX", tmp, prefix);
-  if (n < 0 || (size_t)n >= sizeof path) return luaL_argerror(L, 1, "path too long");
-  if (!mkdtemp(path)) return push_errno(L, tmp);
+  if (wf_private_dir(luaL_checkstring(L, 1), path, sizeof path) < 0)
+    return push_errno(L, "a private directory under $TMPDIR");
   lua_pushstring(L, path);
   return 1;
 }

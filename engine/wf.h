@@ -77,6 +77,12 @@ void wf_wake(wf_wait *wait);
  * thread. */
 int wf_spawn(lua_State *L, uv_process_t *process, const uv_process_options_t *options);
 
+/* Makes a new directory "$TMPDIR/PREFIX-XXXXXX" (else under /tmp) that only
+ * this user can enter: mkdtemp, mode 0700, never a name another local user
+ * created or linked first. Fills path; 0, or -1 with errno set (ENAMETOOLONG
+ * when it does not fit). */
+int wf_private_dir(const char *prefix, char *path, size_t size);
+
 /* Journals and shows a line for the calling step ("info", "warn" or "would":
  * the dry-run report of a change not made). Secrets are redacted. */
 void wf_log(lua_State *L, const char *level, const char *fmt, ...)
