@@ -214,11 +214,13 @@ function pool.materialize(row, epoch, worker_config)
   if not base then return nil, base_err end
   local list = { base }
   made[#made + 1] = list
+  local function outside(name)
+    return nil, string.format("run %s (epoch %s): the snapshot names a file outside its directory: %s",
+      row.run_id, epoch, tostring(name))
+  end
+  if not inside(snap.main) then return outside(snap.main) end
   for rel, text in pairs(snap.files) do
-    if not inside(rel) or not inside(snap.main) then
-      return nil, string.format("run %s (epoch %s): the snapshot names a file outside its directory: %s",
-        row.run_id, epoch, tostring(inside(rel) and snap.main or rel))
-    end
+    if not inside(rel) then return outside(rel) end
     local ok, err = put(base, rel, text, list)
     if not ok then return nil, err end
   end
